@@ -1,0 +1,1 @@
+//! cairn-store: a node's disk.
