@@ -1,1 +1,3 @@
+//! Pipeline benchmarks (written next).
+
 fn main() {}

@@ -17,15 +17,15 @@ pub const CHUNK_MAX: usize = 4 * 1024 * 1024;
 /// cairn-core checks in its own tests that the chunk constants above match
 /// the chunker's.
 pub const INTERESTING_SIZES: [usize; 10] = [
-    0,                 // an empty file: no chunk at all, still a valid manifest
-    1,                 // one byte: one tiny chunk
-    CHUNK_MIN - 1,     // just below the smallest cut: one chunk
-    CHUNK_MIN,         // exactly the smallest chunk
-    CHUNK_MIN + 1,     // one byte past it: the chunker may not cut below min
-    CHUNK_AVG,         // the average chunk
-    CHUNK_MAX - 1,     // just below the forced cut
-    CHUNK_MAX,         // exactly one maximal chunk at most
-    CHUNK_MAX + 1,     // a forced cut leaves a one-byte tail
+    0,                   // an empty file: no chunk at all, still a valid manifest
+    1,                   // one byte: one tiny chunk
+    CHUNK_MIN - 1,       // just below the smallest cut: one chunk
+    CHUNK_MIN,           // exactly the smallest chunk
+    CHUNK_MIN + 1,       // one byte past it: the chunker may not cut below min
+    CHUNK_AVG,           // the average chunk
+    CHUNK_MAX - 1,       // just below the forced cut
+    CHUNK_MAX,           // exactly one maximal chunk at most
+    CHUNK_MAX + 1,       // a forced cut leaves a one-byte tail
     9 * 1024 * 1024 + 7, // several chunks, odd length
 ];
 
@@ -34,7 +34,9 @@ pub const INTERESTING_SIZES: [usize; 10] = [
 /// incompressible.
 pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    seeded_reader(seed).read_exact(&mut out).expect("XOF never ends");
+    seeded_reader(seed)
+        .read_exact(&mut out)
+        .expect("XOF never ends");
     out
 }
 
@@ -49,8 +51,8 @@ pub fn seeded_reader(seed: u64) -> blake3::OutputReader {
 /// compresses several-fold, for tests and benchmarks of compression.
 pub fn seeded_text(seed: u64, len: usize) -> Vec<u8> {
     const WORDS: [&str; 16] = [
-        "cairn", "shard", "chunk", "node", "store", "fetch", "stone", "path", "the", "of",
-        "and", "a", "mountain", "marker", "trail", "\n",
+        "cairn", "shard", "chunk", "node", "store", "fetch", "stone", "path", "the", "of", "and",
+        "a", "mountain", "marker", "trail", "\n",
     ];
     let noise = seeded_bytes(seed, len / 2 + 16);
     let mut out = Vec::with_capacity(len + 16);
