@@ -1,0 +1,195 @@
+//! Scrub: re-read every shard, set aside the damaged ones, and reconcile
+//! the files with the metadata database.
+//!
+//! A scrub walks `shards/` once. For each file it
+//!
+//! 1. reads and re-hashes it, pausing as needed so that the bytes read
+//!    since the start never exceed [`ScrubOptions::max_bytes_per_second`]
+//!    times the time elapsed: a node can scrub continuously without
+//!    starving the reads it serves;
+//! 2. quarantines it if it is damaged (after re-checking under the id's
+//!    lock, so a file replaced meanwhile is not set aside by mistake);
+//! 3. deletes it if no user references it. Such files are the garbage of a
+//!    crash between the commit that dropped a shard's last reference and
+//!    the deletion of its file. The check and the deletion happen under the
+//!    id's lock, so a concurrent put cannot reference the file in between.
+//!
+//! Then it lists the shards the database says someone references but that
+//! have no file: lost to a crash between a put's commit and its rename, or
+//! to damage (a referenced shard quarantined in step 2 shows up here too),
+//! or deleted behind the store's back. Those are what repair must refetch.
+//!
+//! The scrub runs alongside other operations; shards written while it runs
+//! may or may not be checked.
+
+use std::io;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cairn_core::Id;
+
+use crate::Store;
+use crate::shards::{Checked, FileError};
+
+/// How a scrub runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScrubOptions {
+    /// Upper bound on the read rate, in bytes per second; `None` reads as
+    /// fast as the disk allows. `Some(0)` is treated as 1 byte per second.
+    /// Default: `None`.
+    pub max_bytes_per_second: Option<u64>,
+}
+
+impl ScrubOptions {
+    /// These options with the read rate bounded to `rate` bytes per second
+    /// (`None` for unbounded).
+    #[must_use]
+    pub fn with_max_bytes_per_second(mut self, rate: Option<u64>) -> Self {
+        self.max_bytes_per_second = rate;
+        self
+    }
+}
+
+/// What a scrub found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScrubReport {
+    /// Shard files read, damaged ones included.
+    pub shards_checked: u64,
+    /// Bytes read from those files.
+    pub bytes_checked: u64,
+    /// Shards whose file failed its hash and was moved to quarantine, in
+    /// the order found.
+    pub corrupt: Vec<Id>,
+    /// Shards some user references that have no file, in id order.
+    pub missing: Vec<Id>,
+    /// Intact shard files that no user referenced and that were deleted.
+    pub unreferenced_removed: u64,
+}
+
+/// Why a scrub stopped before the end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScrubError {
+    /// Listing, reading or deleting a shard file failed.
+    #[error("scrub cannot access {path}")]
+    Io {
+        /// The file or directory being worked on.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
+}
+
+impl From<FileError> for ScrubError {
+    fn from(e: FileError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+/// Keeps a reader at or below a byte rate by sleeping.
+#[derive(Debug)]
+struct Throttle {
+    /// Bytes per second, or `None` for no bound.
+    rate: Option<u64>,
+    start: Instant,
+    /// Bytes read since `start`.
+    consumed: u64,
+}
+
+impl Throttle {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            rate: rate.map(|r| r.max(1)),
+            start: Instant::now(),
+            consumed: 0,
+        }
+    }
+
+    /// Records `bytes` read and sleeps until reading them was allowed.
+    fn consume(&mut self, bytes: u64) {
+        self.consumed = self.consumed.saturating_add(bytes);
+        let Some(rate) = self.rate else { return };
+        // In u128 so that no rate or byte count can overflow; rounded up so
+        // the bound holds exactly.
+        let nanos = (u128::from(self.consumed) * 1_000_000_000).div_ceil(u128::from(rate));
+        let due = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// Runs a scrub over `store`; see [`Store::scrub`].
+pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, ScrubError> {
+    let mut throttle = Throttle::new(options.max_bytes_per_second);
+    let mut report = ScrubReport::default();
+    for id in store.files.iter() {
+        let id = id.map_err(|source| FileError {
+            path: store.dir.join("shards"),
+            source,
+        })?;
+        let mut read = 0;
+        let checked = store.files.read(&id, &mut |n| {
+            read += n;
+            throttle.consume(n);
+        })?;
+        match checked {
+            // Removed since the listing: nothing to check.
+            Checked::Missing => continue,
+            Checked::Intact(_) => {
+                if store.remove_if_unreferenced(&id)? {
+                    report.unreferenced_removed += 1;
+                }
+            }
+            Checked::Damaged(_) => {
+                let (recheck, _) =
+                    store.quarantine_if_damaged(&id, &mut |n| throttle.consume(n))?;
+                if let Checked::Damaged(_) = recheck {
+                    report.corrupt.push(id);
+                }
+            }
+        }
+        report.shards_checked += 1;
+        report.bytes_checked += read;
+    }
+    for id in store.meta.held_shards()? {
+        if store.is_missing(&id)? {
+            report.missing.push(id);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_sleeps_until_the_bytes_are_due() {
+        let start = Instant::now();
+        let mut throttle = Throttle::new(Some(10_000));
+        throttle.consume(1_000);
+        throttle.consume(1_000);
+        // 2,000 bytes at 10,000 bytes/s take at least 0.2 s.
+        assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn unbounded_throttle_never_sleeps() {
+        let start = Instant::now();
+        let mut throttle = Throttle::new(None);
+        throttle.consume(u64::MAX);
+        throttle.consume(u64::MAX);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,547 @@
+//! Shard files: where they live, how they are written, read and set aside.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/shards/ab/cd/abcd…(64 hex digits)   one file per shard, named by its id
+//! <dir>/tmp/shard-*.tmp                      writes in progress (deleted at open)
+//! <dir>/quarantine/<hex>.<n>                 files that failed their hash
+//! ```
+//!
+//! The two fan-out levels keep directories small (65,536 leaves). Every path
+//! is built from an [`Id`], whose text form is exactly 64 lowercase hex
+//! digits, so no caller-supplied string ever reaches the filesystem.
+//!
+//! # Guarantees
+//!
+//! - **Nothing half-written is visible.** A shard is written to a temporary
+//!   file in `tmp/` (the same filesystem as `shards/`, both being under the
+//!   store's directory), flushed with `fsync`, and only then renamed to its
+//!   final name; the directory that gained the name is flushed too. A crash
+//!   leaves either no file or the whole file, plus possibly a temporary file
+//!   that the next open deletes.
+//! - **Bad bytes are never returned.** Every read re-hashes the file and
+//!   compares with its name. Files longer than [`MAX_SHARD_LEN`] are reported
+//!   without being read in full, so a damaged size cannot exhaust memory.
+//! - **Damaged files are moved, not deleted**, to `quarantine/`, where an
+//!   operator can inspect them; the shard then reads as absent and can be
+//!   rewritten by a later put or by repair.
+//!
+//! Callers (the [`Store`](crate::Store)) hold the per-id lock around every
+//! step that creates or removes a shard's final name; this module does no
+//! locking of its own.
+
+use std::fs::{self, File, ReadDir};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use cairn_core::Id;
+
+/// Largest shard the store accepts, in bytes: a maximal 4 MiB chunk can
+/// never produce more, and 64 MiB leaves room for other codings, plus 64
+/// bytes for a header.
+pub const MAX_SHARD_LEN: usize = 64 * 1024 * 1024 + 64;
+
+/// Bytes read between two calls of a read's progress callback, which the
+/// scrub uses to pace itself: small enough that a large shard does not burst
+/// past the rate bound, large enough to keep system calls few.
+const READ_BLOCK: u64 = 256 * 1024;
+
+/// How a shard file on disk differs from what its name promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The bytes hash to another id: bit rot, truncation, or a write from
+    /// outside cairn.
+    Mismatch {
+        /// The id the bytes on disk actually have.
+        actual: Id,
+    },
+    /// The file is longer than any shard can be; it was not read in full.
+    Oversized {
+        /// Length of the file in bytes, as far as it was measured.
+        len: u64,
+    },
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Mismatch { actual } => write!(f, "its bytes hash to {actual}"),
+            Self::Oversized { len } => {
+                write!(
+                    f,
+                    "it is {len} bytes long, over the {MAX_SHARD_LEN}-byte limit"
+                )
+            }
+        }
+    }
+}
+
+/// The result of reading and verifying one shard file.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// The file exists and its bytes hash to its name.
+    Intact(Vec<u8>),
+    /// The file exists but must not be served.
+    Damaged(Damage),
+    /// There is no file for this id.
+    Missing,
+}
+
+/// An I/O failure together with the path it happened on.
+#[derive(Debug)]
+pub(crate) struct FileError {
+    /// The file or directory being worked on.
+    pub(crate) path: PathBuf,
+    /// What the operating system said.
+    pub(crate) source: io::Error,
+}
+
+/// Attaches a path to io errors.
+trait AtPath<T> {
+    fn at(self, path: &Path) -> Result<T, FileError>;
+}
+
+impl<T> AtPath<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, FileError> {
+        self.map_err(|source| FileError {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Shard bytes written and flushed to a temporary file, not yet visible
+/// under their id. Dropping it deletes the temporary file.
+#[derive(Debug)]
+pub(crate) struct Staged(tempfile::NamedTempFile);
+
+/// The shard files of one store directory.
+#[derive(Debug)]
+pub(crate) struct ShardFiles {
+    /// `<dir>/shards`: the fan-out tree of shard files.
+    shards: PathBuf,
+    /// `<dir>/tmp`: temporary files of writes in progress.
+    tmp: PathBuf,
+    /// `<dir>/quarantine`: files that failed their hash.
+    quarantine: PathBuf,
+    /// Whether to fsync files and directories (see `StoreOptions::sync`).
+    sync: bool,
+}
+
+impl ShardFiles {
+    /// Creates the three directories under `dir` if needed and deletes
+    /// everything left in `tmp/` by writes a crash interrupted.
+    ///
+    /// The caller must already hold the store's exclusive lock (the metadata
+    /// database's), or this could delete another process's writes in
+    /// progress.
+    pub(crate) fn open(dir: &Path, sync: bool) -> Result<Self, FileError> {
+        let files = Self {
+            shards: dir.join("shards"),
+            tmp: dir.join("tmp"),
+            quarantine: dir.join("quarantine"),
+            sync,
+        };
+        for sub in [&files.shards, &files.tmp, &files.quarantine] {
+            fs::create_dir_all(sub).at(sub)?;
+        }
+        files.clean_tmp()?;
+        Ok(files)
+    }
+
+    /// Deletes every entry of `tmp/`. Nothing in there was ever visible as a
+    /// shard, so nothing is lost.
+    fn clean_tmp(&self) -> Result<(), FileError> {
+        for entry in fs::read_dir(&self.tmp).at(&self.tmp)? {
+            let entry = entry.at(&self.tmp)?;
+            let path = entry.path();
+            let removed = if entry.file_type().at(&path)?.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match removed {
+                // Gone already: nothing to do.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other.at(&path)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The final path of a shard: `shards/ab/cd/<64 hex digits>`.
+    pub(crate) fn path(&self, id: &Id) -> PathBuf {
+        let hex = id.to_string();
+        self.shards.join(&hex[..2]).join(&hex[2..4]).join(hex)
+    }
+
+    /// Whether a file exists under the shard's final name.
+    pub(crate) fn exists(&self, id: &Id) -> Result<bool, FileError> {
+        let path = self.path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(FileError { path, source }),
+        }
+    }
+
+    /// Writes `bytes` to a new temporary file in `tmp/` and flushes it.
+    /// On error the temporary file is already deleted.
+    pub(crate) fn stage(&self, bytes: &[u8]) -> Result<Staged, FileError> {
+        let mut file = tempfile::Builder::new()
+            .prefix("shard-")
+            .suffix(".tmp")
+            .tempfile_in(&self.tmp)
+            .at(&self.tmp)?;
+        let path = file.path().to_owned();
+        file.write_all(bytes).at(&path)?;
+        if self.sync {
+            file.as_file().sync_all().at(&path)?;
+        }
+        Ok(Staged(file))
+    }
+
+    /// Makes a staged shard visible under its id: creates the fan-out
+    /// directories, renames, and flushes every directory that changed.
+    ///
+    /// The caller holds the id's lock and has checked that the id matches
+    /// the staged bytes; an existing file of the same name is replaced
+    /// (it could only hold the same bytes).
+    pub(crate) fn install(&self, staged: Staged, id: &Id) -> Result<(), FileError> {
+        let path = self.path(id);
+        let leaf = path.parent().expect("a shard path has fan-out parents");
+        let fan = leaf.parent().expect("a shard path has two fan-out levels");
+        self.ensure_dir(fan, &self.shards)?;
+        self.ensure_dir(leaf, fan)?;
+        staged.0.persist(&path).map_err(|e| e.error).at(&path)?;
+        if self.sync {
+            sync_dir(leaf)?;
+        }
+        Ok(())
+    }
+
+    /// Creates `dir` (a child of `parent`) unless it exists, flushing
+    /// `parent` so the new directory survives a crash.
+    fn ensure_dir(&self, dir: &Path, parent: &Path) -> Result<(), FileError> {
+        match fs::create_dir(dir) {
+            Ok(()) if self.sync => sync_dir(parent),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(source) => Err(FileError {
+                path: dir.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Reads a shard and checks it against its id.
+    ///
+    /// `on_block` is called with the length of every block read, so a caller
+    /// can pace itself. At most [`MAX_SHARD_LEN`] + 1 bytes are ever read.
+    pub(crate) fn read(
+        &self,
+        id: &Id,
+        on_block: &mut dyn FnMut(u64),
+    ) -> Result<Checked, FileError> {
+        let path = self.path(id);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checked::Missing),
+            Err(source) => return Err(FileError { path, source }),
+        };
+        let max = MAX_SHARD_LEN as u64;
+        let len = file.metadata().at(&path)?.len();
+        if len > max {
+            return Ok(Checked::Damaged(Damage::Oversized { len }));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(MAX_SHARD_LEN));
+        loop {
+            let n = (&mut file)
+                .take(READ_BLOCK)
+                .read_to_end(&mut bytes)
+                .at(&path)? as u64;
+            if n == 0 {
+                break;
+            }
+            on_block(n);
+            // The file may have grown since its length was taken.
+            if bytes.len() > MAX_SHARD_LEN {
+                let len = bytes.len() as u64;
+                return Ok(Checked::Damaged(Damage::Oversized { len }));
+            }
+        }
+        let actual = Id::of(&bytes);
+        Ok(if actual == *id {
+            Checked::Intact(bytes)
+        } else {
+            Checked::Damaged(Damage::Mismatch { actual })
+        })
+    }
+
+    /// Deletes a shard file. Returns whether there was one.
+    pub(crate) fn remove(&self, id: &Id) -> Result<bool, FileError> {
+        let path = self.path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(FileError { path, source }),
+        }
+        if self.sync {
+            sync_dir(path.parent().expect("a shard path has a parent"))?;
+        }
+        Ok(true)
+    }
+
+    /// Moves a shard file to `quarantine/<hex>.<n>`, with the smallest `n`
+    /// not yet taken, and returns the new path.
+    ///
+    /// The caller holds the id's lock, which is what makes picking a free
+    /// name race-free: only this id's files are named after its hex.
+    pub(crate) fn quarantine(&self, id: &Id) -> Result<PathBuf, FileError> {
+        let from = self.path(id);
+        let hex = id.to_string();
+        let mut n = 0u64;
+        let to = loop {
+            let candidate = self.quarantine.join(format!("{hex}.{n}"));
+            match fs::symlink_metadata(&candidate) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break candidate,
+                Err(source) => {
+                    return Err(FileError {
+                        path: candidate,
+                        source,
+                    });
+                }
+                Ok(_) => n += 1,
+            }
+        };
+        fs::rename(&from, &to).at(&from)?;
+        if self.sync {
+            sync_dir(&self.quarantine)?;
+            sync_dir(from.parent().expect("a shard path has a parent"))?;
+        }
+        Ok(to)
+    }
+
+    /// Walks `shards/` and yields the id of every well-placed shard file.
+    pub(crate) fn iter(&self) -> Shards {
+        Shards {
+            top: Some(fs::read_dir(&self.shards).map(|entries| Level {
+                prefix: String::new(),
+                entries,
+            })),
+            fan: None,
+            leaf: None,
+        }
+    }
+}
+
+/// Flushes a directory, so that the names created or removed in it survive
+/// a crash.
+fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// An iterator over the ids of the shard files in a store, in no particular
+/// order; see [`Store::iter`](crate::Store::iter).
+///
+/// Only regular files at their canonical place (`shards/ab/cd/abcd…`, lower
+/// case) are yielded. Anything else (stray names, files in the wrong fan-out
+/// directory, symbolic links) is skipped and never touched, so a scrub does
+/// not delete what it does not understand. Shards written or removed while
+/// the walk runs may or may not be seen.
+#[derive(Debug)]
+pub struct Shards {
+    /// The listing of `shards/`, or the error opening it (yielded once).
+    top: Option<io::Result<Level>>,
+    /// The listing of the current `shards/ab/`.
+    fan: Option<Level>,
+    /// The listing of the current `shards/ab/cd/`.
+    leaf: Option<Level>,
+}
+
+/// One directory being listed, with the hex digits its path stands for.
+#[derive(Debug)]
+struct Level {
+    /// `""` for `shards/`, `"ab"` for `shards/ab/`, `"abcd"` below that.
+    prefix: String,
+    entries: ReadDir,
+}
+
+impl Iterator for Shards {
+    type Item = io::Result<Id>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(leaf) = &mut self.leaf {
+                match leaf.entries.next() {
+                    None => self.leaf = None,
+                    Some(Err(e)) => return Some(Err(e)),
+                    Some(Ok(entry)) => match shard_id(&leaf.prefix, &entry) {
+                        Ok(Some(id)) => return Some(Ok(id)),
+                        Ok(None) => {}
+                        Err(e) => return Some(Err(e)),
+                    },
+                }
+                continue;
+            }
+            if let Some(fan) = &mut self.fan {
+                match fan.entries.next() {
+                    None => self.fan = None,
+                    Some(Err(e)) => return Some(Err(e)),
+                    Some(Ok(entry)) => match descend(&fan.prefix, &entry) {
+                        Ok(next) => self.leaf = next,
+                        Err(e) => return Some(Err(e)),
+                    },
+                }
+                continue;
+            }
+            match self.top.as_mut()? {
+                Err(_) => {
+                    let Some(Err(e)) = self.top.take() else {
+                        unreachable!("matched an error just above")
+                    };
+                    return Some(Err(e));
+                }
+                Ok(top) => match top.entries.next() {
+                    None => {
+                        self.top = None;
+                        return None;
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
+                    Some(Ok(entry)) => match descend(&top.prefix, &entry) {
+                        Ok(next) => self.fan = next,
+                        Err(e) => return Some(Err(e)),
+                    },
+                },
+            }
+        }
+    }
+}
+
+/// Opens a fan-out directory entry if it is one: a real directory named by
+/// two lowercase hex digits. Returns `None` for anything else.
+fn descend(prefix: &str, entry: &fs::DirEntry) -> io::Result<Option<Level>> {
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else {
+        return Ok(None);
+    };
+    let is_fan_name = name.len() == 2 && name.bytes().all(is_lower_hex);
+    if !is_fan_name || !entry.file_type()?.is_dir() {
+        return Ok(None);
+    }
+    match fs::read_dir(entry.path()) {
+        Ok(entries) => Ok(Some(Level {
+            prefix: format!("{prefix}{name}"),
+            entries,
+        })),
+        // Removed while we walked: nothing to list.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The id a leaf entry stands for, if it is a regular file whose name is an
+/// id in canonical (lowercase) form starting with the fan-out digits.
+fn shard_id(prefix: &str, entry: &fs::DirEntry) -> io::Result<Option<Id>> {
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else {
+        return Ok(None);
+    };
+    if !name.starts_with(prefix) || !name.bytes().all(is_lower_hex) {
+        return Ok(None);
+    }
+    let Ok(id) = name.parse::<Id>() else {
+        return Ok(None);
+    };
+    if !entry.file_type()?.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(id))
+}
+
+/// Whether a byte is one of `0-9a-f`, the digits shard paths are made of.
+fn is_lower_hex(byte: u8) -> bool {
+    matches!(byte, b'0'..=b'9' | b'a'..=b'f')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> ShardFiles {
+        ShardFiles::open(dir, true).unwrap()
+    }
+
+    #[test]
+    fn path_fans_out_over_two_levels() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let id = Id::of(b"fan");
+        let hex = id.to_string();
+        let expected = dir
+            .path()
+            .join("shards")
+            .join(&hex[..2])
+            .join(&hex[2..4])
+            .join(&hex);
+        assert_eq!(files.path(&id), expected);
+    }
+
+    #[test]
+    fn stage_install_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        for bytes in [&b""[..], b"x", &[7u8; 600_000][..]] {
+            let id = Id::of(bytes);
+            files.install(files.stage(bytes).unwrap(), &id).unwrap();
+            let mut blocks = Vec::new();
+            let Checked::Intact(read) = files.read(&id, &mut |n| blocks.push(n)).unwrap() else {
+                panic!("fresh shard must read back intact");
+            };
+            assert_eq!(read, bytes);
+            assert_eq!(blocks.iter().sum::<u64>(), bytes.len() as u64);
+            assert!(blocks.iter().all(|&n| n <= READ_BLOCK));
+        }
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn oversized_file_is_damage_and_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let id = Id::of(b"big");
+        let path = files.path(&id);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // A sparse file: long, but costs no disk.
+        let file = File::create(&path).unwrap();
+        file.set_len(MAX_SHARD_LEN as u64 + 1).unwrap();
+        let mut read = 0;
+        let checked = files.read(&id, &mut |n| read += n).unwrap();
+        assert!(matches!(
+            checked,
+            Checked::Damaged(Damage::Oversized { len }) if len == MAX_SHARD_LEN as u64 + 1
+        ));
+        assert_eq!(read, 0);
+    }
+
+    #[test]
+    fn quarantine_picks_a_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let id = Id::of(b"q");
+        for n in 0..3 {
+            files.install(files.stage(b"q").unwrap(), &id).unwrap();
+            let to = files.quarantine(&id).unwrap();
+            assert_eq!(to, dir.path().join("quarantine").join(format!("{id}.{n}")));
+            assert!(!files.exists(&id).unwrap());
+        }
+    }
+
+    #[test]
+    fn lower_hex_is_exactly_the_path_alphabet() {
+        let accepted: Vec<u8> = (0..=255u8).filter(|&b| is_lower_hex(b)).collect();
+        assert_eq!(accepted, b"0123456789abcdef");
+    }
+}
