@@ -1,0 +1,144 @@
+//! Damaged shard files: a flipped bit or a truncation on disk must be
+//! reported as `Corrupt`, never served, and the file moved to quarantine.
+//!
+//! Guards against serving bit rot to clients and against deleting the
+//! evidence an operator needs to diagnose a failing disk.
+
+mod common;
+
+use std::fs;
+
+use cairn_core::Id;
+use cairn_store::{Damage, GetError, ScrubOptions};
+use common::{files_under, open, quarantined, shard, shard_path};
+
+/// Flips one bit in the middle of a file.
+fn flip_a_bit(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// Cuts the last byte off a file.
+fn truncate(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = fs::read(path).unwrap();
+    bytes.pop();
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn flipped_bit_is_reported_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(1, 8192);
+    store.put("ann", &id, &bytes, None).unwrap();
+    let path = shard_path(dir.path(), &id);
+    let damaged = flip_a_bit(&path);
+
+    let err = store.get(&id).unwrap_err();
+    let GetError::Corrupt {
+        id: reported,
+        damage,
+        quarantined: Some(moved_to),
+    } = err
+    else {
+        panic!("expected Corrupt with a quarantine path, got {err:?}");
+    };
+    assert_eq!(reported, id);
+    assert_eq!(
+        damage,
+        Damage::Mismatch {
+            actual: Id::of(&damaged)
+        }
+    );
+    // The damaged bytes are kept for inspection, out of the shard tree.
+    assert_eq!(
+        moved_to,
+        dir.path().join("quarantine").join(format!("{id}.0"))
+    );
+    assert_eq!(fs::read(&moved_to).unwrap(), damaged);
+    assert!(!path.exists());
+    assert!(matches!(store.get(&id), Err(GetError::NotFound { .. })));
+    // The reference survives: the shard is missing, not forgotten.
+    assert!(store.has_ref("ann", &id).unwrap());
+}
+
+#[test]
+fn truncated_file_is_reported_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(2, 5000);
+    store.put("ann", &id, &bytes, None).unwrap();
+    let damaged = truncate(&shard_path(dir.path(), &id));
+
+    let err = store.get(&id).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GetError::Corrupt { id: r, damage: Damage::Mismatch { actual }, .. }
+                if *r == id && *actual == Id::of(&damaged)
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&id.to_string()), "{err}");
+    assert_eq!(quarantined(dir.path()).len(), 1);
+    assert!(matches!(store.get(&id), Err(GetError::NotFound { .. })));
+}
+
+#[test]
+fn a_quarantined_shard_can_be_put_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(3, 3000);
+    store.put("ann", &id, &bytes, None).unwrap();
+    // Damaged twice: both copies are kept, under distinct names.
+    for _ in 0..2 {
+        flip_a_bit(&shard_path(dir.path(), &id));
+        assert!(matches!(store.get(&id), Err(GetError::Corrupt { .. })));
+        let outcome = store.put("ann", &id, &bytes, None).unwrap();
+        assert!(outcome.stored && !outcome.newly_referenced);
+        assert_eq!(store.get(&id).unwrap(), bytes);
+    }
+    let names: Vec<_> = quarantined(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, [format!("{id}.0"), format!("{id}.1")]);
+    assert_eq!(store.usage("ann").unwrap(), 3000);
+}
+
+#[test]
+fn scrub_finds_and_quarantines_damaged_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let shards: Vec<_> = (10..14).map(|seed| shard(seed, 4000)).collect();
+    for (id, bytes) in &shards {
+        store.put("ann", id, bytes, None).unwrap();
+    }
+    flip_a_bit(&shard_path(dir.path(), &shards[0].0));
+    truncate(&shard_path(dir.path(), &shards[1].0));
+
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    let mut corrupt = report.corrupt.clone();
+    corrupt.sort();
+    let mut expected = vec![shards[0].0, shards[1].0];
+    expected.sort();
+    assert_eq!(corrupt, expected);
+    assert_eq!(report.shards_checked, 4);
+    assert_eq!(report.bytes_checked, 4 * 4000 - 1);
+    // Quarantined shards are still referenced, so now they are missing.
+    assert_eq!(report.missing, expected);
+    assert_eq!(report.unreferenced_removed, 0);
+    assert_eq!(quarantined(dir.path()).len(), 2);
+    // The intact ones are untouched and the next scrub is clean of damage.
+    assert_eq!(files_under(&dir.path().join("shards")).len(), 2);
+    for (id, bytes) in &shards[2..] {
+        assert_eq!(&store.get(id).unwrap(), bytes);
+    }
+    let again = store.scrub(&ScrubOptions::default()).unwrap();
+    assert!(again.corrupt.is_empty());
+    assert_eq!(again.shards_checked, 2);
+}

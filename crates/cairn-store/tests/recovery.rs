@@ -1,0 +1,139 @@
+//! What a crash or an outside hand leaves on disk, and how the store copes:
+//! temporary files are deleted at open, files the store did not write are
+//! left alone, and half-finished puts and drops are reconciled by scrub.
+//!
+//! Guards against a crash leaking temporary files forever, against a scrub
+//! deleting files it does not understand, and against shards lost between
+//! a commit and a rename going unnoticed.
+
+mod common;
+
+use std::fs;
+
+use cairn_store::{GetError, ScrubOptions, Store, StoreOptions};
+use common::{files_under, open, shard, shard_path, tmp_entries};
+
+#[test]
+fn open_removes_leftover_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, bytes) = shard(1, 100);
+    open(dir.path()).put("ann", &id, &bytes, None).unwrap();
+    // What a crash mid-write leaves: temporary files, even a directory.
+    let tmp = dir.path().join("tmp");
+    fs::write(tmp.join("shard-abc123.tmp"), b"half a shard").unwrap();
+    fs::write(tmp.join("junk"), b"").unwrap();
+    fs::create_dir_all(tmp.join("nested/deeper")).unwrap();
+    fs::write(tmp.join("nested/deeper/file"), b"x").unwrap();
+    assert_eq!(tmp_entries(dir.path()).len(), 3);
+
+    let store = open(dir.path());
+    assert!(tmp_entries(dir.path()).is_empty());
+    // Nothing outside tmp/ was touched.
+    assert_eq!(store.get(&id).unwrap(), bytes);
+}
+
+#[test]
+fn stray_files_are_ignored_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(2, 100);
+    store.put("ann", &id, &bytes, None).unwrap();
+    let hex = id.to_string();
+    let (other, _) = shard(3, 100);
+    let other_hex = other.to_string();
+    let shards = dir.path().join("shards");
+    let leaf = shards.join(&hex[..2]).join(&hex[2..4]);
+    let wrong_fan = if &other_hex[..2] == "00" { "01" } else { "00" };
+    let strays = [
+        leaf.join("not-an-id"),
+        leaf.join(format!("{hex}.tmp")),
+        leaf.join(hex.to_uppercase()),
+        shards.join(&hex),
+        shards.join("zz").join("yy").join(&hex),
+        shards
+            .join(wrong_fan)
+            .join(&other_hex[2..4])
+            .join(&other_hex),
+    ];
+    for stray in &strays {
+        fs::create_dir_all(stray.parent().unwrap()).unwrap();
+        fs::write(stray, b"not a shard").unwrap();
+    }
+
+    let listed: Vec<_> = store.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(listed, [id]);
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert_eq!(report.shards_checked, 1);
+    assert!(report.corrupt.is_empty());
+    assert_eq!(report.unreferenced_removed, 0);
+    for stray in &strays {
+        assert_eq!(fs::read(stray).unwrap(), b"not a shard", "{stray:?}");
+    }
+}
+
+#[test]
+fn scrub_reports_referenced_shards_without_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (kept, kept_bytes) = shard(4, 100);
+    let (lost, lost_bytes) = shard(5, 200);
+    store.put("ann", &kept, &kept_bytes, None).unwrap();
+    store.put("bob", &lost, &lost_bytes, None).unwrap();
+    // Deleted behind the store's back (or lost between commit and rename).
+    fs::remove_file(shard_path(dir.path(), &lost)).unwrap();
+
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert_eq!(report.missing, [lost]);
+    assert_eq!(report.shards_checked, 1);
+    assert!(matches!(store.get(&lost), Err(GetError::NotFound { .. })));
+    // The holder's retry heals it without counting the bytes twice.
+    let outcome = store.put("bob", &lost, &lost_bytes, None).unwrap();
+    assert!(outcome.stored && !outcome.newly_referenced);
+    assert_eq!(store.usage("bob").unwrap(), 200);
+    assert!(
+        store
+            .scrub(&ScrubOptions::default())
+            .unwrap()
+            .missing
+            .is_empty()
+    );
+}
+
+#[test]
+fn scrub_removes_files_nobody_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (held, held_bytes) = shard(6, 100);
+    store.put("ann", &held, &held_bytes, None).unwrap();
+    // A crash between a drop's commit and its unlink leaves a well-formed
+    // shard file that no reference points to.
+    let (orphan, orphan_bytes) = shard(7, 300);
+    let orphan_path = shard_path(dir.path(), &orphan);
+    fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
+    fs::write(&orphan_path, &orphan_bytes).unwrap();
+    assert!(store.contains(&orphan));
+
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert_eq!(report.unreferenced_removed, 1);
+    assert_eq!(report.shards_checked, 2);
+    assert_eq!(report.bytes_checked, 400);
+    assert!(!orphan_path.exists());
+    assert_eq!(store.get(&held).unwrap(), held_bytes);
+    assert_eq!(
+        files_under(&dir.path().join("shards")),
+        [shard_path(dir.path(), &held)]
+    );
+}
+
+#[test]
+fn unsynced_store_keeps_the_same_guarantees_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default().with_sync(false)).unwrap();
+    let (id, bytes) = shard(8, 1000);
+    store.put("ann", &id, &bytes, None).unwrap();
+    assert_eq!(store.get(&id).unwrap(), bytes);
+    drop(store);
+    // Closing the database persists its unsynced commits.
+    let store = open(dir.path());
+    assert_eq!(store.usage("ann").unwrap(), 1000);
+}
