@@ -14,43 +14,38 @@
 //! # Guarantees
 //!
 //! - **Verified both ways.** A put whose bytes do not hash to the id is
-//!   refused before anything is written; every get re-hashes the file and
-//!   returns [`GetError::Corrupt`] rather than bad bytes, moving the file
-//!   to `quarantine/`.
-//! - **Atomic.** A shard becomes visible by a rename after its bytes are on
-//!   disk, so a crash never exposes half a shard; temporary files left by a
-//!   crash are deleted when the store is next opened.
-//! - **Reference counted.** Each user references a shard at most once, and
-//!   a shard file is deleted only when its last reference is dropped. Usage
-//!   is the sum of the lengths of a user's references, which is what
-//!   quotas are checked against: a shard shared by two users counts fully
-//!   for both, since each could drop it independently.
-//! - **No path from outside.** Every path is built from an [`Id`], whose
-//!   text form is exactly 64 hex digits, and the API takes `&Id`, never a
-//!   string; a name like `../../etc/passwd` fails to parse as an `Id`
-//!   before it gets anywhere near the store.
+//!   refused before anything is written; a get re-hashes the file and
+//!   returns [`GetError::Corrupt`] rather than bad bytes (see
+//!   [`Damage`]).
+//! - **Atomic.** A shard becomes visible by a rename once its bytes are on
+//!   disk; temporary files left by a crash are deleted at the next open.
+//! - **Reference counted.** Each user references a shard at most once; the
+//!   file is deleted with its last reference. A user's usage is the sum of
+//!   the lengths of their references, and quotas are checked against it: a
+//!   shared shard counts fully for each holder, since each could keep it
+//!   alone.
+//! - **No path from outside.** Paths are built from [`Id`]s only, and the
+//!   API takes `&Id`, never a string: `"../../etc/passwd"` fails to parse
+//!   as an `Id` long before it could reach the store.
 //!
 //! # Concurrency and crashes
 //!
-//! A `Store` is `Send + Sync` and every method takes `&self`. Operations on
-//! one shard id are serialised by a lock (striped over 256 mutexes), which
-//! covers the database commit and the file rename or unlink that goes with
-//! it; operations on different ids run in parallel, apart from the
-//! database's single writer.
+//! `Store` is `Send + Sync` and every method takes `&self`. Operations on
+//! one id are serialised by a striped lock held from the database commit
+//! to the rename or unlink that goes with it; other ids proceed in
+//! parallel, apart from the database's single writer.
 //!
 //! A put commits the reference *before* renaming the file into place, and a
-//! drop commits the removal *before* unlinking. A crash in between leaves,
-//! respectively, a reference to a missing file (reads say `NotFound`; the
-//! client was never acknowledged and will retry, which writes the file) or
-//! a file nobody references (which [`Store::scrub`] deletes). Neither
-//! exposes wrong bytes. [`Store::scrub`] reports the first kind as
-//! `missing`.
+//! drop commits *before* unlinking. A crash in between leaves a reference
+//! to a missing file (reads say `NotFound`; the unacknowledged client
+//! retries, which writes the file) or a file nobody references. Neither
+//! exposes wrong bytes, and [`Store::scrub`] reports the first (`missing`)
+//! and deletes the second.
 //!
 //! # Example
 //!
 //! ```
-//! use cairn_core::Id;
-//! use cairn_store::{DropOutcome, Store, StoreOptions};
+//! use cairn_store::{DropOutcome, Id, Store, StoreOptions};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path(), StoreOptions::default())?;
@@ -144,13 +139,10 @@ const LOCK_STRIPES: usize = 256;
 /// A shard store in one directory. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct Store {
-    /// The store's directory.
     dir: PathBuf,
     files: ShardFiles,
     meta: Meta,
-    /// Per-id locks, striped by the id's first byte.
-    ///
-    /// Every change to a shard's references that can create or delete its
+    /// Per-id locks, striped by the id's first byte. Every change to a shard's references that can create or delete its
     /// file happens with its stripe held, from the database commit to the
     /// rename or unlink. Without it, a put could commit a reference, find
     /// the file present and skip writing it, while a concurrent drop of
@@ -199,9 +191,10 @@ impl Store {
     ///
     /// The bytes must hash to `id`. `quota`, in bytes, bounds the user's
     /// usage after the call; a shard the user already references costs
-    /// nothing again. Putting a shard that is already on disk only adds the
-    /// reference. On any error nothing is left behind: no file, no
-    /// reference, no change of usage.
+    /// nothing again. A shard already on disk only gains the reference (the
+    /// file is not re-read; if it is damaged, the next get or scrub
+    /// quarantines it and a later put writes it again). On any error
+    /// nothing is left behind: no file, no reference, no usage change.
     pub fn put(
         &self,
         user: &str,
@@ -298,7 +291,8 @@ impl Store {
         }
     }
 
-    /// Whether a file for shard `id` is on disk (it is not read or checked).
+    /// Whether a file for shard `id` is on disk (not read, not checked; an
+    /// error looking counts as absent).
     pub fn contains(&self, id: &Id) -> bool {
         self.files.exists(id).unwrap_or(false)
     }

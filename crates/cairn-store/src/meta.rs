@@ -38,7 +38,6 @@ use crate::error::OpenError;
 /// The schema version this code reads and writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;
 
-/// Key of the schema version in the `meta` table.
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// Database-wide settings, such as the schema version.
@@ -50,28 +49,22 @@ const HOLDERS: TableDefinition<(&[u8; Id::LEN], &str), ()> = TableDefinition::ne
 /// `user` → bytes referenced.
 const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
 
-/// What adding a reference did.
+/// What adding a reference did. Only `New` changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
-    /// The reference is new and committed; the user's usage grew.
     New,
-    /// The user already referenced the shard; nothing changed.
     AlreadyHeld,
-    /// The reference would take the user past the quota; nothing changed.
+    /// Over quota; `usage` is the user's usage before the attempt.
     OverQuota {
-        /// The user's usage before the attempt.
         usage: u64,
     },
 }
 
-/// What removing a reference did.
+/// What removing a reference did, and whether other holders remain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Removed {
-    /// The user did not reference the shard; nothing changed.
     NotReferenced,
-    /// The reference is gone; other users still hold the shard.
     OthersRemain,
-    /// The reference is gone and it was the last one.
     LastHolder,
 }
 

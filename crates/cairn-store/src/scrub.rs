@@ -60,8 +60,8 @@ pub struct ScrubReport {
     pub shards_checked: u64,
     /// Bytes read from those files.
     pub bytes_checked: u64,
-    /// Shards whose file failed its hash and was moved to quarantine, in
-    /// the order found.
+    /// Shards whose file failed its hash, in the order found; each was
+    /// moved to quarantine unless the move failed.
     pub corrupt: Vec<Id>,
     /// Shards some user references that have no file, in id order.
     pub missing: Vec<Id>,
@@ -98,7 +98,6 @@ impl From<FileError> for ScrubError {
 /// Keeps a reader at or below a byte rate by sleeping.
 #[derive(Debug)]
 struct Throttle {
-    /// Bytes per second, or `None` for no bound.
     rate: Option<u64>,
     start: Instant,
     /// Bytes read since `start`.

@@ -8,28 +8,24 @@
 //! <dir>/quarantine/<hex>.<n>                 files that failed their hash
 //! ```
 //!
-//! The two fan-out levels keep directories small (65,536 leaves). Every path
-//! is built from an [`Id`], whose text form is exactly 64 lowercase hex
-//! digits, so no caller-supplied string ever reaches the filesystem.
+//! The two fan-out levels keep directories small (65,536 leaves).
 //!
 //! # Guarantees
 //!
-//! - **Nothing half-written is visible.** A shard is written to a temporary
-//!   file in `tmp/` (the same filesystem as `shards/`, both being under the
-//!   store's directory), flushed with `fsync`, and only then renamed to its
-//!   final name; the directory that gained the name is flushed too. A crash
-//!   leaves either no file or the whole file, plus possibly a temporary file
-//!   that the next open deletes.
-//! - **Bad bytes are never returned.** Every read re-hashes the file and
-//!   compares with its name. Files longer than [`MAX_SHARD_LEN`] are reported
-//!   without being read in full, so a damaged size cannot exhaust memory.
-//! - **Damaged files are moved, not deleted**, to `quarantine/`, where an
-//!   operator can inspect them; the shard then reads as absent and can be
-//!   rewritten by a later put or by repair.
+//! - **Nothing half-written is visible.** Bytes go to a temporary file in
+//!   `tmp/` (on the same filesystem as `shards/`: both are under the
+//!   store's directory), which is fsynced, renamed to its final name, and
+//!   the directory that gained the name fsynced too. A crash leaves the
+//!   whole file or none, plus perhaps a temporary file the next open
+//!   deletes.
+//! - **Reads verify.** Every read re-hashes; files longer than
+//!   [`MAX_SHARD_LEN`] are reported without being read, so a damaged size
+//!   cannot exhaust memory.
+//! - **Damaged files are moved, not deleted**, to `quarantine/` for an
+//!   operator to inspect; the shard then reads as absent.
 //!
-//! Callers (the [`Store`](crate::Store)) hold the per-id lock around every
-//! step that creates or removes a shard's final name; this module does no
-//! locking of its own.
+//! The caller holds the id's lock around every step that creates or removes
+//! a final name; this module does no locking of its own.
 
 use std::fs::{self, File, ReadDir};
 use std::io::{self, Read, Write};
@@ -81,20 +77,15 @@ impl std::fmt::Display for Damage {
 /// The result of reading and verifying one shard file.
 #[derive(Debug)]
 pub(crate) enum Checked {
-    /// The file exists and its bytes hash to its name.
     Intact(Vec<u8>),
-    /// The file exists but must not be served.
     Damaged(Damage),
-    /// There is no file for this id.
     Missing,
 }
 
 /// An I/O failure together with the path it happened on.
 #[derive(Debug)]
 pub(crate) struct FileError {
-    /// The file or directory being worked on.
     pub(crate) path: PathBuf,
-    /// What the operating system said.
     pub(crate) source: io::Error,
 }
 
@@ -120,11 +111,8 @@ pub(crate) struct Staged(tempfile::NamedTempFile);
 /// The shard files of one store directory.
 #[derive(Debug)]
 pub(crate) struct ShardFiles {
-    /// `<dir>/shards`: the fan-out tree of shard files.
     shards: PathBuf,
-    /// `<dir>/tmp`: temporary files of writes in progress.
     tmp: PathBuf,
-    /// `<dir>/quarantine`: files that failed their hash.
     quarantine: PathBuf,
     /// Whether to fsync files and directories (see `StoreOptions::sync`).
     sync: bool,
@@ -353,11 +341,10 @@ fn sync_dir(dir: &Path) -> Result<(), FileError> {
 /// the walk runs may or may not be seen.
 #[derive(Debug)]
 pub struct Shards {
-    /// The listing of `shards/`, or the error opening it (yielded once).
+    /// `shards/`, or the error opening it (yielded once).
     top: Option<io::Result<Level>>,
-    /// The listing of the current `shards/ab/`.
+    /// The current `shards/ab/` and `shards/ab/cd/`.
     fan: Option<Level>,
-    /// The listing of the current `shards/ab/cd/`.
     leaf: Option<Level>,
 }
 
