@@ -1,3 +1,35 @@
-//! The `cairn` command.
+//! The `cairn` command: one binary for storage nodes, clients and the demo.
+//!
+//! `main` parses the command line, runs the command and turns its outcome
+//! into an exit status: 0 on success, 1 on failure (the error and its causes
+//! printed on stderr), 2 on bad usage (clap's own).
 
-fn main() {}
+mod cli;
+mod demo;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`cairn … | head`) is not a failure worth a message.
+            let broken_pipe = err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if !broken_pipe {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The `cairn` binary, run as a user runs it: help, version, usage errors
+//! and the demo.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cairn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .expect("the cairn binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn help_explains_the_tool() {
+    let out = cairn(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("distributed, content-addressed file store"),
+        "{text}"
+    );
+    assert!(text.contains("demo"), "{text}");
+    let demo = stdout(&cairn(&["demo", "--help"]));
+    assert!(demo.contains("--size-mib"), "{demo}");
+}
+
+#[test]
+fn version_names_the_release() {
+    let out = cairn(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("cairn {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message() {
+    let out = cairn(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"));
+    let out = cairn(&["demo", "--size-mib", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn demo_rebuilds_the_file_and_cleans_up() {
+    let out = cairn(&["demo", "--size-mib", "8"]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in 1..=8 {
+        assert!(text.contains(&format!("[{step}/8]")), "{text}");
+    }
+    assert!(text.contains("identical bit for bit"), "{text}");
+    assert!(text.contains("capability: cairn:"), "{text}");
+    let removed = text
+        .lines()
+        .find_map(|line| {
+            line.split_once("Removed ")
+                .map(|(_, p)| p.trim_end_matches('.'))
+        })
+        .expect("the demo says what it removed");
+    assert!(!Path::new(removed).exists(), "{removed} was left behind");
+}
