@@ -19,6 +19,8 @@
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
+use zeroize::Zeroizing;
+
 use crate::format::{Format, FormatError, HEADER_LEN};
 use crate::seal::TAG_LEN;
 
@@ -54,7 +56,7 @@ fn cipher(key: &[u8; 32]) -> LessSafeKey {
 
 /// Seals `plaintext` in an envelope of `format` under `key`.
 pub fn seal(format: &Format, key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
-    let nonce_key = blake3::derive_key("cairn 2026-11 envelope nonce", key);
+    let nonce_key = Zeroizing::new(blake3::derive_key("cairn 2026-11 envelope nonce", key));
     let digest = blake3::Hasher::new_keyed(&nonce_key)
         .update(&format.magic)
         .update(plaintext)

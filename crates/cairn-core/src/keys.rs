@@ -23,7 +23,7 @@ use std::fmt;
 
 use aws_lc_rs::hkdf;
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::id::Id;
 
@@ -202,14 +202,14 @@ impl UserKeys {
                 reason: e.to_string(),
             })?,
         );
-        let derive = |purpose: &str| -> Result<[u8; 32], KeyError> {
+        let derive = |purpose: &str| -> Result<Zeroizing<[u8; 32]>, KeyError> {
             let salt = blake3::derive_key(
                 &format!("cairn 2026-11 argon2id salt for the {purpose} key"),
                 user.as_bytes(),
             );
-            let mut out = [0u8; 32];
+            let mut out = Zeroizing::new([0u8; 32]);
             argon
-                .hash_password_into(passphrase, &salt, &mut out)
+                .hash_password_into(passphrase, &salt, out.as_mut())
                 .map_err(|e| KeyError::Params {
                     params: *params,
                     reason: e.to_string(),
@@ -222,40 +222,40 @@ impl UserKeys {
             (auth.join().expect("argon2 does not panic"), master)
         });
         Ok(Self {
-            auth: AuthKey(auth?),
-            master: MasterKey(master?),
+            auth: AuthKey(*auth?),
+            master: MasterKey(*master?),
         })
     }
 }
 
 impl MasterKey {
-    fn expand(&self, info: &str) -> [u8; 32] {
+    fn expand(&self, info: &str) -> Zeroizing<[u8; 32]> {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"cairn master key v1").extract(&self.0);
-        let mut out = [0u8; 32];
+        let mut out = Zeroizing::new([0u8; 32]);
         prk.expand(&[info.as_bytes()], hkdf::HKDF_SHA256)
-            .and_then(|okm| okm.fill(&mut out))
+            .and_then(|okm| okm.fill(out.as_mut()))
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         out
     }
 
     /// The key behind chunk key material.
     pub fn convergence_key(&self) -> ConvergenceKey {
-        ConvergenceKey(self.expand("cairn/v1/convergence"))
+        ConvergenceKey(*self.expand("cairn/v1/convergence"))
     }
 
     /// The key that names index entries.
     pub fn index_name_key(&self) -> IndexNameKey {
-        IndexNameKey(self.expand("cairn/v1/index-name"))
+        IndexNameKey(*self.expand("cairn/v1/index-name"))
     }
 
     /// The key that seals index entries.
     pub fn index_key(&self) -> IndexKey {
-        IndexKey(self.expand("cairn/v1/index"))
+        IndexKey(*self.expand("cairn/v1/index"))
     }
 
     /// The key that derives manifest keys.
     pub fn manifests_key(&self) -> ManifestsKey {
-        ManifestsKey(self.expand("cairn/v1/manifests"))
+        ManifestsKey(*self.expand("cairn/v1/manifests"))
     }
 }
 

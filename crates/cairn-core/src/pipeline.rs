@@ -52,7 +52,8 @@ pub enum SealError {
     /// A blob could not be erasure-coded.
     #[error(transparent)]
     Stripe(#[from] StripeError),
-    /// [`FileSealer::finish`] was called before every chunk was taken.
+    /// [`FileSealer::finish`] was called before every chunk was taken, or
+    /// after reading failed.
     #[error("the file has not been read to its end")]
     Unfinished,
 }
@@ -201,6 +202,7 @@ pub struct FileSealer<R> {
     hasher: blake3::Hasher,
     chunks: Vec<ChunkRef>,
     done: bool,
+    failed: bool,
 }
 
 impl<R: Read> FileSealer<R> {
@@ -215,6 +217,7 @@ impl<R: Read> FileSealer<R> {
             hasher: blake3::Hasher::new(),
             chunks: Vec::new(),
             done: false,
+            failed: false,
         }
     }
 
@@ -237,9 +240,10 @@ impl<R: Read> FileSealer<R> {
     /// The manifest of everything read.
     ///
     /// # Errors
-    /// [`SealError::Unfinished`] if the stream was not read to its end.
+    /// [`SealError::Unfinished`] if the stream was not read to its end, or
+    /// an error ended it.
     pub fn finish(self) -> Result<Manifest, SealError> {
-        if !self.done {
+        if !self.done || self.failed {
             return Err(SealError::Unfinished);
         }
         Ok(Manifest {
@@ -259,9 +263,9 @@ impl<R: Read> Iterator for FileSealer<R> {
         }
         let next = self.next_stripe();
         if next.is_err() {
-            // An I/O error ends the stream; the manifest is unusable.
+            // An error ends the stream; there is no manifest for it.
             self.done = true;
-            self.chunks.clear();
+            self.failed = true;
         }
         next.transpose()
     }
@@ -309,9 +313,11 @@ impl<W: Write> FileOpener<W> {
 
     /// Decodes, checks and writes the next chunk from its shards.
     ///
-    /// On error nothing is written and the same chunk is still next, so the
-    /// caller can retry with other shards (for example without the one a
-    /// [`StripeError::ShardMismatch`] named).
+    /// When the shards do not give a valid chunk, nothing is written and the
+    /// same chunk is still next, so the caller can retry with other shards
+    /// (for example without the one a [`StripeError::ShardMismatch`] named).
+    /// After [`OpenError::Io`] the output may hold part of the chunk: start
+    /// over.
     ///
     /// # Errors
     /// [`OpenError`] when the shards do not give a valid chunk, every chunk
@@ -493,6 +499,26 @@ mod tests {
             open_manifest(&other, &slots),
             Err(OpenError::Manifest(ManifestError::Envelope(_)))
         ));
+    }
+
+    #[test]
+    fn a_read_error_leaves_no_manifest() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(1);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let mut sealer = FileSealer::new(Failing(100), &key(), Redundancy::new(1, 1).unwrap());
+        assert!(matches!(sealer.next(), Some(Err(SealError::Io(_)))));
+        assert!(sealer.next().is_none());
+        assert!(matches!(sealer.finish(), Err(SealError::Unfinished)));
     }
 
     #[test]
