@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::pipeline::{open_manifest, seal_manifest};
-use cairn_core::{Capability, FileOpener, FileSealer, Id, KdfParams, Redundancy, UserKeys};
+use cairn_core::{
+    Capability, FileOpener, FileSealer, Id, KdfParams, Redundancy, StripeRef, UserKeys,
+};
 use cairn_store::{Store, StoreOptions};
 
 use crate::cli::DemoArgs;
@@ -297,33 +299,32 @@ fn fetch(stores: &[Option<Store>], index: usize, id: &Id) -> Option<Vec<u8>> {
     }
 }
 
-/// Rebuilds the file a capability names from whatever stores remain, into
-/// a temporary file renamed to `out` once its hash checks out.
-fn rebuild_file(capability: &str, stores: &[Option<Store>], out: &Path) -> Result<Rebuilt> {
-    let capability: Capability = capability.parse()?;
-    let manifest_shards: Vec<Option<Vec<u8>>> = capability
-        .manifest
+/// Every shard of `stripe` that the remaining stores give back intact.
+fn fetch_stripe(stores: &[Option<Store>], stripe: &StripeRef) -> Vec<Option<Vec<u8>>> {
+    stripe
         .shards
         .iter()
         .enumerate()
         .map(|(index, id)| fetch(stores, index, id))
-        .collect();
-    let manifest = open_manifest(&capability, &manifest_shards)?;
+        .collect()
+}
+
+/// Rebuilds the file a capability names from whatever stores remain, into
+/// a temporary file renamed to `out` once its hash checks out.
+fn rebuild_file(capability: &str, stores: &[Option<Store>], out: &Path) -> Result<Rebuilt> {
+    let capability: Capability = capability.parse()?;
+    let manifest = open_manifest(&capability, &fetch_stripe(stores, &capability.manifest))?;
 
     let partial = out.with_extension("partial");
     let writer = BufWriter::with_capacity(MIB as usize, File::create(&partial)?);
     let mut opener = FileOpener::new(manifest, writer);
     let (mut chunks, mut decoded) = (0, 0);
     while let Some((_, chunk)) = opener.next_chunk() {
-        let k = chunk.stripe.redundancy.data();
-        let shards: Vec<Option<Vec<u8>>> = chunk
-            .stripe
-            .shards
+        let shards = fetch_stripe(stores, &chunk.stripe);
+        if shards[..chunk.stripe.redundancy.data()]
             .iter()
-            .enumerate()
-            .map(|(index, id)| fetch(stores, index, id))
-            .collect();
-        if shards[..k].iter().any(Option::is_none) {
+            .any(Option::is_none)
+        {
             decoded += 1;
         }
         opener.write_chunk(&shards)?;
