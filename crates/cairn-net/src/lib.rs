@@ -2,10 +2,14 @@
 //!
 //! - [`identity`]: a node's key pair, certificate and id,
 //! - [`address`]: addresses of the form `scheme://host:port#NODE_ID`,
-//! - [`tls`]: TLS 1.3 configurations that pin the server by node id.
+//! - [`tls`]: TLS 1.3 configurations that pin the server by node id,
+//! - [`protocol`]: the requests and responses, error codes and limits,
+//! - [`frame`]: how they cross a byte stream, and the version handshake.
 
 pub mod address;
+pub mod frame;
 pub mod identity;
+pub mod protocol;
 pub mod tls;
 
 pub use address::{AddressError, NodeAddress, Scheme};

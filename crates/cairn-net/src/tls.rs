@@ -23,8 +23,10 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 
 use crate::identity::{NodeId, NodeIdentity};
 
-/// ALPN protocol of cairn's framed transports (`tcp://`, `quic://`).
-pub const ALPN_CAIRN: &[u8] = b"cairn/1";
+/// ALPN protocol of cairn's framed transports (`tcp://`, `quic://`). The
+/// version is negotiated by the hello that follows, not by ALPN, so that an
+/// old peer gets an answer naming the versions instead of a TLS alert.
+pub const ALPN_CAIRN: &[u8] = b"cairn";
 /// ALPN protocol of the HTTPS API.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
