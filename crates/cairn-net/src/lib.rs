@@ -4,9 +4,11 @@
 //! - [`address`]: addresses of the form `scheme://host:port#NODE_ID`,
 //! - [`tls`]: TLS 1.3 configurations that pin the server by node id,
 //! - [`protocol`]: the requests and responses, error codes and limits,
-//! - [`frame`]: how they cross a byte stream, and the version handshake.
+//! - [`frame`]: how they cross a byte stream, and the version handshake,
+//! - [`client`]: a connection to one node over `tcp://` or `quic://`.
 
 pub mod address;
+pub mod client;
 pub mod frame;
 pub mod identity;
 pub mod protocol;

@@ -8,8 +8,8 @@
 //! handshake, wherever it is.
 //!
 //! With [`Pin::FirstUse`] (the `--trust-on-first-use` of `cairn init`) the
-//! client accepts any node and records the id it saw, for the caller to
-//! write down and pin from then on.
+//! client accepts any node; in both modes the id the server proved is
+//! recorded ([`SeenId`]), for the caller to pin from then on or to report.
 //!
 //! Every configuration here is built from the aws-lc-rs provider explicitly:
 //! cairn never relies on a process-wide default provider.
@@ -57,19 +57,27 @@ pub fn server_config(
 }
 
 /// Which server a client accepts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pin {
     /// Only the node with this id.
     Node(NodeId),
-    /// Any node; the id seen is recorded here.
-    FirstUse(Arc<Mutex<Option<NodeId>>>),
+    /// Any node (trust on first use).
+    FirstUse,
 }
 
-/// A client configuration accepting the server `pin` names, offering `alpn`.
-pub fn client_config(pin: Pin, alpn: &[&[u8]]) -> rustls::ClientConfig {
+/// Where a client configuration records the id of every server it saw,
+/// accepted or not: after a failed handshake it tells a wrong node from a
+/// network failure, whatever the transport made of the error.
+pub type SeenId = Arc<Mutex<Option<NodeId>>>;
+
+/// A client configuration accepting the server `pin` names, offering
+/// `alpn`, and the slot where it records the id each server proved.
+pub fn client_config(pin: Pin, alpn: &[&[u8]]) -> (rustls::ClientConfig, SeenId) {
     let provider = provider();
+    let seen = SeenId::default();
     let verifier = PinnedVerifier {
         pin,
+        seen: seen.clone(),
         algorithms: provider.signature_verification_algorithms,
     };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -79,7 +87,7 @@ pub fn client_config(pin: Pin, alpn: &[&[u8]]) -> rustls::ClientConfig {
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
+    (config, seen)
 }
 
 /// The server name clients send. Certificates are pinned by key, so the
@@ -128,6 +136,7 @@ impl NodeIdMismatch {
 #[derive(Debug)]
 struct PinnedVerifier {
     pin: Pin,
+    seen: SeenId,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -142,18 +151,12 @@ impl ServerCertVerifier for PinnedVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let actual = NodeId::of_certificate(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        match &self.pin {
-            Pin::Node(expected) if *expected == actual => Ok(ServerCertVerified::assertion()),
-            Pin::Node(expected) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                OtherError(Arc::new(NodeIdMismatch {
-                    expected: *expected,
-                    actual,
-                })),
-            ))),
-            Pin::FirstUse(seen) => {
-                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(actual);
-                Ok(ServerCertVerified::assertion())
-            }
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(actual);
+        match self.pin {
+            Pin::Node(expected) if expected != actual => Err(rustls::Error::InvalidCertificate(
+                CertificateError::Other(OtherError(Arc::new(NodeIdMismatch { expected, actual }))),
+            )),
+            Pin::Node(_) | Pin::FirstUse => Ok(ServerCertVerified::assertion()),
         }
     }
 

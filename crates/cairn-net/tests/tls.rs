@@ -1,7 +1,7 @@
 //! Real TLS 1.3 handshakes on 127.0.0.1: a client pinned to a node id
 //! connects to that node only, whatever certificate authorities say.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cairn_core::Id;
 use cairn_net::identity::{NodeId, NodeIdentity};
@@ -33,8 +33,24 @@ async fn echo_server(identity: &NodeIdentity) -> std::net::SocketAddr {
 }
 
 async fn connect(addr: std::net::SocketAddr, pin: Pin) -> std::io::Result<Vec<u8>> {
-    let connector =
-        tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(pin, &[ALPN_CAIRN])));
+    connect_seen(addr, pin).await.0
+}
+
+async fn connect_seen(
+    addr: std::net::SocketAddr,
+    pin: Pin,
+) -> (std::io::Result<Vec<u8>>, Option<NodeId>) {
+    let (config, seen) = tls::client_config(pin, &[ALPN_CAIRN]);
+    let result = talk(addr, config).await;
+    let seen = *seen.lock().unwrap();
+    (result, seen)
+}
+
+async fn talk(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> std::io::Result<Vec<u8>> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await?;
     let mut stream = connector.connect(tls::server_name(), tcp).await?;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(ALPN_CAIRN));
@@ -73,9 +89,9 @@ async fn another_node_is_refused_and_the_error_names_both_ids() {
 async fn trust_on_first_use_records_the_id() {
     let identity = NodeIdentity::generate(&[]).unwrap();
     let addr = echo_server(&identity).await;
-    let seen = Arc::new(Mutex::new(None));
-    connect(addr, Pin::FirstUse(seen.clone())).await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), Some(identity.id()));
+    let (result, seen) = connect_seen(addr, Pin::FirstUse).await;
+    assert_eq!(result.unwrap(), b"hello");
+    assert_eq!(seen, Some(identity.id()));
 }
 
 #[test]
