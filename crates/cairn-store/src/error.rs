@@ -1,11 +1,13 @@
-//! One error type per [`Store`](crate::Store) operation.
+//! One error type per [`Store`](crate::Store) and [`Admin`](crate::Admin)
+//! operation (or family of operations, for users and index entries).
 //!
 //! Each enum separates what the caller should expect and act on (`NotFound`,
-//! `Corrupt`, `QuotaExceeded`, `IdMismatch`, …) from failures of the
-//! machine underneath (`Io`, `Database`). I/O errors carry the path they
-//! happened on; the operating system's error is the `source`, so messages
-//! do not repeat it and `anyhow`'s `{:#}` prints the whole chain once.
-//! (The scrub's error lives with the scrub, in [`crate::scrub`].)
+//! `Corrupt`, `QuotaExceeded`, `IdMismatch`, `Stale`, …) from failures of the
+//! machine underneath (`Io`, `Database`) and damage in the database
+//! (`Record`). I/O errors carry the path they happened on; the operating
+//! system's error is the `source`, so messages do not repeat it and
+//! `anyhow`'s `{:#}` prints the whole chain once. (The scrub's error lives
+//! with the scrub, in [`crate::scrub`].)
 
 use std::io;
 use std::path::PathBuf;
@@ -13,8 +15,10 @@ use std::path::PathBuf;
 use cairn_core::Id;
 
 use crate::shards::{Damage, FileError};
+use crate::users::InvalidNameReason;
 
-/// Why [`Store::open`](crate::Store::open) failed.
+/// Why [`Store::open`](crate::Store::open) or
+/// [`Admin::open`](crate::Admin::open) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -27,13 +31,21 @@ pub enum OpenError {
         /// What the operating system said.
         source: io::Error,
     },
-    /// Another store (in this or another process) has the directory open.
-    #[error(
-        "the metadata database {path} is already open; is another cairn node using this directory?"
-    )]
+    /// Another [`Store`](crate::Store) (in this or another process) has
+    /// the directory open: another cairn node is using it. Stop that node,
+    /// or use [`Admin`](crate::Admin), which can share the directory.
+    #[error("{path} is locked: another cairn node is using this directory")]
     Locked {
-        /// The metadata database file.
+        /// The store's lock file, `<dir>/store.lock` (or the metadata
+        /// database, if a program outside cairn holds it exclusively).
         path: PathBuf,
+    },
+    /// [`Admin::open`](crate::Admin::open) found no store: the directory has
+    /// no metadata database, or one that was never initialised.
+    #[error("no cairn node store in {dir}")]
+    NotAStore {
+        /// The directory given.
+        dir: PathBuf,
     },
     /// The metadata database was written with a schema this version cannot
     /// read; upgrade cairn, or restore a matching backup.
@@ -46,8 +58,8 @@ pub enum OpenError {
         /// The version this cairn reads and writes.
         supported: u64,
     },
-    /// The database file has tables but no schema version: it was not
-    /// written by cairn, and is left untouched.
+    /// The database file has tables but no readable schema version: it was
+    /// not written by cairn, and is left untouched.
     #[error(
         "{path} is a redb database without a cairn schema version; was it written by another program?"
     )]
@@ -238,16 +250,182 @@ impl From<FileError> for DeleteError {
 }
 
 /// Why a read-only question to the metadata database
-/// ([`Store::has_ref`](crate::Store::has_ref),
-/// [`Store::usage`](crate::Store::usage),
-/// [`Store::users`](crate::Store::users)) failed.
+/// ([`has_ref`](crate::Store::has_ref), [`usage`](crate::Store::usage),
+/// [`user`](crate::Store::user), [`get_index`](crate::Store::get_index),
+/// [`last_scrub`](crate::Store::last_scrub), …) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
+    /// A record the answer depends on cannot be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// The metadata database failed.
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
 }
+
+/// A value in the metadata database that this cairn cannot decode. See the
+/// record format in the `meta` module docs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The record is in a format this cairn does not read, presumably
+    /// written by a newer version; upgrade cairn.
+    #[error(
+        "{table} record {key} has format version {found}, but this cairn reads only version {supported}; was it written by a newer version?"
+    )]
+    UnknownVersion {
+        /// The table holding the record.
+        table: &'static str,
+        /// The record's key, as text.
+        key: String,
+        /// The format byte found.
+        found: u8,
+        /// The format this cairn reads.
+        supported: u8,
+    },
+    /// The record is empty, does not decode, or has bytes left over: the
+    /// database is damaged or was written by another program.
+    #[error("{table} record {key} is malformed")]
+    Malformed {
+        /// The table holding the record.
+        table: &'static str,
+        /// The record's key, as text.
+        key: String,
+        /// What the decoder said.
+        source: postcard::Error,
+    },
+}
+
+/// Why a user operation ([`add_user`](crate::Store::add_user),
+/// [`set_quota`](crate::Store::set_quota),
+/// [`remove_user`](crate::Store::remove_user)) failed. Unless a variant
+/// says otherwise, nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// A user of that name exists already.
+    #[error("user {name:?} already exists")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+    /// The name breaks the rules for user names.
+    #[error("invalid user name {name:?}: {reason}")]
+    InvalidName {
+        /// The name offered.
+        name: String,
+        /// The rule it breaks.
+        reason: InvalidNameReason,
+    },
+    /// There is no user of that name (for `remove_user`: no record, no
+    /// references and no index entries).
+    #[error("no user {name:?}")]
+    NoSuchUser {
+        /// The name.
+        name: String,
+    },
+    /// The user's stored record cannot be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// [`Store::remove_user`](crate::Store::remove_user) only: the user is
+    /// removed, but a shard file nobody holds any more could not be
+    /// deleted. A scrub will delete it, and any others left.
+    #[error("user removed, but cannot delete unreferenced shard file {path}")]
+    Io {
+        /// The file being deleted.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The metadata database failed; nothing changed (for `Io`'s case of
+    /// `remove_user`, the failure came after the user was removed).
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
+}
+
+impl From<FileError> for UserError {
+    fn from(e: FileError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+/// Why an index operation ([`put_index`](crate::Store::put_index),
+/// [`delete_index`](crate::Store::delete_index)) failed. Whatever the
+/// error, the stored entry is unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The entry's data is longer than
+    /// [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN).
+    #[error("index entry of {len} bytes is longer than the limit of {max} bytes")]
+    TooLarge {
+        /// Length of the data offered.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A newer version is stored: the put is out of date. Re-read the
+    /// entry and redo the change on top of it.
+    #[error("index entry is at version {stored}; version {offered} is out of date")]
+    Stale {
+        /// The version stored.
+        stored: u64,
+        /// The version offered.
+        offered: u64,
+    },
+    /// This version is stored with other bytes: another writer got there
+    /// first. Re-read, merge, and put a higher version.
+    #[error("index entry version {version} is already stored with different contents")]
+    Conflict {
+        /// The version both writers used.
+        version: u64,
+    },
+    /// The user has no record (see [`add_user`](crate::Store::add_user)).
+    #[error("no user {user:?}")]
+    NoSuchUser {
+        /// The user.
+        user: String,
+    },
+    /// The stored entry cannot be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The metadata database failed.
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
+}
+
+/// Lets `?` turn redb's per-step errors into an error's `Database` variant,
+/// as it already does for [`redb::Error`].
+macro_rules! from_redb_steps {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<redb::TransactionError> for $error {
+            fn from(e: redb::TransactionError) -> Self {
+                Self::Database(e.into())
+            }
+        }
+        impl From<redb::TableError> for $error {
+            fn from(e: redb::TableError) -> Self {
+                Self::Database(e.into())
+            }
+        }
+        impl From<redb::StorageError> for $error {
+            fn from(e: redb::StorageError) -> Self {
+                Self::Database(e.into())
+            }
+        }
+        impl From<redb::CommitError> for $error {
+            fn from(e: redb::CommitError) -> Self {
+                Self::Database(e.into())
+            }
+        }
+    )*};
+}
+
+from_redb_steps!(QueryError, UserError, IndexError);
 
 impl From<FileError> for OpenError {
     fn from(e: FileError) -> Self {

@@ -2,13 +2,15 @@
 //!
 //! A [`Store`] keeps shards (opaque byte strings named by their BLAKE3
 //! [`Id`]) in a directory, together with a metadata database that records
-//! which user references which shard and how many bytes each user holds.
+//! which user references which shard, how many bytes each user holds, the
+//! node's user accounts and their index entries, and the last scrub.
 //!
 //! ```text
 //! <dir>/shards/ab/cd/<id>   the shards (see the `shards` module docs)
 //! <dir>/tmp/                writes in progress, deleted at open
 //! <dir>/quarantine/         shard files that failed their hash
-//! <dir>/meta.redb           references and usage (see the `meta` module docs)
+//! <dir>/meta.redb           the metadata database (see the `meta` module docs)
+//! <dir>/store.lock          locked by the one Store using the directory
 //! ```
 //!
 //! # Guarantees
@@ -24,16 +26,38 @@
 //!   the lengths of their references, and quotas are checked against it: a
 //!   shared shard counts fully for each holder, since each could keep it
 //!   alone.
+//! - **Users are isolated.** Every operation on a user's references, usage
+//!   or [index entries](index) takes the user's name, and every key it
+//!   touches starts with that name.
 //! - **No path from outside.** Paths are built from [`Id`]s only, and the
 //!   API takes `&Id`, never a string: `"../../etc/passwd"` fails to parse
-//!   as an `Id` long before it could reach the store.
+//!   as an `Id` long before it could reach the store. User names and index
+//!   entry names are database keys, never paths.
+//!
+//! # One store, many administrators
+//!
+//! A directory is used by at most one [`Store`] at a time, in any process:
+//! [`Store::open`] takes an exclusive lock on `store.lock` and holds it
+//! until the store is dropped, and a second open fails with
+//! [`OpenError::Locked`]. That exclusivity is what lets the store empty
+//! `tmp/` at open and delete or quarantine files under locks that live in
+//! its own memory. The lock is the operating system's (`flock` on Unix),
+//! so it goes with the process, however that ends: no stale lock file to
+//! clean up after a crash.
+//!
+//! An [`Admin`] opens only the metadata database, which redb shares between
+//! processes, and never touches a shard file or `tmp/`. Any number can run
+//! beside a running node's store (the `cairn node user …` and `status`
+//! commands), and what each commits is visible to the others at once. See
+//! [`Admin`] for what that means for removing a user.
 //!
 //! # Concurrency and crashes
 //!
 //! `Store` is `Send + Sync` and every method takes `&self`. Operations on
 //! one id are serialised by a striped lock held from the database commit
 //! to the rename or unlink that goes with it; other ids proceed in
-//! parallel, apart from the database's single writer.
+//! parallel, apart from the database's single writer (which is shared with
+//! any [`Admin`]s in other processes).
 //!
 //! A put commits the reference *before* renaming the file into place, and a
 //! drop commits *before* unlinking. A crash in between leaves a reference
@@ -45,7 +69,7 @@
 //! # Example
 //!
 //! ```
-//! use cairn_store::{DropOutcome, Id, Store, StoreOptions};
+//! use cairn_store::{Admin, DropOutcome, Id, Store, StoreOptions, UserRecord};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path(), StoreOptions::default())?;
@@ -56,41 +80,80 @@
 //! assert_eq!(store.get(&id)?, shard);
 //! assert_eq!(store.usage("alice")?, shard.len() as u64);
 //!
+//! // An operator's command, meanwhile, in another process.
+//! let admin = Admin::open(dir.path())?;
+//! let record = UserRecord {
+//!     salt: [1; 16],
+//!     auth_hash: [2; 32],
+//!     quota: Some(1 << 30),
+//!     created_unix: 1_700_000_000,
+//! };
+//! admin.add_user("bob", &record)?;
+//! assert_eq!(store.user("bob")?, Some(record));
+//!
 //! assert_eq!(store.drop_ref("alice", &id)?, DropOutcome::Deleted);
 //! assert!(!store.contains(&id));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admin;
 mod error;
+pub mod index;
 mod meta;
+mod record;
 pub mod scrub;
 mod shards;
+pub mod users;
 
+use std::fs::{self, File, TryLockError};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::{fs, io};
 
 pub use cairn_core::Id;
 
-pub use crate::error::{DeleteError, DropError, GetError, OpenError, PutError, QueryError};
-pub use crate::scrub::{ScrubError, ScrubOptions, ScrubReport};
+pub use crate::admin::Admin;
+pub use crate::error::{
+    DeleteError, DropError, GetError, IndexError, OpenError, PutError, QueryError, RecordError,
+    UserError,
+};
+pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
+pub use crate::scrub::{ScrubError, ScrubOptions, ScrubRecord, ScrubReport};
 pub use crate::shards::{Damage, MAX_SHARD_LEN, Shards};
+pub use crate::users::{
+    InvalidNameReason, MAX_USER_NAME_LEN, RemovedUser, UserRecord, check_user_name,
+};
 
-use crate::meta::{Added, Meta, Removed};
+use crate::meta::{Added, Meta, Opening, Removed};
 use crate::shards::{Checked, FileError, ShardFiles};
+
+/// The number of shard files in the store directory `dir`, by walking
+/// `dir/shards/`.
+///
+/// Only lists directories: no file is opened or checked (a damaged shard
+/// counts until a read or scrub quarantines it), and nothing is locked, so
+/// this is safe while a node runs, and counts shards written or removed
+/// meanwhile or not. What [`Shards`] skips is not counted. Fails if
+/// `shards/` cannot be listed, including when it does not exist.
+pub fn count_shards(dir: impl AsRef<Path>) -> io::Result<u64> {
+    Shards::in_dir(&dir.as_ref().join("shards")).try_fold(0, |n, id| id.map(|_| n + 1))
+}
 
 /// How a [`Store`] is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Whether to flush every write to disk (`fsync` of files and
-    /// directories, durable database commits) before reporting success.
-    /// Default: `true`.
+    /// Whether to flush shard files and their directories to disk (`fsync`)
+    /// before reporting success. Default: `true`.
     ///
     /// `false` is for tests and benchmarks only: a crash or power loss can
-    /// then lose acknowledged shards and references, or keep a reference
-    /// to a shard whose file was lost. It never makes a half-written file
-    /// visible (the rename is still atomic), nor lets bad bytes be read.
+    /// then lose acknowledged shards, leaving a reference to a shard whose
+    /// file was lost. It never makes a half-written file visible (the
+    /// rename is still atomic), nor lets bad bytes be read.
+    ///
+    /// Database commits are durable either way: the database is shared
+    /// with other processes (see [`Admin`]), and redb refuses commits held
+    /// only in one process's memory, which the others could not see.
     pub sync: bool,
 }
 
@@ -137,6 +200,9 @@ pub enum DropOutcome {
 const LOCK_STRIPES: usize = 256;
 
 /// A shard store in one directory. See the [crate docs](crate).
+///
+/// Besides shards, a store answers everything an [`Admin`] does (users,
+/// index entries, usage, the last scrub), with the same methods.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
@@ -154,37 +220,44 @@ pub struct Store {
     /// quarantining damaged ones. Distinct ids sharing a stripe only wait
     /// for each other, which is harmless.
     locks: Box<[Mutex<()>; LOCK_STRIPES]>,
+    /// `store.lock`, locked exclusively for the store's lifetime; never
+    /// read or written. It keeps any other store (in this process or
+    /// another) off the directory, so that `tmp/` and the per-id `locks`
+    /// above are this store's alone. Declared last so it is released only
+    /// after the database and files are closed.
+    _dir_lock: File,
 }
+
+crate::meta::shared_operations!(Store);
 
 impl Store {
     /// Opens the store in `dir`, creating it if needed.
     ///
-    /// Creates `shards/`, `tmp/`, `quarantine/` and `meta.redb` if missing,
-    /// checks the database's schema version, and deletes everything left
-    /// in `tmp/` by a crash. The database's file lock keeps a second store
-    /// (in any process) off the directory while this one is open, which is
-    /// also what makes cleaning `tmp/` safe.
+    /// Takes the exclusive lock on `store.lock` (failing with
+    /// [`OpenError::Locked`] if another store, in any process, has the
+    /// directory), creates `shards/`, `tmp/`, `quarantine/` and `meta.redb`
+    /// if missing, checks the database's schema version, and deletes
+    /// everything left in `tmp/` by a crash. Only a store writes to `tmp/`,
+    /// and the lock makes this the only store, so nothing in there belongs
+    /// to a write in progress.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(|source| OpenError::Io {
             path: dir.clone(),
             source,
         })?;
-        // The database first: it takes the lock, and refuses an unknown
-        // schema before any file is touched.
-        let meta = Meta::open(&dir.join("meta.redb"), options.sync)?;
+        // The lock first, then the database, which refuses an unknown
+        // schema before any shard directory is touched.
+        let dir_lock = lock_dir(&dir)?;
+        let meta = Meta::open(&dir, Opening::CreateIfMissing)?;
         let files = ShardFiles::open(&dir, options.sync)?;
         Ok(Self {
             dir,
             files,
             meta,
             locks: Box::new(std::array::from_fn(|_| Mutex::new(()))),
+            _dir_lock: dir_lock,
         })
-    }
-
-    /// The store's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Stores `bytes` as shard `id` and records that `user` references it.
@@ -297,11 +370,6 @@ impl Store {
         self.files.exists(id).unwrap_or(false)
     }
 
-    /// Whether `user` references shard `id`.
-    pub fn has_ref(&self, user: &str, id: &Id) -> Result<bool, QueryError> {
-        Ok(self.meta.has_ref(user, id)?)
-    }
-
     /// Drops `user`'s reference to shard `id`, deleting the file if it was
     /// the last one. A user can only drop their own references.
     pub fn drop_ref(&self, user: &str, id: &Id) -> Result<DropOutcome, DropError> {
@@ -327,26 +395,33 @@ impl Store {
         Ok(refs > 0 || file)
     }
 
-    /// The bytes `user` references: the sum of the lengths of their shards.
-    pub fn usage(&self, user: &str) -> Result<u64, QueryError> {
-        Ok(self.meta.usage(user)?)
-    }
-
-    /// Every user holding at least one reference, with their usage in
-    /// bytes, in name order.
-    pub fn users(&self) -> Result<Vec<(String, u64)>, QueryError> {
-        Ok(self.meta.users()?)
+    /// Removes user `name`: in one transaction, their record, every
+    /// reference they hold (their usage goes with them; other holders keep
+    /// theirs) and all their index entries. Then deletes, each under its
+    /// id's lock and only if still unreferenced, the files of the shards
+    /// nobody holds any more.
+    ///
+    /// Also removes references and entries left under a name that has no
+    /// record; fails with [`UserError::NoSuchUser`] only if there was
+    /// nothing at all. If deleting a file fails, the user is removed
+    /// nonetheless and [`UserError::Io`] is returned; the files left are
+    /// deleted by the next [`scrub`](Self::scrub).
+    pub fn remove_user(&self, name: &str) -> Result<RemovedUser, UserError> {
+        let mut removed = self.meta.remove_user(name)?;
+        for id in &removed.unheld {
+            // A put may have referenced the shard again since the commit;
+            // the check under the lock keeps its file.
+            if self.remove_if_unreferenced::<UserError>(id)? {
+                removed.files_deleted += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The ids of the shard files on disk, in no particular order. Files
     /// are listed, not read; see [`Shards`] for what is skipped.
     pub fn iter(&self) -> Shards {
         self.files.iter()
-    }
-
-    /// The number of shard files on disk, by walking them all.
-    pub fn shard_count(&self) -> io::Result<u64> {
-        self.iter().try_fold(0, |n, id| id.map(|_| n + 1))
     }
 
     /// Re-reads and re-hashes every shard, quarantines damaged ones,
@@ -388,7 +463,10 @@ impl Store {
 
     /// Deletes shard `id`'s file if no user references it. Returns whether
     /// it did.
-    fn remove_if_unreferenced(&self, id: &Id) -> Result<bool, ScrubError> {
+    fn remove_if_unreferenced<E>(&self, id: &Id) -> Result<bool, E>
+    where
+        E: From<redb::Error> + From<FileError>,
+    {
         // Cheap unlocked check first; the locked one is what counts.
         if self.meta.is_held(id)? {
             return Ok(false);
@@ -408,6 +486,27 @@ impl Store {
         }
         let _guard = self.lock(id);
         Ok(self.meta.is_held(id)? && !self.files.exists(id)?)
+    }
+}
+
+/// Creates `dir/store.lock` if needed and locks it exclusively, without
+/// waiting.
+fn lock_dir(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join("store.lock");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked { path }),
+        Err(TryLockError::Error(source)) => Err(OpenError::Io { path, source }),
     }
 }
 

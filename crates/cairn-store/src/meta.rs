@@ -1,14 +1,16 @@
-//! The metadata database: who references which shard, and how many bytes
-//! each user holds.
+//! The metadata database: who references which shard, how many bytes each
+//! user holds, user accounts, index entries and the last scrub.
 //!
 //! # Schema (version 1)
 //!
 //! | table | key | value | meaning |
 //! | --- | --- | --- | --- |
-//! | `meta` | `&str` | `u64` | `"schema_version"` → [`SCHEMA_VERSION`] |
+//! | `meta` | `&str` | `&[u8]` | `"schema_version"` → [`SCHEMA_VERSION`] as 8 bytes big-endian; `"last_scrub"` → a scrub record |
 //! | `refs` | `(user, shard id)` | `u64` | the user references the shard, which is this many bytes long |
 //! | `holders` | `(shard id, user)` | `()` | the same references, ordered by shard |
 //! | `usage` | `user` | `u64` | sum of the lengths of the user's references; absent when 0 |
+//! | `users` | `user` | `&[u8]` | a user record: the user exists |
+//! | `index` | `(user, name: [u8; 32])` | `&[u8]` | an index entry record |
 //!
 //! `holders` is the reverse index of `refs`: it answers "is anyone left
 //! holding this shard?" and "who holds it?" with a short range scan instead
@@ -17,37 +19,91 @@
 //! length of its `holders` range, rather than a stored counter that could
 //! drift from the references it counts.
 //!
+//! `refs` and `usage` do not require a `users` record: [`Meta::add_ref`]
+//! takes any name (the node checks who its users are). `index` does: a put
+//! checks for the record in its own transaction. Removing a user removes,
+//! in one transaction, their record, references (and so usage and
+//! holders) and index entries. Every key of `refs`, `usage`, `users` and
+//! `index` starts with the user name, and every operation takes the name
+//! from its caller, so one user's data cannot be reached under another's.
+//!
+//! # Records
+//!
+//! The values of `users`, `index` and `meta`'s `"last_scrub"` are records:
+//! a format byte, then postcard (see the `record` module). All are format
+//! 1:
+//!
+//! | record | postcard fields, in order |
+//! | --- | --- |
+//! | user | salt `[u8; 16]`, auth hash `[u8; 32]`, quota `Option<u64>`, created (Unix seconds) `u64` |
+//! | index entry | version `u64`, data `&[u8]` (at most [`MAX_INDEX_ENTRY_LEN`] bytes) |
+//! | last scrub | finished (Unix seconds), shards checked, bytes checked, corrupt, missing: five `u64` |
+//!
+//! A record in another format reads as
+//! [`RecordError::UnknownVersion`](crate::RecordError::UnknownVersion);
+//! the schema version does not change when a record format does.
+//!
 //! # Versioning
 //!
 //! A new database gets the current version. A database with any other
 //! version is refused at open rather than guessed at: a newer cairn may
-//! have changed what the tables mean. A database with tables but no version
-//! did not come from cairn and is refused too. A future schema change bumps
-//! [`SCHEMA_VERSION`] and adds a migration from each older version.
+//! have changed what the tables mean. A database with tables but no
+//! (readable) version did not come from cairn and is refused too. A future
+//! schema change bumps [`SCHEMA_VERSION`] and adds a migration from each
+//! older version. The `meta` table's types never change, so that any cairn
+//! can read the version.
+//!
+//! # Sharing between processes
+//!
+//! The database is opened in redb's [`ConcurrencyMode::MultiWriter`]: a
+//! running node's [`Store`](crate::Store) and any number of
+//! [`Admin`](crate::Admin)s (in the `cairn node user …` and `status`
+//! commands) open it read-write at once. redb runs one write transaction at
+//! a time across all of them, and each transaction sees every commit made
+//! before it began, in any process; so every check-then-write below (the
+//! quota, an existing user, an index version) holds across processes as it
+//! does across threads. This mode needs byte-range file locks (Linux, the
+//! Apple platforms, Windows), and refuses non-durable commits, which other
+//! processes could not see: every commit is flushed to disk.
 
+use std::ops::Bound;
 use std::path::Path;
+use std::{fs, io};
 
 use cairn_core::Id;
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
-    WriteTransaction,
+    Builder, ConcurrencyMode, Database, DatabaseError, ReadableDatabase, ReadableTable,
+    TableDefinition, TableError, TableHandle, WriteTransaction,
 };
 
-use crate::error::OpenError;
+use crate::error::{IndexError, OpenError, QueryError, UserError};
+use crate::index::{self, IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
+use crate::scrub::ScrubRecord;
+use crate::users::{RemovedUser, UserRecord, check_user_name};
 
 /// The schema version this code reads and writes.
 pub(crate) const SCHEMA_VERSION: u64 = 1;
 
 const SCHEMA_VERSION_KEY: &str = "schema_version";
+const LAST_SCRUB_KEY: &str = "last_scrub";
 
-/// Database-wide settings, such as the schema version.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Database-wide settings and records: the schema version, the last scrub.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `(user, shard id)` → shard length in bytes.
 const REFS: TableDefinition<(&str, &[u8; Id::LEN]), u64> = TableDefinition::new("refs");
 /// `(shard id, user)` → nothing: the reverse index of `REFS`.
 const HOLDERS: TableDefinition<(&[u8; Id::LEN], &str), ()> = TableDefinition::new("holders");
 /// `user` → bytes referenced.
 const USAGE: TableDefinition<&str, u64> = TableDefinition::new("usage");
+/// `user` → user record.
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// `(user, entry name)` → index entry record.
+const INDEX: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("index");
+
+/// The lowest and highest 32-byte keys: the bounds of one user's range in
+/// `refs` and `index`.
+const FIRST_KEY: [u8; 32] = [0; 32];
+const LAST_KEY: [u8; 32] = [0xff; 32];
 
 /// What adding a reference did. Only `New` changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,67 +124,92 @@ pub(crate) enum Removed {
     LastHolder,
 }
 
-/// The metadata database of one store.
+/// Whether opening may create the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// Create the file and the schema if missing (a [`Store`](crate::Store)).
+    CreateIfMissing,
+    /// Open an initialised database only (an [`Admin`](crate::Admin)).
+    ExistingOnly,
+}
+
+/// The metadata database of one store directory.
 #[derive(Debug)]
 pub(crate) struct Meta {
     db: Database,
-    /// Whether commits wait for the disk (see `StoreOptions::sync`).
-    sync: bool,
 }
 
 impl Meta {
-    /// Opens or creates the database at `path` and checks its schema
-    /// version, writing the current one into a new database.
-    ///
-    /// Opening takes redb's exclusive lock on the file, which is what keeps
-    /// two stores (or processes) off the same directory.
-    pub(crate) fn open(path: &Path, sync: bool) -> Result<Self, OpenError> {
-        let db = Database::create(path).map_err(|e| match redb::Error::from(e) {
-            redb::Error::DatabaseAlreadyOpen => OpenError::Locked {
-                path: path.to_owned(),
-            },
-            other => OpenError::Database(other),
+    /// Opens (or, with [`Opening::CreateIfMissing`], creates) `dir`'s
+    /// database in multi-writer mode and checks its schema version,
+    /// writing the current one into a new database.
+    pub(crate) fn open(dir: &Path, opening: Opening) -> Result<Self, OpenError> {
+        let path = dir.join("meta.redb");
+        let mut builder = Builder::new();
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let opened = match opening {
+            Opening::CreateIfMissing => builder.create(&path),
+            Opening::ExistingOnly => {
+                match fs::symlink_metadata(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(OpenError::NotAStore {
+                            dir: dir.to_owned(),
+                        });
+                    }
+                    Err(source) => return Err(OpenError::Io { path, source }),
+                    Ok(_) => {}
+                }
+                builder.open(&path)
+            }
+        };
+        let db = opened.map_err(|e| match e {
+            // Someone holds the file in redb's exclusive mode: not a cairn
+            // node (those use multi-writer mode), but just as much in use.
+            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+                OpenError::Locked { path: path.clone() }
+            }
+            other => OpenError::Database(other.into()),
         })?;
-        let meta = Self { db, sync };
-        meta.check_schema(path)?;
+        let meta = Self { db };
+        meta.check_schema(dir, &path, opening)?;
         Ok(meta)
     }
 
     /// Checks (or, for a new database, writes) the schema version and makes
     /// sure every table exists, so read transactions can open them.
-    fn check_schema(&self, path: &Path) -> Result<(), OpenError> {
-        // Always durable: a store must not come back from a crash without
-        // the version that says how to read it.
-        let txn = self.db.begin_write().map_err(redb::Error::from)?;
-        let (found, foreign_tables) = read_schema(&txn)?;
-        match found {
-            Some(SCHEMA_VERSION) => {}
+    fn check_schema(&self, dir: &Path, path: &Path, opening: Opening) -> Result<(), OpenError> {
+        let txn = self.begin_write()?;
+        match read_schema(&txn)? {
+            Schema::Version(SCHEMA_VERSION) => {}
             // Returning drops (aborts) the transaction: nothing is written.
-            Some(found) => {
+            Schema::Version(found) => {
                 return Err(OpenError::UnsupportedSchema {
                     found,
                     supported: SCHEMA_VERSION,
                 });
             }
-            None if foreign_tables => {
+            Schema::Foreign => {
                 return Err(OpenError::MissingSchemaVersion {
                     path: path.to_owned(),
                 });
             }
-            None => {}
+            // A store that crashed before its first commit, or an empty
+            // file: nothing an admin could work on.
+            Schema::Empty if opening == Opening::ExistingOnly => {
+                return Err(OpenError::NotAStore {
+                    dir: dir.to_owned(),
+                });
+            }
+            Schema::Empty => {}
         }
         create_schema(&txn)?;
         txn.commit().map_err(redb::Error::from)?;
         Ok(())
     }
 
-    /// Starts a write transaction with the store's durability.
+    /// Starts a write transaction. Always durable: see the module docs.
     fn begin_write(&self) -> Result<WriteTransaction, redb::Error> {
-        let mut txn = self.db.begin_write()?;
-        if !self.sync {
-            txn.set_durability(Durability::None)?;
-        }
-        Ok(txn)
+        Ok(self.db.begin_write()?)
     }
 
     /// Records that `user` references shard `id` of `len` bytes, unless it
@@ -244,7 +325,7 @@ impl Meta {
 
     /// Every user holding at least one reference, with their usage, in
     /// name order.
-    pub(crate) fn users(&self) -> Result<Vec<(String, u64)>, redb::Error> {
+    pub(crate) fn usage_by_user(&self) -> Result<Vec<(String, u64)>, redb::Error> {
         let txn = self.db.begin_read()?;
         let usage = txn.open_table(USAGE)?;
         usage
@@ -255,24 +336,298 @@ impl Meta {
             })
             .collect()
     }
+
+    /// Adds user `name` with `record`, unless the name is invalid or taken.
+    pub(crate) fn add_user(&self, name: &str, record: &UserRecord) -> Result<(), UserError> {
+        check_user_name(name).map_err(|reason| UserError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let txn = self.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            if users.get(name)?.is_some() {
+                return Err(UserError::Exists {
+                    name: name.to_owned(),
+                });
+            }
+            users.insert(name, record.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// User `name`'s record, if they exist.
+    pub(crate) fn user(&self, name: &str) -> Result<Option<UserRecord>, QueryError> {
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        let Some(value) = users.get(name)? else {
+            return Ok(None);
+        };
+        Ok(Some(UserRecord::decode(value.value(), name)?))
+    }
+
+    /// Every user with their record, in name order.
+    pub(crate) fn list_users(&self) -> Result<Vec<(String, UserRecord)>, QueryError> {
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        users
+            .iter()?
+            .map(|entry| {
+                let (name, value) = entry?;
+                let name = name.value();
+                Ok((name.to_owned(), UserRecord::decode(value.value(), name)?))
+            })
+            .collect()
+    }
+
+    /// Sets user `name`'s quota, leaving the rest of their record as is.
+    pub(crate) fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), UserError> {
+        let txn = self.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            let mut record = match users.get(name)? {
+                Some(value) => UserRecord::decode(value.value(), name)?,
+                None => {
+                    return Err(UserError::NoSuchUser {
+                        name: name.to_owned(),
+                    });
+                }
+            };
+            record.quota = quota;
+            users.insert(name, record.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes, in one transaction, user `name`'s record, references (with
+    /// their usage and holder entries) and index entries, and lists the
+    /// shards nobody holds any more. Deletes no file: that is the caller's
+    /// business. Refused as `NoSuchUser` only if there was nothing at all
+    /// under the name, so that references left by puts for a name without
+    /// a record can be cleaned up too.
+    pub(crate) fn remove_user(&self, name: &str) -> Result<RemovedUser, UserError> {
+        let txn = self.begin_write()?;
+        let mut removed = RemovedUser::default();
+        let had_record = txn.open_table(USERS)?.remove(name)?.is_some();
+        {
+            let mut refs = txn.open_table(REFS)?;
+            let mut ids = Vec::new();
+            // Every key of the range is the user's: it is bounded by their
+            // name on both sides.
+            for entry in
+                refs.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
+            {
+                let (key, _) = entry?;
+                ids.push(Id::from_bytes(*key.value().1));
+            }
+            let mut holders = txn.open_table(HOLDERS)?;
+            for id in ids {
+                holders.remove((id.as_bytes(), name))?;
+                removed.references += 1;
+                if first_holder(&holders, &id)?.is_none() {
+                    // `refs` is ordered by id within a user, so this is too.
+                    removed.unheld.push(id);
+                }
+            }
+            // The usage was the sum of exactly these references.
+            txn.open_table(USAGE)?.remove(name)?;
+        }
+        {
+            let mut index = txn.open_table(INDEX)?;
+            for entry in
+                index.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
+            {
+                entry?;
+                removed.index_entries += 1;
+            }
+        }
+        if !had_record && removed.references == 0 && removed.index_entries == 0 {
+            return Err(UserError::NoSuchUser {
+                name: name.to_owned(),
+            });
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// Stores `entry` for `user` unless the data is too long, the user has
+    /// no record, or the stored version forbids it (see the `index` module
+    /// docs).
+    pub(crate) fn put_index(&self, user: &str, entry: &IndexEntry) -> Result<IndexPut, IndexError> {
+        if entry.data.len() > MAX_INDEX_ENTRY_LEN {
+            return Err(IndexError::TooLarge {
+                len: entry.data.len(),
+                max: MAX_INDEX_ENTRY_LEN,
+            });
+        }
+        let txn = self.begin_write()?;
+        let replaced = {
+            if txn.open_table(USERS)?.get(user)?.is_none() {
+                return Err(IndexError::NoSuchUser {
+                    user: user.to_owned(),
+                });
+            }
+            let mut index_table = txn.open_table(INDEX)?;
+            let replaced = match index_table.get((user, &entry.name))? {
+                None => None,
+                Some(value) => {
+                    let (stored, data) = index::decode(value.value(), user, &entry.name)?;
+                    if stored > entry.version {
+                        return Err(IndexError::Stale {
+                            stored,
+                            offered: entry.version,
+                        });
+                    }
+                    if stored == entry.version {
+                        return if data == entry.data.as_slice() {
+                            Ok(IndexPut::Unchanged)
+                        } else {
+                            Err(IndexError::Conflict { version: stored })
+                        };
+                    }
+                    Some(stored)
+                }
+            };
+            let value = index::encode(entry.version, &entry.data);
+            index_table.insert((user, &entry.name), value.as_slice())?;
+            replaced
+        };
+        txn.commit()?;
+        Ok(IndexPut::Stored { replaced })
+    }
+
+    /// `user`'s index entry `name`, if any.
+    pub(crate) fn get_index(
+        &self,
+        user: &str,
+        name: &[u8; 32],
+    ) -> Result<Option<IndexEntry>, QueryError> {
+        let txn = self.db.begin_read()?;
+        let index_table = txn.open_table(INDEX)?;
+        let Some(value) = index_table.get((user, name))? else {
+            return Ok(None);
+        };
+        let (version, data) = index::decode(value.value(), user, name)?;
+        Ok(Some(IndexEntry {
+            name: *name,
+            version,
+            data: data.to_vec(),
+        }))
+    }
+
+    /// Up to `limit` of `user`'s index entries with names after `after`
+    /// (from the first if `None`), in name order.
+    pub(crate) fn list_index(
+        &self,
+        user: &str,
+        after: Option<[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, QueryError> {
+        let txn = self.db.begin_read()?;
+        let index_table = txn.open_table(INDEX)?;
+        let lower = match &after {
+            Some(after) => Bound::Excluded((user, after)),
+            None => Bound::Included((user, &FIRST_KEY)),
+        };
+        let upper = Bound::Included((user, &LAST_KEY));
+        index_table
+            .range((lower, upper))?
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let name = *key.value().1;
+                let (version, data) = index::decode(value.value(), user, &name)?;
+                Ok(IndexEntry {
+                    name,
+                    version,
+                    data: data.to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes `user`'s index entry `name`; returns the version it had.
+    pub(crate) fn delete_index(
+        &self,
+        user: &str,
+        name: &[u8; 32],
+    ) -> Result<Option<u64>, IndexError> {
+        let txn = self.begin_write()?;
+        let version = {
+            let mut index_table = txn.open_table(INDEX)?;
+            let Some(value) = index_table.remove((user, name))? else {
+                return Ok(None);
+            };
+            // Decoded to report the version; an undecodable entry is
+            // refused rather than deleted blind, which keeps it for an
+            // operator to look at.
+            index::decode(value.value(), user, name)?.0
+        };
+        txn.commit()?;
+        Ok(Some(version))
+    }
+
+    /// Records a finished scrub, replacing the previous record.
+    pub(crate) fn record_scrub(&self, record: &ScrubRecord) -> Result<(), redb::Error> {
+        let txn = self.begin_write()?;
+        txn.open_table(META)?
+            .insert(LAST_SCRUB_KEY, record.encode().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The last scrub recorded, if any.
+    pub(crate) fn last_scrub(&self) -> Result<Option<ScrubRecord>, QueryError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(value) = meta.get(LAST_SCRUB_KEY)? else {
+            return Ok(None);
+        };
+        Ok(Some(ScrubRecord::decode(value.value(), LAST_SCRUB_KEY)?))
+    }
 }
 
-/// The schema version recorded in a database, and whether it has tables
-/// other than `meta`.
-fn read_schema(txn: &WriteTransaction) -> Result<(Option<u64>, bool), redb::Error> {
+/// What a database says about its schema.
+enum Schema {
+    /// A version is recorded.
+    Version(u64),
+    /// No version, and no other table: a new database.
+    Empty,
+    /// No readable version, but tables: not written by cairn.
+    Foreign,
+}
+
+/// Reads the schema version recorded in a database.
+fn read_schema(txn: &WriteTransaction) -> Result<Schema, redb::Error> {
     let foreign_tables = txn.list_tables()?.any(|table| table.name() != META.name());
-    let meta = txn.open_table(META)?;
-    let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
-    Ok((found, foreign_tables))
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        // A `meta` table of other types is someone else's.
+        Err(TableError::TableTypeMismatch { .. }) => return Ok(Schema::Foreign),
+        Err(e) => return Err(e.into()),
+    };
+    let found = meta.get(SCHEMA_VERSION_KEY)?;
+    Ok(match found {
+        Some(value) => match <[u8; 8]>::try_from(value.value()) {
+            Ok(bytes) => Schema::Version(u64::from_be_bytes(bytes)),
+            Err(_) => Schema::Foreign,
+        },
+        None if foreign_tables => Schema::Foreign,
+        None => Schema::Empty,
+    })
 }
 
 /// Writes the current schema version and creates any missing table.
 fn create_schema(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(META)?
-        .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+        .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())?;
     txn.open_table(REFS)?;
     txn.open_table(HOLDERS)?;
     txn.open_table(USAGE)?;
+    txn.open_table(USERS)?;
+    txn.open_table(INDEX)?;
     Ok(())
 }
 
@@ -306,12 +661,159 @@ fn subtract_usage(
     Ok(())
 }
 
+/// Defines, on a type with `dir: PathBuf` and `meta: Meta` fields, the
+/// public operations that [`Store`](crate::Store) and
+/// [`Admin`](crate::Admin) share: the database questions and the user and
+/// index operations. Written once here so the two cannot drift apart, in
+/// behaviour or in docs; each is a call into [`Meta`]. `remove_user` is not
+/// here, since the two differ in what they do with unheld files.
+macro_rules! shared_operations {
+    ($type:ty) => {
+        impl $type {
+            /// The store's directory.
+            pub fn dir(&self) -> &std::path::Path {
+                &self.dir
+            }
+
+            /// Whether `user` references shard `id`.
+            pub fn has_ref(&self, user: &str, id: &$crate::Id) -> Result<bool, $crate::QueryError> {
+                Ok(self.meta.has_ref(user, id)?)
+            }
+
+            /// The bytes `user` references: the sum of the lengths of their
+            /// shards.
+            pub fn usage(&self, user: &str) -> Result<u64, $crate::QueryError> {
+                Ok(self.meta.usage(user)?)
+            }
+
+            /// Every user holding at least one reference, with their usage
+            /// in bytes, in name order. Names come from the references, so
+            /// a user without a record who has references (see
+            /// [`Store::put`](crate::Store::put)) is listed too, and a user
+            /// with a record but no references is not.
+            pub fn usage_by_user(&self) -> Result<Vec<(String, u64)>, $crate::QueryError> {
+                Ok(self.meta.usage_by_user()?)
+            }
+
+            /// The number of shard files on disk, by walking them all; see
+            /// [`count_shards`](crate::count_shards).
+            pub fn shard_count(&self) -> std::io::Result<u64> {
+                $crate::count_shards(&self.dir)
+            }
+
+            /// Adds user `name` with `record`.
+            ///
+            /// Refused with [`UserError::InvalidName`](crate::UserError::InvalidName)
+            /// if the name breaks the [rules](crate::check_user_name), and
+            /// with [`UserError::Exists`](crate::UserError::Exists) if the
+            /// user exists (whatever their record says).
+            pub fn add_user(
+                &self,
+                name: &str,
+                record: &$crate::UserRecord,
+            ) -> Result<(), $crate::UserError> {
+                self.meta.add_user(name, record)
+            }
+
+            /// User `name`'s record, or `None` if there is no such user.
+            pub fn user(
+                &self,
+                name: &str,
+            ) -> Result<Option<$crate::UserRecord>, $crate::QueryError> {
+                self.meta.user(name)
+            }
+
+            /// Every user and their record, in name order.
+            pub fn list_users(
+                &self,
+            ) -> Result<Vec<(String, $crate::UserRecord)>, $crate::QueryError> {
+                self.meta.list_users()
+            }
+
+            /// Sets user `name`'s quota in bytes (`None`: no limit). The
+            /// quota is a record field: [`Store::put`](crate::Store::put)
+            /// enforces the quota its caller passes, which the node reads
+            /// from here. Lowering it below the user's usage removes
+            /// nothing; it only refuses new references.
+            pub fn set_quota(
+                &self,
+                name: &str,
+                quota: Option<u64>,
+            ) -> Result<(), $crate::UserError> {
+                self.meta.set_quota(name, quota)
+            }
+
+            /// Stores index entry `entry` for `user`, if its version allows
+            /// (see the [`index` rules](crate::IndexEntry)): refused as
+            /// [`Stale`](crate::IndexError::Stale) below the stored version,
+            /// [`Unchanged`](crate::IndexPut::Unchanged) for a repeat of
+            /// the stored entry, [`Conflict`](crate::IndexError::Conflict)
+            /// for the stored version with other data,
+            /// [`TooLarge`](crate::IndexError::TooLarge) over
+            /// [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN) bytes and
+            /// [`NoSuchUser`](crate::IndexError::NoSuchUser) for a user
+            /// without a record.
+            pub fn put_index(
+                &self,
+                user: &str,
+                entry: &$crate::IndexEntry,
+            ) -> Result<$crate::IndexPut, $crate::IndexError> {
+                self.meta.put_index(user, entry)
+            }
+
+            /// `user`'s index entry called `name`, if any. Only `user`'s
+            /// entries are searched.
+            pub fn get_index(
+                &self,
+                user: &str,
+                name: &[u8; 32],
+            ) -> Result<Option<$crate::IndexEntry>, $crate::QueryError> {
+                self.meta.get_index(user, name)
+            }
+
+            /// Up to `limit` of `user`'s index entries, in name order,
+            /// starting after the name `after` (from the first if `None`).
+            /// To page through them all, pass the last name of each page as
+            /// the next `after`, until a page comes back shorter than
+            /// `limit`. The caller bounds `limit`: a page holds up to
+            /// `limit` × [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN)
+            /// bytes.
+            pub fn list_index(
+                &self,
+                user: &str,
+                after: Option<[u8; 32]>,
+                limit: usize,
+            ) -> Result<Vec<$crate::IndexEntry>, $crate::QueryError> {
+                self.meta.list_index(user, after, limit)
+            }
+
+            /// Deletes `user`'s index entry called `name`. Returns the
+            /// version it had, or `None` if there was none.
+            pub fn delete_index(
+                &self,
+                user: &str,
+                name: &[u8; 32],
+            ) -> Result<Option<u64>, $crate::IndexError> {
+                self.meta.delete_index(user, name)
+            }
+
+            /// When the last [scrub](crate::Store::scrub) of this store
+            /// finished and what it found, or `None` if none has finished.
+            pub fn last_scrub(&self) -> Result<Option<$crate::ScrubRecord>, $crate::QueryError> {
+                self.meta.last_scrub()
+            }
+        }
+    };
+}
+
+pub(crate) use shared_operations;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn meta(dir: &Path) -> Meta {
-        Meta::open(&dir.join("meta.redb"), false).unwrap()
+        Meta::open(dir, Opening::CreateIfMissing).unwrap()
     }
 
     #[test]
@@ -327,7 +829,7 @@ mod tests {
         assert_eq!(meta.add_ref("bob", &a, 10, None).unwrap(), Added::New);
         assert_eq!(meta.add_ref("bob", &b, 5, None).unwrap(), Added::New);
         assert_eq!(
-            meta.users().unwrap(),
+            meta.usage_by_user().unwrap(),
             [("ann".to_owned(), 10), ("bob".to_owned(), 15)]
         );
         let mut held = vec![a, b];
@@ -339,7 +841,7 @@ mod tests {
         assert_eq!(meta.remove_ref("bob", &a).unwrap(), Removed::LastHolder);
         assert!(!meta.is_held(&a).unwrap());
         assert!(meta.is_held(&b).unwrap());
-        assert_eq!(meta.users().unwrap(), [("bob".to_owned(), 5)]);
+        assert_eq!(meta.usage_by_user().unwrap(), [("bob".to_owned(), 5)]);
         assert_eq!(meta.usage("ann").unwrap(), 0);
     }
 
@@ -374,7 +876,7 @@ mod tests {
         meta.add_ref("bob", &other, 3, None).unwrap();
         assert_eq!(meta.remove_all_refs(&id).unwrap(), 3);
         assert_eq!(meta.remove_all_refs(&id).unwrap(), 0);
-        assert_eq!(meta.users().unwrap(), [("bob".to_owned(), 3)]);
+        assert_eq!(meta.usage_by_user().unwrap(), [("bob".to_owned(), 3)]);
         assert!(meta.has_ref("bob", &other).unwrap());
     }
 

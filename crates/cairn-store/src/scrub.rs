@@ -21,15 +21,28 @@
 //!
 //! The scrub runs alongside other operations; shards written while it runs
 //! may or may not be checked.
+//!
+//! A scrub that runs to the end records when it finished and its counts as
+//! a [`ScrubRecord`] in the metadata database, replacing the previous one;
+//! [`Admin::last_scrub`](crate::Admin::last_scrub) reads it while the node
+//! runs. A scrub that stops on an error records nothing.
+//!
+//! Files that nobody references are deleted here whatever made them so:
+//! a crash, or [`Admin::remove_user`](crate::Admin::remove_user), which
+//! cannot delete files itself (it runs beside the node, outside the node's
+//! per-id locks).
 
 use std::io;
 use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cairn_core::Id;
+use serde::{Deserialize, Serialize};
 
 use crate::Store;
+use crate::error::RecordError;
+use crate::record::{self, Place};
 use crate::shards::{Checked, FileError};
 
 /// How a scrub runs.
@@ -69,6 +82,83 @@ pub struct ScrubReport {
     pub unreferenced_removed: u64,
 }
 
+/// The record of a finished scrub, kept in the metadata database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScrubRecord {
+    /// When the scrub finished, in seconds since the Unix epoch (0 if the
+    /// clock was before it).
+    pub finished_unix: u64,
+    /// Shard files read ([`ScrubReport::shards_checked`]).
+    pub shards_checked: u64,
+    /// Bytes read from them ([`ScrubReport::bytes_checked`]).
+    pub bytes_checked: u64,
+    /// Shards found damaged ([`ScrubReport::corrupt`]'s length).
+    pub corrupt: u64,
+    /// Referenced shards without a file ([`ScrubReport::missing`]'s
+    /// length).
+    pub missing: u64,
+}
+
+/// Format byte of a stored scrub record.
+const SCRUB_FORMAT: u8 = 1;
+
+/// Format 1 of a scrub record: five varints, in the order of the fields.
+#[derive(Serialize, Deserialize)]
+struct ScrubV1 {
+    finished_unix: u64,
+    shards_checked: u64,
+    bytes_checked: u64,
+    corrupt: u64,
+    missing: u64,
+}
+
+impl ScrubRecord {
+    /// The record of `report`, finished at `finished_unix`.
+    fn of(report: &ScrubReport, finished_unix: u64) -> Self {
+        Self {
+            finished_unix,
+            shards_checked: report.shards_checked,
+            bytes_checked: report.bytes_checked,
+            corrupt: report.corrupt.len() as u64,
+            missing: report.missing.len() as u64,
+        }
+    }
+
+    /// The record as stored: format byte 1, then [`ScrubV1`] in postcard.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        record::encode(
+            SCRUB_FORMAT,
+            &ScrubV1 {
+                finished_unix: self.finished_unix,
+                shards_checked: self.shards_checked,
+                bytes_checked: self.bytes_checked,
+                corrupt: self.corrupt,
+                missing: self.missing,
+            },
+        )
+    }
+
+    /// Decodes a stored record kept under `key` of the `meta` table.
+    pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Self, RecordError> {
+        let v1: ScrubV1 = record::decode(
+            SCRUB_FORMAT,
+            bytes,
+            Place {
+                table: "meta",
+                key: &key,
+            },
+        )?;
+        Ok(Self {
+            finished_unix: v1.finished_unix,
+            shards_checked: v1.shards_checked,
+            bytes_checked: v1.bytes_checked,
+            corrupt: v1.corrupt,
+            missing: v1.missing,
+        })
+    }
+}
+
 /// Why a scrub stopped before the end.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,7 +171,9 @@ pub enum ScrubError {
         /// What the operating system said.
         source: io::Error,
     },
-    /// The metadata database failed.
+    /// The metadata database failed (also when recording the finished
+    /// scrub: the work was done, but [`last_scrub`](crate::Store::last_scrub)
+    /// still shows the previous one).
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
 }
@@ -146,7 +238,7 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
             // Removed since the listing: nothing to check.
             Checked::Missing => continue,
             Checked::Intact(_) => {
-                if store.remove_if_unreferenced(&id)? {
+                if store.remove_if_unreferenced::<ScrubError>(&id)? {
                     report.unreferenced_removed += 1;
                 }
             }
@@ -166,6 +258,12 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
             report.missing.push(id);
         }
     }
+    let finished_unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    store
+        .meta
+        .record_scrub(&ScrubRecord::of(&report, finished_unix))?;
     Ok(report)
 }
 
@@ -181,6 +279,20 @@ mod tests {
         throttle.consume(1_000);
         // 2,000 bytes at 10,000 bytes/s take at least 0.2 s.
         assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_scrub_record_round_trips() {
+        let record = ScrubRecord {
+            finished_unix: 1_700_000_000,
+            shards_checked: 3,
+            bytes_checked: 1 << 40,
+            corrupt: 1,
+            missing: 2,
+        };
+        let bytes = record.encode();
+        assert_eq!(bytes[0], SCRUB_FORMAT);
+        assert_eq!(ScrubRecord::decode(&bytes, "last_scrub").unwrap(), record);
     }
 
     #[test]

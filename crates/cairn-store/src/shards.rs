@@ -122,9 +122,10 @@ impl ShardFiles {
     /// Creates the three directories under `dir` if needed and deletes
     /// everything left in `tmp/` by writes a crash interrupted.
     ///
-    /// The caller must already hold the store's exclusive lock (the metadata
-    /// database's), or this could delete another process's writes in
-    /// progress.
+    /// The caller must already hold the store's exclusive lock
+    /// (`store.lock`, taken by `Store::open`), or this could delete another
+    /// store's writes in progress. Nothing else writes to `tmp/`:
+    /// [`Admin`](crate::Admin) never touches the shard directories.
     pub(crate) fn open(dir: &Path, sync: bool) -> Result<Self, FileError> {
         let files = Self {
             shards: dir.join("shards"),
@@ -314,14 +315,7 @@ impl ShardFiles {
 
     /// Walks `shards/` and yields the id of every well-placed shard file.
     pub(crate) fn iter(&self) -> Shards {
-        Shards {
-            top: Some(fs::read_dir(&self.shards).map(|entries| Level {
-                prefix: String::new(),
-                entries,
-            })),
-            fan: None,
-            leaf: None,
-        }
+        Shards::in_dir(&self.shards)
     }
 }
 
@@ -332,7 +326,8 @@ fn sync_dir(dir: &Path) -> Result<(), FileError> {
 }
 
 /// An iterator over the ids of the shard files in a store, in no particular
-/// order; see [`Store::iter`](crate::Store::iter).
+/// order; see [`Store::iter`](crate::Store::iter) and
+/// [`count_shards`](crate::count_shards).
 ///
 /// Only regular files at their canonical place (`shards/ab/cd/abcd…`, lower
 /// case) are yielded. Anything else (stray names, files in the wrong fan-out
@@ -346,6 +341,21 @@ pub struct Shards {
     /// The current `shards/ab/` and `shards/ab/cd/`.
     fan: Option<Level>,
     leaf: Option<Level>,
+}
+
+impl Shards {
+    /// Walks `shards`, a store's `shards/` directory. Only lists: opens
+    /// directories, never files, so it is safe beside a running store.
+    pub(crate) fn in_dir(shards: &Path) -> Self {
+        Self {
+            top: Some(fs::read_dir(shards).map(|entries| Level {
+                prefix: String::new(),
+                entries,
+            })),
+            fan: None,
+            leaf: None,
+        }
+    }
 }
 
 /// One directory being listed, with the hex digits its path stands for.

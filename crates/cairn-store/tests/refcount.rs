@@ -20,7 +20,7 @@ fn the_last_reference_deletes_the_file() {
     assert!(first.stored && first.newly_referenced);
     assert!(!second.stored && second.newly_referenced);
     assert_eq!(
-        store.users().unwrap(),
+        store.usage_by_user().unwrap(),
         [("ann".to_owned(), 1000), ("bob".to_owned(), 1000)]
     );
 
@@ -34,7 +34,7 @@ fn the_last_reference_deletes_the_file() {
     assert!(!store.contains(&id));
     assert!(!shard_path(dir.path(), &id).exists());
     assert_eq!(store.usage("bob").unwrap(), 0);
-    assert!(store.users().unwrap().is_empty());
+    assert!(store.usage_by_user().unwrap().is_empty());
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn delete_removes_the_file_and_every_reference() {
     for user in ["ann", "bob", "cy"] {
         assert!(!store.has_ref(user, &id).unwrap());
     }
-    assert_eq!(store.users().unwrap(), [("bob".to_owned(), 50)]);
+    assert_eq!(store.usage_by_user().unwrap(), [("bob".to_owned(), 50)]);
     assert_eq!(store.get(&other).unwrap(), other_bytes);
     assert!(!store.delete(&id).unwrap());
 }

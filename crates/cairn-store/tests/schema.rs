@@ -2,6 +2,7 @@
 //!
 //! Guards against a cairn misreading a database written by a newer version
 //! (or by another program), and against two stores sharing a directory.
+//! (A store and admins sharing one is in `admin.rs`.)
 
 mod common;
 
@@ -10,10 +11,10 @@ use std::path::Path;
 use cairn_store::{OpenError, Store, StoreOptions};
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// The schema version recorded in a store's database, read with redb;
-/// `None` if there is none, or no `meta` table at all.
+/// The schema version recorded in a store's database (8 bytes, big-endian),
+/// read with redb; `None` if there is none, or no `meta` table at all.
 fn recorded_version(dir: &Path) -> Option<u64> {
     let db = Database::open(dir.join("meta.redb")).unwrap();
     let txn = db.begin_read().unwrap();
@@ -22,7 +23,8 @@ fn recorded_version(dir: &Path) -> Option<u64> {
         Err(redb::TableError::TableDoesNotExist(_)) => return None,
         Err(e) => panic!("{e}"),
     };
-    table.get("schema_version").unwrap().map(|v| v.value())
+    let value = table.get("schema_version").unwrap()?;
+    Some(u64::from_be_bytes(value.value().try_into().unwrap()))
 }
 
 #[test]
@@ -42,7 +44,7 @@ fn an_unknown_schema_version_is_refused() {
         let txn = db.begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
-            .insert("schema_version", 99)
+            .insert("schema_version", 99u64.to_be_bytes().as_slice())
             .unwrap();
         txn.commit().unwrap();
     }
@@ -91,8 +93,18 @@ fn a_second_store_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = common::open(dir.path());
     let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
-    assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
-    assert!(err.to_string().contains("already open"), "{err}");
+    let OpenError::Locked { path } = &err else {
+        panic!("expected Locked, got {err:?}");
+    };
+    assert_eq!(path, &dir.path().join("store.lock"));
+    assert!(
+        err.to_string()
+            .contains("another cairn node is using this directory"),
+        "{err}"
+    );
+    // The first store is unharmed by the attempt.
+    let (id, bytes) = common::shard(1, 10);
+    first.put("ann", &id, &bytes, None).unwrap();
     drop(first);
     drop(common::open(dir.path()));
 }
