@@ -150,14 +150,21 @@ impl Meta {
         let opened = match opening {
             Opening::CreateIfMissing => builder.create(&path),
             Opening::ExistingOnly => {
-                match fs::symlink_metadata(&path) {
+                // An empty file is what a store that died in its first open
+                // can leave; redb would call it invalid data.
+                match fs::metadata(&path) {
+                    Ok(file) if file.len() > 0 => {}
+                    Ok(_) => {
+                        return Err(OpenError::NotAStore {
+                            dir: dir.to_owned(),
+                        });
+                    }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         return Err(OpenError::NotAStore {
                             dir: dir.to_owned(),
                         });
                     }
                     Err(source) => return Err(OpenError::Io { path, source }),
-                    Ok(_) => {}
                 }
                 builder.open(&path)
             }

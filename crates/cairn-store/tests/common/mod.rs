@@ -8,11 +8,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cairn_core::Id;
-use cairn_store::{Store, StoreOptions};
+use cairn_store::{Store, StoreOptions, UserRecord};
 
 /// Opens a store with the production options (fsync on).
 pub fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).expect("store opens")
+}
+
+/// A user record with `quota`, its salt and hash made from `seed`.
+pub fn user_record(seed: u8, quota: Option<u64>) -> UserRecord {
+    UserRecord {
+        salt: [seed; 16],
+        auth_hash: [seed.wrapping_add(1); 32],
+        quota,
+        created_unix: 1_700_000_000 + u64::from(seed),
+    }
 }
 
 /// Seeded, incompressible shard bytes and their id.
