@@ -751,7 +751,7 @@ macro_rules! shared_operations {
             }
 
             /// Stores index entry `entry` for `user`, if its version allows
-            /// (see the [`index` rules](crate::IndexEntry)): refused as
+            /// (see the [`index`](crate::index) rules): refused as
             /// [`Stale`](crate::IndexError::Stale) below the stored version,
             /// [`Unchanged`](crate::IndexPut::Unchanged) for a repeat of
             /// the stored entry, [`Conflict`](crate::IndexError::Conflict)

@@ -15,6 +15,17 @@
 //! leading `-` reads as an option and a leading `.` as a hidden file.
 //! [`Store::put`](crate::Store::put) predates accounts and takes any
 //! string as its user; only [`add_user`](crate::Store::add_user) checks.
+//!
+//! # Removal racing a put
+//!
+//! `remove_user` and index puts are each one transaction, and an index put
+//! checks for the user's record in its own, so no entry outlives its user.
+//! A shard put does not look at `users`: one that the node authenticated
+//! before a `cairn node user remove` (in another process) but commits after
+//! it leaves a reference under a name without a record. It shows in
+//! [`usage_by_user`](crate::Store::usage_by_user), and `remove_user` of the
+//! same name, which accepts a name with references but no record, takes it
+//! away.
 
 use std::fmt;
 
