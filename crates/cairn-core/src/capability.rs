@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use data_encoding::BASE64URL_NOPAD;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::erasure::StripeRef;
 use crate::keys::ManifestKey;
@@ -78,11 +79,13 @@ pub enum CapabilityError {
 
 impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut bytes = vec![VERSION];
-        postcard::to_io(self, &mut bytes).expect("writing to a Vec cannot fail");
+        // The bytes hold the manifest key: wipe them after use.
+        let mut bytes = Zeroizing::new(vec![VERSION]);
+        postcard::to_io(self, &mut *bytes).expect("writing to a Vec cannot fail");
         let check = blake3::hash(&bytes);
         bytes.extend_from_slice(&check.as_bytes()[..CHECK_LEN]);
-        write!(f, "{PREFIX}{}", BASE64URL_NOPAD.encode(&bytes))
+        let text = Zeroizing::new(BASE64URL_NOPAD.encode(&bytes));
+        write!(f, "{PREFIX}{}", text.as_str())
     }
 }
 
@@ -96,6 +99,7 @@ impl FromStr for Capability {
             .ok_or(CapabilityError::Prefix)?;
         let bytes = BASE64URL_NOPAD
             .decode(encoded.as_bytes())
+            .map(Zeroizing::new)
             .map_err(|e| match e.kind {
                 data_encoding::DecodeKind::Length => CapabilityError::Truncated,
                 _ => CapabilityError::Encoding {

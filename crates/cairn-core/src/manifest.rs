@@ -18,6 +18,7 @@
 //! that nothing downstream has to trust the numbers in it.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::chunk::MAX_CHUNK;
 use crate::envelope::{self, EnvelopeError};
@@ -120,7 +121,9 @@ impl Manifest {
 
     /// Seals the manifest under `key`.
     pub fn seal(&self, key: &ManifestKey) -> Vec<u8> {
-        envelope::seal(&SEALED_MANIFEST, key.expose_secret(), &self.encode())
+        // The encoding holds every chunk's key material: wipe it after use.
+        let encoded = Zeroizing::new(self.encode());
+        envelope::seal(&SEALED_MANIFEST, key.expose_secret(), &encoded)
     }
 
     /// Opens and validates a sealed manifest.

@@ -2,19 +2,29 @@
 //!
 //! ```text
 //! key material = BLAKE3-keyed(convergence key, plaintext)
-//! aes key ‖ nonce = BLAKE3-derive("cairn 2026-11 chunk aes-256-gcm key and nonce", key material)
+//! aes key      = BLAKE3-derive("cairn 2026-11 chunk aes-256-gcm key", key material)
+//! nonce        = BLAKE3-keyed(BLAKE3-derive("cairn 2026-11 chunk nonce", key material),
+//!                             codec ‖ payload)[..12]
 //!
-//! sealed chunk:  "cnch" │ version 1 │ AES-256-GCM( codec │ payload ) │ tag (16)
-//!                └──── header, authenticated as AAD ────┘
+//! sealed chunk:  "cnch" │ version 1 │ nonce (12) │ AES-256-GCM( codec │ payload ) │ tag (16)
+//!                └──────── header and nonce, authenticated as AAD ────┘
 //! codec 0: payload is the plaintext
 //! codec 1: payload is the plaintext compressed with zstd
 //! ```
 //!
 //! The same plaintext sealed by the same user gives the same bytes, so it is
 //! stored once; another user's convergence key gives unrelated key material
-//! and so unrelated bytes. Each key seals exactly one plaintext, which makes
-//! the derived nonce safe. The codec byte is inside the ciphertext so that
+//! and so unrelated bytes. The codec byte is inside the ciphertext so that
 //! nodes do not learn which chunks compressed.
+//!
+//! **Why the nonce depends on the payload.** One key seals one plaintext,
+//! but not always one *payload*: zstd does not promise the same output
+//! across versions or levels, so a later cairn may compress the same chunk
+//! differently. With a nonce derived from the key material alone, those two
+//! payloads would be encrypted under one key and nonce, which leaks their
+//! XOR and the GCM authentication key. A nonce derived from what is
+//! encrypted (the SIV construction, as in the envelopes) repeats only for
+//! identical bytes. It costs one BLAKE3 pass over the payload and 12 bytes.
 //!
 //! Compression is kept only when it saves at least [`MIN_SAVING_PERCENT`] %:
 //! random data passes through uncompressed and costs only the attempt.
@@ -43,8 +53,16 @@ pub const MIN_SAVING_PERCENT: usize = 5;
 /// Length of the AES-GCM tag.
 pub const TAG_LEN: usize = 16;
 
-/// Bytes a sealed chunk adds to its payload: header, codec byte and tag.
-pub const SEAL_OVERHEAD: usize = HEADER_LEN + 1 + TAG_LEN;
+/// Length of the nonce stored in a sealed chunk.
+pub const NONCE_LEN: usize = 12;
+
+/// Where the encrypted part of a sealed chunk starts: after the header and
+/// the nonce, which are authenticated as associated data.
+const BODY: usize = HEADER_LEN + NONCE_LEN;
+
+/// Bytes a sealed chunk adds to its payload: header, nonce, codec byte and
+/// tag.
+pub const SEAL_OVERHEAD: usize = BODY + 1 + TAG_LEN;
 
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
@@ -100,17 +118,25 @@ pub enum ChunkError {
     },
 }
 
-/// Derives the AES key and nonce of a chunk from its key material.
-fn chunk_cipher(key: &KeyMaterial) -> (LessSafeKey, Nonce) {
-    let mut okm = [0u8; 44];
-    blake3::Hasher::new_derive_key("cairn 2026-11 chunk aes-256-gcm key and nonce")
-        .update(key.expose_secret())
-        .finalize_xof()
-        .fill(&mut okm);
-    let aes = UnboundKey::new(&AES_256_GCM, &okm[..32]).expect("32-byte AES-256 key");
-    let nonce = Nonce::try_assume_unique_for_key(&okm[32..]).expect("12-byte nonce");
-    okm.zeroize();
-    (LessSafeKey::new(aes), nonce)
+/// The AES key of a chunk, from its key material.
+fn chunk_key(material: &KeyMaterial) -> LessSafeKey {
+    let mut key = blake3::derive_key(
+        "cairn 2026-11 chunk aes-256-gcm key",
+        material.expose_secret(),
+    );
+    let aes = UnboundKey::new(&AES_256_GCM, &key).expect("32-byte AES-256 key");
+    key.zeroize();
+    LessSafeKey::new(aes)
+}
+
+/// The nonce of a chunk: a keyed hash of what it encrypts.
+fn chunk_nonce(material: &KeyMaterial, body: &[u8]) -> [u8; NONCE_LEN] {
+    let mut key = blake3::derive_key("cairn 2026-11 chunk nonce", material.expose_secret());
+    let digest = blake3::keyed_hash(&key, body);
+    key.zeroize();
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&digest.as_bytes()[..NONCE_LEN]);
+    nonce
 }
 
 /// Seals chunks, reusing a compression context between calls.
@@ -152,6 +178,7 @@ impl ChunkSealer {
     pub fn seal_with(&mut self, material: &KeyMaterial, plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(max_sealed_len(plaintext.len()));
         out.extend_from_slice(&SEALED_CHUNK.header());
+        out.extend_from_slice(&[0; NONCE_LEN]);
         out.push(CODEC_ZSTD);
         let body = out.len();
         // Compress straight into the spare capacity after the codec byte.
@@ -167,10 +194,11 @@ impl ChunkSealer {
             out[body - 1] = CODEC_RAW;
             out.extend_from_slice(plaintext);
         }
-        let (cipher, nonce) = chunk_cipher(material);
-        let header = SEALED_CHUNK.header();
-        let tag = cipher
-            .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[HEADER_LEN..])
+        let nonce = chunk_nonce(material, &out[BODY..]);
+        out[HEADER_LEN..BODY].copy_from_slice(&nonce);
+        let (aad, body) = out.split_at_mut(BODY);
+        let tag = chunk_key(material)
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&*aad), body)
             .expect("a chunk is far below AES-GCM's length limit");
         out.extend_from_slice(tag.as_ref());
         out
@@ -213,13 +241,13 @@ impl ChunkOpener {
         if sealed.len() < SEAL_OVERHEAD {
             return Err(ChunkError::Truncated { len: sealed.len() });
         }
-        let (cipher, nonce) = chunk_cipher(material);
-        let header = SEALED_CHUNK.header();
-        let body_len = cipher
-            .open_in_place(nonce, Aad::from(header), &mut sealed[HEADER_LEN..])
+        let (aad, encrypted) = sealed.split_at_mut(BODY);
+        let nonce = Nonce::try_assume_unique_for_key(&aad[HEADER_LEN..]).expect("12-byte nonce");
+        let body_len = chunk_key(material)
+            .open_in_place(nonce, Aad::from(&*aad), encrypted)
             .map_err(|_| ChunkError::Authentication)?
             .len();
-        let body = HEADER_LEN..HEADER_LEN + body_len;
+        let body = BODY..BODY + body_len;
         let codec = sealed[body.start];
         let payload = body.start + 1..body.end;
         let plaintext = match codec {
@@ -301,7 +329,7 @@ mod tests {
         let b = sealer.seal(&key(2), &data).bytes;
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
-        assert_ne!(a1[HEADER_LEN + 1..40], b[HEADER_LEN + 1..40]);
+        assert_ne!(a1[BODY..40], b[BODY..40]);
     }
 
     #[test]
@@ -324,6 +352,29 @@ mod tests {
             opener.open(&sealed.key, sealed.bytes, data.len() + 1),
             Err(ChunkError::Length { .. })
         ));
+    }
+
+    #[test]
+    fn another_payload_for_the_same_chunk_gets_another_nonce() {
+        // zstd may compress a chunk differently in another version or at
+        // another level: the two payloads must not share a nonce.
+        let data = cairn_testing::seeded_text(5, 200_000);
+        let fast = ChunkSealer::with_level(1).seal(&key(1), &data);
+        let strong = ChunkSealer::with_level(19).seal(&key(1), &data);
+        assert_ne!(
+            fast.bytes, strong.bytes,
+            "the levels should compress differently"
+        );
+        assert_ne!(fast.bytes[HEADER_LEN..BODY], strong.bytes[HEADER_LEN..BODY]);
+        let mut opener = ChunkOpener::new();
+        assert_eq!(
+            opener.open(&fast.key, fast.bytes, data.len()).unwrap(),
+            data
+        );
+        assert_eq!(
+            opener.open(&strong.key, strong.bytes, data.len()).unwrap(),
+            data
+        );
     }
 
     #[test]

@@ -59,6 +59,24 @@ fn manifest_bytes() {
     insta::assert_snapshot!(hex_lines(&seeded_manifest().encode()));
 }
 
+/// Sealed bytes of compressible chunks depend on zstd's output: a zstd
+/// upgrade that changes it shows up here (it would break dedup against
+/// chunks stored before, though never correctness).
+#[test]
+fn sealed_text_chunks() {
+    let data = seeded_text(7, 2 * 1024 * 1024);
+    let key = ConvergenceKey::from_bytes([9; 32]);
+    let mut out = String::new();
+    for stripe in FileSealer::new(&data[..], &key, Redundancy::new(1, 1).unwrap()) {
+        let stripe = stripe.unwrap();
+        out += &format!(
+            "{:>8} → {:>7} sealed, shard {}\n",
+            stripe.chunk.len, stripe.chunk.stripe.blob_len, stripe.shards[0].id
+        );
+    }
+    insta::assert_snapshot!(out);
+}
+
 #[test]
 fn sealed_manifest_and_capability() {
     let manifest = seeded_manifest();
