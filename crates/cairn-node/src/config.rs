@@ -1,0 +1,329 @@
+//! `node.toml`: a node's settings.
+//!
+//! `cairn node init` writes the file with every setting and its default,
+//! each with a comment; an operator edits it and restarts the node.
+//! Unknown settings are refused, so a typo does not pass silently.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cairn_net::{NodeAddress, Scheme};
+use serde::{Deserialize, Serialize};
+
+/// A node's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Addresses served: `tcp://`, `https://` and `quic://` URLs with a
+    /// host and a port.
+    pub listen: Vec<NodeAddress>,
+    /// Whether shards can be read without logging in. Shard ids are
+    /// unguessable hashes of ciphertext, so this reveals nothing without
+    /// the keys. Default: true.
+    pub public_read: bool,
+    /// Most connections served at once; more are refused. Default: 1024.
+    pub max_connections: usize,
+    /// A connection with no request for this long is closed. Default: 300.
+    pub idle_timeout_secs: u64,
+    /// A request must arrive whole within this many seconds of its first
+    /// byte, which is what stops a client trickling a byte a second.
+    /// Default: 60.
+    pub request_timeout_secs: u64,
+    /// On SIGINT or SIGTERM, requests in flight get this long to finish.
+    /// Default: 10.
+    pub shutdown_grace_secs: u64,
+    /// Largest shard accepted. Default: 64M (the largest shard cairn makes).
+    pub max_shard_size: Size,
+    /// Request bodies held in memory at once, over all connections; a
+    /// request that would exceed it waits. Default: 512M.
+    pub body_memory: Size,
+    /// Flush every shard and database commit to disk before acknowledging
+    /// it. Turning it off risks losing acknowledged data on a power loss.
+    /// Default: true.
+    pub sync: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            public_read: true,
+            max_connections: 1024,
+            idle_timeout_secs: 300,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+            max_shard_size: Size(cairn_core::erasure::MAX_SHARD_LEN as u64),
+            body_memory: Size(512 * 1024 * 1024),
+            sync: true,
+        }
+    }
+}
+
+/// Why a configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file does not parse.
+    #[error("node.toml: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A setting has an impossible value.
+    #[error("node.toml: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Parses and checks `node.toml`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a syntax error, an unknown setting or an
+    /// impossible value.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first impossible value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen.is_empty() {
+            return invalid("listen: give at least one address".into());
+        }
+        for address in &self.listen {
+            if address.node_id.is_some() {
+                return invalid(format!(
+                    "listen: {address} carries a node id; listen addresses are plain URLs"
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections must be at least 1".into());
+        }
+        if self.request_timeout_secs == 0 || self.idle_timeout_secs == 0 {
+            return invalid("timeouts must be at least 1 second".into());
+        }
+        let max = cairn_core::erasure::MAX_SHARD_LEN as u64;
+        if self.max_shard_size.0 == 0 || self.max_shard_size.0 > max {
+            return invalid(format!(
+                "max_shard_size must be between 1 and {} ({max} bytes)",
+                Size(max)
+            ));
+        }
+        if self.body_memory.0 < self.max_shard_size.0 {
+            return invalid("body_memory must be at least max_shard_size".into());
+        }
+        Ok(())
+    }
+
+    /// The file `cairn node init` writes: every setting, commented.
+    pub fn to_toml(&self) -> String {
+        let listen: Vec<String> = self.listen.iter().map(|a| format!("\"{a}\"")).collect();
+        format!(
+            r#"# cairn node settings. Every setting is listed with its value; the
+# comments give the defaults. Restart the node after editing.
+
+# Addresses to serve, as scheme://host:port. Schemes: tcp:// (cairn's
+# protocol over TLS 1.3), https:// (the REST API) and quic://.
+listen = [{listen}]
+
+# Whether shards can be read without logging in (default: true). Shard ids
+# are hashes of ciphertext: reading one reveals nothing without the keys.
+public_read = {public_read}
+
+# Most connections served at once; more are refused (default: 1024).
+max_connections = {max_connections}
+
+# Seconds a connection may stay without a request before it is closed
+# (default: 300).
+idle_timeout_secs = {idle}
+
+# Seconds within which a request must arrive whole once it has started
+# (default: 60). This is what stops a client trickling a byte a second.
+request_timeout_secs = {request}
+
+# Seconds requests in flight get to finish on SIGINT or SIGTERM (default: 10).
+shutdown_grace_secs = {grace}
+
+# Largest shard accepted (default: "64M"). Sizes take K, M, G, T (powers of 1024).
+max_shard_size = "{max_shard}"
+
+# Request bodies held in memory at once over all connections; a request that
+# would exceed it waits (default: "512M").
+body_memory = "{body_memory}"
+
+# Flush every shard and database commit to disk before acknowledging it
+# (default: true). false risks losing acknowledged data on a power loss.
+sync = {sync}
+"#,
+            listen = listen.join(", "),
+            public_read = self.public_read,
+            max_connections = self.max_connections,
+            idle = self.idle_timeout_secs,
+            request = self.request_timeout_secs,
+            grace = self.shutdown_grace_secs,
+            max_shard = self.max_shard_size,
+            body_memory = self.body_memory,
+            sync = self.sync,
+        )
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The host names and addresses the node listens on, for its
+    /// certificate.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.listen.iter().map(|a| a.host.clone()).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// The listen addresses of one transport.
+    pub fn listeners(&self, scheme: Scheme) -> impl Iterator<Item = &NodeAddress> {
+        self.listen.iter().filter(move |a| a.scheme == scheme)
+    }
+}
+
+/// A size in bytes, written as a number with an optional unit: `500M`,
+/// `20G`, `1T`, `4096`. Units are powers of 1024; `K`, `KB` and `KiB` mean
+/// the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Size(pub u64);
+
+/// Why a string is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a size: write a number of bytes, or a number with K, M, G or T (e.g. 500M, 20G)"
+)]
+pub struct SizeError(String);
+
+impl FromStr for Size {
+    type Err = SizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| SizeError(s.to_owned()))?;
+        let unit = unit.trim().to_ascii_uppercase();
+        let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+            "" => 0,
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            _ => return Err(SizeError(s.to_owned())),
+        };
+        number
+            .checked_mul(1u64 << shift)
+            .map(Size)
+            .ok_or_else(|| SizeError(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(Size(n)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("500M".parse::<Size>().unwrap(), Size(500 << 20));
+        assert_eq!("20G".parse::<Size>().unwrap(), Size(20 << 30));
+        assert_eq!("20gib".parse::<Size>().unwrap(), Size(20 << 30));
+        assert_eq!("4096".parse::<Size>().unwrap(), Size(4096));
+        assert_eq!("1 T".parse::<Size>().unwrap(), Size(1 << 40));
+        for bad in ["", "M", "-1", "1.5G", "12X", "99999999999T"] {
+            assert!(bad.parse::<Size>().is_err(), "{bad}");
+        }
+        assert_eq!(Size(64 << 20).to_string(), "64M");
+        assert_eq!(Size(1500).to_string(), "1500");
+    }
+
+    #[test]
+    fn written_file_parses_back_to_the_same_settings() {
+        let config = NodeConfig {
+            listen: vec![
+                "tcp://127.0.0.1:7001".parse().unwrap(),
+                "https://127.0.0.1:7443".parse().unwrap(),
+            ],
+            ..NodeConfig::default()
+        };
+        let text = config.to_toml();
+        assert_eq!(NodeConfig::parse(&text).unwrap(), config);
+        // Every setting is in the file.
+        for key in [
+            "listen",
+            "public_read",
+            "max_connections",
+            "idle_timeout_secs",
+            "request_timeout_secs",
+            "shutdown_grace_secs",
+            "max_shard_size",
+            "body_memory",
+            "sync",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}");
+        }
+    }
+
+    #[test]
+    fn refuses_typos_and_impossible_values() {
+        let ok = "listen = [\"tcp://127.0.0.1:1\"]\n";
+        assert!(NodeConfig::parse(ok).is_ok());
+        assert!(NodeConfig::parse(&format!("{ok}pubic_read = false\n")).is_err());
+        assert!(NodeConfig::parse("listen = []\n").is_err());
+        assert!(NodeConfig::parse(&format!("{ok}max_shard_size = \"1T\"\n")).is_err());
+        assert!(NodeConfig::parse("listen = [\"ftp://h:1\"]\n").is_err());
+    }
+}
