@@ -1,7 +1,8 @@
 //! Keys: from one passphrase to every secret a user needs.
 //!
 //! ```text
-//! passphrase ──Argon2id(salt = H("auth", user))───▶ AuthKey     sent to nodes to log in
+//! passphrase ──Argon2id(salt = H("auth", user))───▶ AuthKey ──keyed BLAKE3(node id)──▶ NodeAuthKey
+//!                                                            one per node, sent to that node to log in
 //!            ──Argon2id(salt = H("master", user))─▶ MasterKey   never leaves the client
 //! MasterKey ──HKDF-SHA256──▶ ConvergenceKey   chunk key material (per-user dedup)
 //!                        ──▶ IndexNameKey     HMAC of paths: index entry names
@@ -9,8 +10,11 @@
 //!                        ──▶ ManifestsKey     derives each file's ManifestKey
 //! ```
 //!
-//! The two Argon2id runs use distinct salts, so the auth key a node sees says
-//! nothing about the master key. Salts are derived from the user name so that
+//! The two Argon2id runs use distinct salts, so the auth key says nothing
+//! about the master key. No node sees the auth key itself either: each
+//! node gets a key of its own, derived from the auth key and the node's id,
+//! so a malicious node cannot replay what it received to log in to the
+//! others as the user. Salts are derived from the user name so that
 //! the same passphrase gives the same keys on any machine with no state to
 //! carry around; the price is that two deployments with the same user name
 //! and passphrase share keys, which is why the passphrase must be strong.
@@ -54,8 +58,14 @@ macro_rules! secret_key {
 }
 
 secret_key!(
-    /// Proves a user's identity to nodes. Nodes keep only a salted hash of it.
+    /// The root of a user's credentials for nodes. Never sent: each node
+    /// gets its own [`NodeAuthKey`].
     AuthKey
+);
+secret_key!(
+    /// Proves a user's identity to one node. That node keeps only a salted
+    /// hash of it; other nodes expect other keys.
+    NodeAuthKey
 );
 secret_key!(
     /// The root of every data key. Never leaves the client.
@@ -89,6 +99,26 @@ secret_key!(
     /// it so that whoever can open a manifest can open its chunks.
     KeyMaterial
 );
+
+impl AuthKey {
+    /// Derives only the auth key of `user` (one Argon2id run), for a node
+    /// registering the user.
+    ///
+    /// # Errors
+    /// As [`UserKeys::derive`].
+    pub fn derive(user: &str, passphrase: &[u8], params: &KdfParams) -> Result<Self, KeyError> {
+        Ok(Self(*argon2id(user, passphrase, params, "auth")?))
+    }
+
+    /// The key that logs in to the node whose id is `node_id`.
+    pub fn for_node(&self, node_id: &[u8; 32]) -> NodeAuthKey {
+        let key = Zeroizing::new(blake3::derive_key(
+            "cairn 2026-11 per-node auth key",
+            &self.0,
+        ));
+        NodeAuthKey(*blake3::keyed_hash(&key, node_id).as_bytes())
+    }
+}
 
 impl ConvergenceKey {
     /// The key material of a chunk with this plaintext.
@@ -182,43 +212,9 @@ impl UserKeys {
     /// [`KeyError`] for an empty user or passphrase, or parameters Argon2
     /// refuses.
     pub fn derive(user: &str, passphrase: &[u8], params: &KdfParams) -> Result<Self, KeyError> {
-        if user.is_empty() {
-            return Err(KeyError::EmptyUser);
-        }
-        if passphrase.is_empty() {
-            return Err(KeyError::EmptyPassphrase);
-        }
-        let argon = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(
-                params.memory_kib,
-                params.iterations,
-                params.parallelism,
-                Some(32),
-            )
-            .map_err(|e| KeyError::Params {
-                params: *params,
-                reason: e.to_string(),
-            })?,
-        );
-        let derive = |purpose: &str| -> Result<Zeroizing<[u8; 32]>, KeyError> {
-            let salt = blake3::derive_key(
-                &format!("cairn 2026-11 argon2id salt for the {purpose} key"),
-                user.as_bytes(),
-            );
-            let mut out = Zeroizing::new([0u8; 32]);
-            argon
-                .hash_password_into(passphrase, &salt, out.as_mut())
-                .map_err(|e| KeyError::Params {
-                    params: *params,
-                    reason: e.to_string(),
-                })?;
-            Ok(out)
-        };
         let (auth, master) = std::thread::scope(|scope| {
-            let auth = scope.spawn(|| derive("auth"));
-            let master = derive("master");
+            let auth = scope.spawn(|| argon2id(user, passphrase, params, "auth"));
+            let master = argon2id(user, passphrase, params, "master");
             (auth.join().expect("argon2 does not panic"), master)
         });
         Ok(Self {
@@ -226,6 +222,45 @@ impl UserKeys {
             master: MasterKey(*master?),
         })
     }
+}
+
+/// One Argon2id run of `passphrase`, salted by `user` and `purpose`.
+fn argon2id(
+    user: &str,
+    passphrase: &[u8],
+    params: &KdfParams,
+    purpose: &str,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    if user.is_empty() {
+        return Err(KeyError::EmptyUser);
+    }
+    if passphrase.is_empty() {
+        return Err(KeyError::EmptyPassphrase);
+    }
+    let invalid = |e: argon2::Error| KeyError::Params {
+        params: *params,
+        reason: e.to_string(),
+    };
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(32),
+        )
+        .map_err(invalid)?,
+    );
+    let salt = blake3::derive_key(
+        &format!("cairn 2026-11 argon2id salt for the {purpose} key"),
+        user.as_bytes(),
+    );
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase, &salt, out.as_mut())
+        .map_err(invalid)?;
+    Ok(out)
 }
 
 impl MasterKey {
@@ -326,6 +361,21 @@ mod tests {
             UserKeys::derive("a", b"x", &bad),
             Err(KeyError::Params { .. })
         ));
+    }
+
+    #[test]
+    fn each_node_gets_its_own_auth_key() {
+        let k = keys("alice", "pw");
+        let one = k.auth.for_node(&[1; 32]);
+        let two = k.auth.for_node(&[2; 32]);
+        assert_ne!(one.expose_secret(), two.expose_secret());
+        assert_ne!(one.expose_secret(), k.auth.expose_secret());
+        assert_eq!(
+            one.expose_secret(),
+            keys("alice", "pw").auth.for_node(&[1; 32]).expose_secret()
+        );
+        let alone = AuthKey::derive("alice", b"pw", &KdfParams::INSECURE_FOR_TESTS).unwrap();
+        assert_eq!(alone.expose_secret(), k.auth.expose_secret());
     }
 
     #[test]

@@ -61,6 +61,6 @@ pub mod seal;
 pub use capability::{Capability, CapabilityError};
 pub use erasure::{Redundancy, RedundancyError, Shard, StripeRef};
 pub use id::{Id, ParseIdError};
-pub use keys::{KdfParams, UserKeys};
+pub use keys::{AuthKey, KdfParams, NodeAuthKey, UserKeys};
 pub use manifest::{ChunkRef, Manifest};
 pub use pipeline::{FileOpener, FileSealer, OpenError, SealError, SealedStripe};

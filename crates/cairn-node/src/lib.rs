@@ -1,11 +1,15 @@
 //! cairn-node: the storage node daemon.
 //!
+//! - [`dir`]: a node's directory, as `cairn node init` creates it,
 //! - [`config`]: the settings in `node.toml`,
 //! - [`auth`]: the credentials a node keeps, and the throttling of guesses,
-//! - [`service`]: what each request does, whatever the transport.
+//! - [`service`]: what each request does, whatever the transport,
+//! - [`server`]: the transports, limits and graceful shutdown.
 
 pub mod auth;
 pub mod config;
+pub mod dir;
+pub mod server;
 pub mod service;
 
 pub use config::{NodeConfig, Size};

@@ -1,0 +1,263 @@
+//! `tcp://`: cairn's frames over TLS 1.3.
+//!
+//! A connection does the TLS handshake and the version hello, then reads
+//! frames. Each request runs as its own task (at most
+//! [`MAX_IN_FLIGHT`] per connection), and a writer task sends the answers
+//! back in the order they finish, each with its request's stream id. A
+//! login is answered before the next frame is read, so that requests sent
+//! after it act for the user.
+//!
+//! A frame that is too large or malformed is answered with an error on its
+//! stream and the connection is closed; other connections are unaffected.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_net::frame::{self, FrameError};
+use cairn_net::protocol::{ErrorBody, ErrorCode, Request, Response, VERSIONS};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::Shared;
+use crate::service::Session;
+
+/// Most requests one connection may have running at once; further frames
+/// are not read until one finishes.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+type Answer = (u32, Response, Bytes);
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                warn!("accepting a tcp:// connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            warn!(%peer, "connection refused: max_connections reached");
+            continue;
+        };
+        let (shared, acceptor) = (shared.clone(), acceptor.clone());
+        shared.tracker.clone().spawn(async move {
+            if let Err(e) = connection(tcp, peer, &shared, &acceptor, permit).await {
+                debug!(%peer, "tcp:// connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("handshake: {0}")]
+    Hello(#[from] frame::HandshakeError),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+}
+
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    _permit: OwnedSemaphorePermit,
+) -> Result<(), ConnectionError> {
+    let _ = tcp.set_nodelay(true);
+    let deadline = shared.request_timeout;
+    let mut stream = tokio::time::timeout(deadline, acceptor.accept(tcp))
+        .await
+        .map_err(|_| ConnectionError::Timeout("TLS handshake"))?
+        .map_err(ConnectionError::Tls)?;
+    tokio::time::timeout(deadline, frame::server_hello(&mut stream, VERSIONS))
+        .await
+        .map_err(|_| ConnectionError::Timeout("hello"))??;
+    let (read, write) = tokio::io::split(stream);
+    serve(
+        BufReader::with_capacity(64 * 1024, read),
+        write,
+        peer,
+        shared,
+    )
+    .await;
+    Ok(())
+}
+
+/// Reads requests and answers them until the peer leaves, a limit is hit,
+/// or the node shuts down; then finishes the requests in flight.
+async fn serve<R, W>(mut read: BufReader<R>, write: W, peer: SocketAddr, shared: &Arc<Shared>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let node = shared.node.clone();
+    let limits = *node.limits();
+    let (answers, outbox) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(write_answers(write, outbox, shared.request_timeout));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = JoinSet::new();
+    let mut session = Session::new(peer.ip());
+
+    loop {
+        while tasks.try_join_next().is_some() {}
+        // Wait for the first byte of the next frame: the idle limit.
+        let ready = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            ready = tokio::time::timeout(shared.idle_timeout, read.fill_buf()) => ready,
+        };
+        match ready {
+            Err(_) => {
+                debug!(%peer, "closing an idle connection");
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok([])) => break,
+            Ok(Ok(_)) => {}
+        }
+        // The whole frame must follow within the request limit.
+        let received = tokio::time::timeout(shared.request_timeout, async {
+            let Some(len) = frame::read_len(&mut read, &limits).await? else {
+                return Err(FrameError::Truncated);
+            };
+            let budget = shared
+                .body_budget
+                .clone()
+                .acquire_many_owned(Shared::budget_permits(len))
+                .await
+                .expect("the budget is never closed");
+            Ok((frame::read_payload(&mut read, len, &limits).await?, budget))
+        })
+        .await;
+        let (frame, budget) = match received {
+            Ok(Ok(received)) => received,
+            Err(_) => {
+                debug!(%peer, "request not received in time; closing");
+                let _ = answers
+                    .send(refusal(0, ErrorCode::BadRequest, "request timed out"))
+                    .await;
+                break;
+            }
+            Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                // Answer on the frame's own stream if its id can be read.
+                let stream = stream_id(&mut read).await.unwrap_or(0);
+                debug!(%peer, "refusing a frame: {e}");
+                let _ = answers
+                    .send(refusal(stream, ErrorCode::TooLarge, &e.to_string()))
+                    .await;
+                break;
+            }
+            Ok(Err(e @ FrameError::Malformed(_))) => {
+                debug!(%peer, "refusing a frame: {e}");
+                let _ = answers
+                    .send(refusal(0, ErrorCode::BadRequest, &e.to_string()))
+                    .await;
+                break;
+            }
+            Ok(Err(_)) => break,
+        };
+        let request = match frame::decode::<Request>(&frame.message) {
+            Ok(request) => request,
+            Err(e) => {
+                debug!(%peer, "refusing a request: {e}");
+                let _ = answers
+                    .send(refusal(frame.stream, ErrorCode::BadRequest, &e.to_string()))
+                    .await;
+                break;
+            }
+        };
+        if matches!(request, Request::Login { .. }) {
+            let (response, body) = node.handle(&mut session, request, frame.body).await;
+            drop(budget);
+            if answers.send((frame.stream, response, body)).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let slot = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let (node, answers, mut session) = (node.clone(), answers.clone(), session.clone());
+        tasks.spawn(async move {
+            let (response, body) = node.handle(&mut session, request, frame.body).await;
+            drop(budget);
+            let _ = answers.send((frame.stream, response, body)).await;
+            drop(slot);
+        });
+    }
+    // Requests already started are finished and answered.
+    while tasks.join_next().await.is_some() {}
+    drop(answers);
+    let _ = writer.await;
+}
+
+/// Reads the stream id that follows a frame's length field.
+async fn stream_id<R: AsyncRead + Unpin>(read: &mut R) -> Option<u32> {
+    let mut id = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(1), read.read_exact(&mut id))
+        .await
+        .ok()?
+        .ok()?;
+    Some(u32::from_le_bytes(id))
+}
+
+fn refusal(stream: u32, code: ErrorCode, message: &str) -> Answer {
+    (
+        stream,
+        Response::Error(ErrorBody::new(code, message)),
+        Bytes::new(),
+    )
+}
+
+/// Writes answers as they come; a peer that does not read them within the
+/// request limit is dropped.
+async fn write_answers<W: AsyncWrite + Unpin>(
+    write: W,
+    mut outbox: mpsc::Receiver<Answer>,
+    deadline: Duration,
+) {
+    let mut write = BufWriter::with_capacity(64 * 1024, write);
+    while let Some((stream, response, body)) = outbox.recv().await {
+        let message = frame::encode(&response);
+        let sent = tokio::time::timeout(deadline, async {
+            frame::write_frame(&mut write, stream, &message, &body).await?;
+            if outbox.is_empty() {
+                write.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(deadline, async {
+        let _ = write.flush().await;
+        let _ = write.shutdown().await;
+    })
+    .await;
+}

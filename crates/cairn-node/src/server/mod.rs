@@ -1,0 +1,213 @@
+//! Serving: listeners, connection limits and graceful shutdown, shared by
+//! the three transports.
+//!
+//! [`run`] serves a [`Node`] on already-bound [`Listeners`] until the
+//! `shutdown` future completes (tests bind port 0 and pass a channel; the
+//! binary binds `node.toml`'s addresses and waits for SIGINT or SIGTERM).
+//! Then it stops accepting, lets every connection finish the requests it
+//! has started, for at most the configured grace period, and returns.
+//!
+//! Limits that hold whatever the transport:
+//! - at most `max_connections` connections at once; more are refused at
+//!   once (the peer sees the connection closed);
+//! - request bodies held in memory are bounded by `body_memory`: a request
+//!   waits for room before its body is read, so a crowd of large uploads
+//!   queues instead of exhausting memory;
+//! - a connection waiting for its next request is closed after
+//!   `idle_timeout_secs`; a request must arrive whole within
+//!   `request_timeout_secs` of its first byte (the slow-sender limit).
+
+mod framed;
+mod quic;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_net::identity::NodeIdentity;
+use cairn_net::tls::{self, ALPN_CAIRN};
+use cairn_net::{NodeAddress, Scheme};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::service::Node;
+
+/// Sockets a node serves on, bound before [`run`].
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `tcp://` listeners.
+    pub tcp: Vec<TcpListener>,
+    /// `https://` listeners.
+    pub https: Vec<TcpListener>,
+    /// `quic://` sockets.
+    pub quic: Vec<std::net::UdpSocket>,
+}
+
+/// Why serving could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// An address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// QUIC could not be set up.
+    #[error("cannot start QUIC: {0}")]
+    Quic(String),
+}
+
+impl Listeners {
+    /// Binds every address of `listen`.
+    ///
+    /// # Errors
+    /// [`ServeError::Bind`] naming the first address that cannot be bound.
+    pub async fn bind(listen: &[NodeAddress]) -> Result<Self, ServeError> {
+        let mut listeners = Self::default();
+        for address in listen {
+            let bind_error = |source| ServeError::Bind {
+                address: address.to_string(),
+                source,
+            };
+            match address.scheme {
+                Scheme::Tcp => listeners.tcp.push(
+                    TcpListener::bind(address.authority())
+                        .await
+                        .map_err(bind_error)?,
+                ),
+                Scheme::Https => listeners.https.push(
+                    TcpListener::bind(address.authority())
+                        .await
+                        .map_err(bind_error)?,
+                ),
+                Scheme::Quic => listeners
+                    .quic
+                    .push(std::net::UdpSocket::bind(address.authority()).map_err(bind_error)?),
+            }
+        }
+        Ok(listeners)
+    }
+
+    /// The addresses actually bound (with the ports the system chose for
+    /// port 0), pinned to `node_id`'s node.
+    pub fn addresses(&self, node: &cairn_net::NodeId) -> Vec<NodeAddress> {
+        let tcp = self.tcp.iter().filter_map(|l| l.local_addr().ok());
+        let https = self.https.iter().filter_map(|l| l.local_addr().ok());
+        let quic = self.quic.iter().filter_map(|s| s.local_addr().ok());
+        let tag = |scheme| move |a: SocketAddr| address(scheme, a, *node);
+        tcp.map(tag(Scheme::Tcp))
+            .chain(https.map(tag(Scheme::Https)))
+            .chain(quic.map(tag(Scheme::Quic)))
+            .collect()
+    }
+}
+
+fn address(scheme: Scheme, socket: SocketAddr, node: cairn_net::NodeId) -> NodeAddress {
+    NodeAddress {
+        scheme,
+        host: socket.ip().to_string(),
+        port: socket.port(),
+        node_id: Some(node),
+    }
+}
+
+/// What every connection of every transport shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub node: Arc<Node>,
+    /// One permit per connection allowed.
+    pub connections: Arc<Semaphore>,
+    /// One permit per KiB of request body allowed in memory.
+    pub body_budget: Arc<Semaphore>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Shared {
+    /// Permits of the body budget for a frame of `len` bytes.
+    pub fn budget_permits(len: usize) -> u32 {
+        u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Serves `node` on `listeners` until `shutdown` completes, then drains.
+///
+/// # Errors
+/// [`ServeError`] if TLS or QUIC cannot be set up; once serving, errors
+/// concern single connections and are logged, not returned.
+pub async fn run(
+    node: Arc<Node>,
+    identity: &NodeIdentity,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let config = node.config().clone();
+    let shared = Arc::new(Shared {
+        node: node.clone(),
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        body_budget: Arc::new(Semaphore::new(
+            usize::try_from(config.body_memory.0 / 1024).unwrap_or(usize::MAX >> 4),
+        )),
+        shutdown: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        idle_timeout: config.idle_timeout(),
+        request_timeout: config.request_timeout(),
+    });
+    for address in listeners.addresses(&node.node_id()) {
+        info!("serving {address}");
+    }
+
+    let tcp_tls = Arc::new(tls::server_config(identity, &[ALPN_CAIRN])?);
+    for listener in listeners.tcp {
+        let (shared, tls) = (shared.clone(), tcp_tls.clone());
+        shared
+            .tracker
+            .clone()
+            .spawn(framed::accept_loop(listener, shared, tls));
+    }
+    if !listeners.https.is_empty() {
+        warn!("https:// is not served yet by this build; its listeners stay idle");
+    }
+    let mut endpoints = Vec::new();
+    for socket in listeners.quic {
+        let endpoint = quic::endpoint(socket, identity, &config)?;
+        endpoints.push(endpoint.clone());
+        shared
+            .tracker
+            .clone()
+            .spawn(quic::accept_loop(endpoint, shared.clone()));
+    }
+
+    shutdown.await;
+    let busy = config.max_connections - shared.connections.available_permits();
+    info!(
+        "shutting down: waiting up to {:?} for {busy} connection(s) to finish",
+        config.shutdown_grace()
+    );
+    shared.shutdown.cancel();
+    shared.tracker.close();
+    if tokio::time::timeout(config.shutdown_grace(), shared.tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("requests still running after the grace period were abandoned");
+    }
+    for endpoint in endpoints {
+        endpoint.close(0u32.into(), b"node shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    }
+    info!("stopped");
+    Ok(())
+}
