@@ -164,8 +164,9 @@ pub enum GetError {
         /// The id asked for.
         id: Id,
     },
-    /// The shard file was damaged. It has been moved to quarantine and now
-    /// reads as absent; fetch the shard from another node.
+    /// The shard file was damaged or could not be read. It has been moved
+    /// to quarantine and now reads as absent; fetch the shard from another
+    /// node.
     #[error("shard {id} is corrupt on disk: {damage}")]
     Corrupt {
         /// The id asked for.
@@ -176,7 +177,11 @@ pub enum GetError {
         /// stays in place and the next read reports it again).
         quarantined: Option<PathBuf>,
     },
-    /// Reading the file failed.
+    /// Reading the file failed for a reason that says nothing about the
+    /// file: interrupted, or out of memory or file descriptors. The file
+    /// is left in place; retry later. (A file that itself cannot be read
+    /// is [`Corrupt`](Self::Corrupt), with
+    /// [`Damage::Unreadable`](crate::Damage::Unreadable).)
     #[error("cannot read shard file {path}")]
     Io {
         /// The file being read.

@@ -8,7 +8,7 @@
 //! ```text
 //! <dir>/shards/ab/cd/<id>   the shards (see the `shards` module docs)
 //! <dir>/tmp/                writes in progress, deleted at open
-//! <dir>/quarantine/         shard files that failed their hash
+//! <dir>/quarantine/         shard files that failed their hash or a read
 //! <dir>/meta.redb           the metadata database (see the `meta` module docs)
 //! <dir>/store.lock          locked by the one Store using the directory
 //! ```
@@ -345,9 +345,9 @@ impl Store {
 
     /// The bytes of shard `id`, verified against it.
     ///
-    /// A damaged file is moved to `quarantine/` and reported as
-    /// [`GetError::Corrupt`]; after that the shard reads as
-    /// [`GetError::NotFound`] until it is put again.
+    /// A damaged file, or one that cannot be read, is moved to
+    /// `quarantine/` and reported as [`GetError::Corrupt`]; after that the
+    /// shard reads as [`GetError::NotFound`] until it is put again.
     pub fn get(&self, id: &Id) -> Result<Vec<u8>, GetError> {
         match self.files.read(id, &mut |_| {})? {
             Checked::Intact(bytes) => Ok(bytes),
@@ -518,6 +518,86 @@ mod tests {
     fn store_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Store>();
+    }
+
+    /// `EIO`, as a bad sector gives it; `EMFILE`, out of file descriptors.
+    const EIO: i32 = 5;
+    const EMFILE: i32 = 24;
+
+    fn store(dir: &Path) -> Store {
+        Store::open(dir, StoreOptions::default()).unwrap()
+    }
+
+    fn put(store: &Store, bytes: &[u8]) -> Id {
+        let id = Id::of(bytes);
+        store.put("ann", &id, bytes, None).unwrap();
+        id
+    }
+
+    /// A read error used to stop the scrub (`?`), so the shard was neither
+    /// reported nor quarantined, and no shard after it was checked.
+    #[test]
+    fn a_scrub_quarantines_an_unreadable_shard_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let ids: Vec<Id> = (0..3u8).map(|n| put(&store, &[n; 100])).collect();
+        store.files.faults.fail_reads(ids[1], EIO);
+
+        let report = store.scrub(&ScrubOptions::default()).unwrap();
+        assert_eq!(report.corrupt, [ids[1]]);
+        assert_eq!(report.missing, [ids[1]]);
+        assert_eq!(report.shards_checked, 3);
+        let quarantined = dir.path().join("quarantine").join(format!("{}.0", ids[1]));
+        assert_eq!(fs::read(quarantined).unwrap(), [1; 100]);
+        assert!(!store.contains(&ids[1]));
+        for (n, id) in [(0u8, ids[0]), (2, ids[2])] {
+            assert_eq!(store.get(&id).unwrap(), [n; 100]);
+        }
+        assert_eq!(store.last_scrub().unwrap().unwrap().corrupt, 1);
+    }
+
+    #[test]
+    fn a_get_reports_an_unreadable_shard_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let id = put(&store, b"bad sector");
+        store.files.faults.fail_reads(id, EIO);
+        let err = store.get(&id).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                GetError::Corrupt {
+                    damage: Damage::Unreadable { .. },
+                    quarantined: Some(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+        assert!(!store.contains(&id));
+    }
+
+    /// Running out of descriptors says nothing about the file: it is an
+    /// error, and the (good) file stays where it is.
+    #[test]
+    fn an_error_about_the_process_leaves_the_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let id = put(&store, b"fine");
+        store.files.faults.fail_reads(id, EMFILE);
+        assert!(matches!(store.get(&id), Err(GetError::Io { .. })));
+        assert!(matches!(
+            store.scrub(&ScrubOptions::default()),
+            Err(ScrubError::Io { .. })
+        ));
+        assert!(store.contains(&id));
+        assert!(
+            fs::read_dir(dir.path().join("quarantine"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
     }
 
     #[test]

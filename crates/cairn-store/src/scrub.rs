@@ -8,7 +8,10 @@
 //!    times the time elapsed: a node can scrub continuously without
 //!    starving the reads it serves;
 //! 2. quarantines it if it is damaged (after re-checking under the id's
-//!    lock, so a file replaced meanwhile is not set aside by mistake);
+//!    lock, so a file replaced meanwhile is not set aside by mistake),
+//!    including a file that cannot be read at all
+//!    ([`Damage::Unreadable`](crate::Damage::Unreadable): a bad sector, for
+//!    instance), and goes on with the next;
 //! 3. deletes it if no user references it. Such files are the garbage of a
 //!    crash between the commit that dropped a shard's last reference and
 //!    the deletion of its file. The check and the deletion happen under the
@@ -73,8 +76,8 @@ pub struct ScrubReport {
     pub shards_checked: u64,
     /// Bytes read from those files.
     pub bytes_checked: u64,
-    /// Shards whose file failed its hash, in the order found; each was
-    /// moved to quarantine unless the move failed.
+    /// Shards whose file failed its hash or could not be read, in the
+    /// order found; each was moved to quarantine unless the move failed.
     pub corrupt: Vec<Id>,
     /// Shards some user references that have no file, in id order.
     pub missing: Vec<Id>,
@@ -163,7 +166,11 @@ impl ScrubRecord {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScrubError {
-    /// Listing, reading or deleting a shard file failed.
+    /// Listing or deleting a shard file failed, or reading one failed for
+    /// a reason that says nothing about the file (out of memory or file
+    /// descriptors), which would fail every read after it too. A file that
+    /// cannot be read is not an error: it is reported in
+    /// [`ScrubReport::corrupt`].
     #[error("scrub cannot access {path}")]
     Io {
         /// The file or directory being worked on.

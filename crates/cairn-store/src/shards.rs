@@ -5,7 +5,7 @@
 //! ```text
 //! <dir>/shards/ab/cd/abcd…(64 hex digits)   one file per shard, named by its id
 //! <dir>/tmp/shard-*.tmp                      writes in progress (deleted at open)
-//! <dir>/quarantine/<hex>.<n>                 files that failed their hash
+//! <dir>/quarantine/<hex>.<n>                 files that failed their hash or a read
 //! ```
 //!
 //! The two fan-out levels keep directories small (65,536 leaves).
@@ -21,6 +21,13 @@
 //! - **Reads verify.** Every read re-hashes; files longer than
 //!   [`MAX_SHARD_LEN`] are reported without being read, so a damaged size
 //!   cannot exhaust memory.
+//! - **Unreadable is damaged.** A file that cannot be opened or read (`EIO`
+//!   from a bad sector, `EACCES`, a directory under the shard's name) is
+//!   [`Damage::Unreadable`], handled like a file that fails its hash: a get
+//!   reports it as corrupt, a scrub lists it and goes on, and both move it
+//!   to quarantine. Only an error about the process rather than the file
+//!   (interrupted, out of memory or file descriptors) is returned as an
+//!   error, and leaves the file where it is.
 //! - **Damaged files are moved, not deleted**, to `quarantine/` for an
 //!   operator to inspect; the shard then reads as absent.
 //!
@@ -44,7 +51,7 @@ pub const MAX_SHARD_LEN: usize = 64 * 1024 * 1024 + 64;
 const READ_BLOCK: u64 = 256 * 1024;
 
 /// How a shard file on disk differs from what its name promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Damage {
     /// The bytes hash to another id: bit rot, truncation, or a write from
@@ -58,6 +65,17 @@ pub enum Damage {
         /// Length of the file in bytes, as far as it was measured.
         len: u64,
     },
+    /// The file cannot be read, so its bytes are unknown: a bad sector
+    /// (`EIO`), permissions changed behind the store's back (`EACCES`),
+    /// something other than a file under the shard's name (`EISDIR`).
+    /// Errors that say more about the process than about the file (out of
+    /// memory or file descriptors) are not damage; see the module docs.
+    Unreadable {
+        /// The kind of the operating system's error.
+        kind: io::ErrorKind,
+        /// The operating system's error, as text.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Damage {
@@ -70,6 +88,7 @@ impl std::fmt::Display for Damage {
                     "it is {len} bytes long, over the {MAX_SHARD_LEN}-byte limit"
                 )
             }
+            Self::Unreadable { reason, .. } => write!(f, "it cannot be read ({reason})"),
         }
     }
 }
@@ -116,6 +135,9 @@ pub(crate) struct ShardFiles {
     quarantine: PathBuf,
     /// Whether to fsync files and directories (see `StoreOptions::sync`).
     sync: bool,
+    /// Failures the unit tests inject.
+    #[cfg(test)]
+    pub(crate) faults: Faults,
 }
 
 impl ShardFiles {
@@ -132,6 +154,8 @@ impl ShardFiles {
             tmp: dir.join("tmp"),
             quarantine: dir.join("quarantine"),
             sync,
+            #[cfg(test)]
+            faults: Faults::default(),
         };
         for sub in [&files.shards, &files.tmp, &files.quarantine] {
             fs::create_dir_all(sub).at(sub)?;
@@ -229,28 +253,43 @@ impl ShardFiles {
     ///
     /// `on_block` is called with the length of every block read, so a caller
     /// can pace itself. At most [`MAX_SHARD_LEN`] + 1 bytes are ever read.
+    ///
+    /// A file that cannot be read is [`Damage::Unreadable`]; only an error
+    /// that says nothing about the file (see [`is_transient`]) is returned
+    /// as an error.
     pub(crate) fn read(
         &self,
         id: &Id,
         on_block: &mut dyn FnMut(u64),
     ) -> Result<Checked, FileError> {
         let path = self.path(id);
-        let mut file = match File::open(&path) {
+        match self.read_at(&path, id, on_block) {
+            Ok(checked) => Ok(checked),
+            Err(source) if is_transient(&source) => Err(FileError { path, source }),
+            Err(e) => Ok(Checked::Damaged(Damage::Unreadable {
+                kind: e.kind(),
+                reason: e.to_string(),
+            })),
+        }
+    }
+
+    /// [`read`](Self::read), with every I/O error returned as is.
+    fn read_at(&self, path: &Path, id: &Id, on_block: &mut dyn FnMut(u64)) -> io::Result<Checked> {
+        let mut file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checked::Missing),
-            Err(source) => return Err(FileError { path, source }),
+            Err(e) => return Err(e),
         };
+        #[cfg(test)]
+        self.faults.check_read(id)?;
         let max = MAX_SHARD_LEN as u64;
-        let len = file.metadata().at(&path)?.len();
+        let len = file.metadata()?.len();
         if len > max {
             return Ok(Checked::Damaged(Damage::Oversized { len }));
         }
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(MAX_SHARD_LEN));
         loop {
-            let n = (&mut file)
-                .take(READ_BLOCK)
-                .read_to_end(&mut bytes)
-                .at(&path)? as u64;
+            let n = (&mut file).take(READ_BLOCK).read_to_end(&mut bytes)? as u64;
             if n == 0 {
                 break;
             }
@@ -316,6 +355,58 @@ impl ShardFiles {
     /// Walks `shards/` and yields the id of every well-placed shard file.
     pub(crate) fn iter(&self) -> Shards {
         Shards::in_dir(&self.shards)
+    }
+}
+
+/// Whether a read error says something about the process or the system
+/// rather than about the file: interrupted, out of memory, out of file
+/// descriptors. Such an error is returned as an error, and the file is left
+/// alone; any other error means the file cannot be read, which is damage.
+/// Quarantining every shard read while the node ran out of descriptors
+/// would set aside good files by the thousand.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
+    ) || e
+        .raw_os_error()
+        .is_some_and(|code| OUT_OF_DESCRIPTORS.contains(&code))
+}
+
+/// `ENFILE` and `EMFILE`, which have these numbers on Linux, the BSDs and
+/// the Apple platforms; std gives them no [`io::ErrorKind`] of their own.
+#[cfg(unix)]
+const OUT_OF_DESCRIPTORS: [i32; 2] = [23, 24];
+/// `ERROR_TOO_MANY_OPEN_FILES`.
+#[cfg(windows)]
+const OUT_OF_DESCRIPTORS: [i32; 1] = [4];
+#[cfg(not(any(unix, windows)))]
+const OUT_OF_DESCRIPTORS: [i32; 0] = [];
+
+/// Failures injected by unit tests: reads of the listed ids fail, after the
+/// file is opened, with the given operating system error, as reads of a bad
+/// sector do. (An integration test can make a read fail for real by putting
+/// a directory under a shard's name, but the walk of `shards/` skips
+/// directories, so a scrub never reads it: only this reaches a scrub.)
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    reads: std::sync::Mutex<Vec<(Id, i32)>>,
+}
+
+#[cfg(test)]
+impl Faults {
+    /// Makes every read of `id` fail with the OS error `code`.
+    pub(crate) fn fail_reads(&self, id: Id, code: i32) {
+        self.reads.lock().unwrap().push((id, code));
+    }
+
+    fn check_read(&self, id: &Id) -> io::Result<()> {
+        let reads = self.reads.lock().unwrap();
+        match reads.iter().find(|(failing, _)| failing == id) {
+            Some(&(_, code)) => Err(io::Error::from_raw_os_error(code)),
+            None => Ok(()),
+        }
     }
 }
 

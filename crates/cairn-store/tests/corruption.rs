@@ -1,5 +1,6 @@
-//! Damaged shard files: a flipped bit or a truncation on disk must be
-//! reported as `Corrupt`, never served, and the file moved to quarantine.
+//! Damaged shard files: a flipped bit, a truncation or a file that cannot
+//! be read must be reported as `Corrupt`, never served, and the file moved
+//! to quarantine.
 //!
 //! Guards against serving bit rot to clients and against deleting the
 //! evidence an operator needs to diagnose a failing disk.
@@ -7,6 +8,7 @@
 mod common;
 
 use std::fs;
+use std::io::ErrorKind;
 
 use cairn_core::Id;
 use cairn_store::{Damage, GetError, ScrubOptions};
@@ -141,4 +143,47 @@ fn scrub_finds_and_quarantines_damaged_shards() {
     let again = store.scrub(&ScrubOptions::default()).unwrap();
     assert!(again.corrupt.is_empty());
     assert_eq!(again.shards_checked, 2);
+}
+
+/// A shard file that cannot be read is damage, not an I/O failure of the
+/// store: reported as `Corrupt` and quarantined like one that fails its
+/// hash. (Before, the read error came back as `GetError::Io` and the file
+/// stayed, failing every read.)
+///
+/// The tests run as root, for whom `chmod 000` does not stop a read; a
+/// directory under the shard's name does: opening it succeeds and reading
+/// it fails with `EISDIR`, a real error from the kernel, as `EIO` from a bad
+/// sector would be. (A scrub never reads such a directory, since its walk
+/// skips everything but files; the scrub's side is a unit test in `lib.rs`
+/// that injects `EIO`.)
+#[test]
+fn an_unreadable_file_is_reported_as_corrupt_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(4, 2000);
+    store.put("ann", &id, &bytes, None).unwrap();
+    let path = shard_path(dir.path(), &id);
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+
+    let err = store.get(&id).unwrap_err();
+    let GetError::Corrupt {
+        id: reported,
+        damage: Damage::Unreadable { kind, reason },
+        quarantined: Some(moved_to),
+    } = &err
+    else {
+        panic!("expected Corrupt(Unreadable) with a quarantine path, got {err:?}");
+    };
+    assert_eq!(*reported, id);
+    assert_eq!(*kind, ErrorKind::IsADirectory);
+    assert!(err.to_string().contains(reason.as_str()), "{err}");
+    assert_eq!(
+        *moved_to,
+        dir.path().join("quarantine").join(format!("{id}.0"))
+    );
+    assert!(moved_to.is_dir());
+    assert!(!path.exists());
+    assert!(matches!(store.get(&id), Err(GetError::NotFound { .. })));
+    assert!(store.has_ref("ann", &id).unwrap());
 }
