@@ -125,7 +125,7 @@ pub use crate::users::{
 };
 
 use crate::meta::{Added, Meta, Opening, Removed};
-use crate::shards::{Checked, FileError, ShardFiles};
+use crate::shards::{Checked, FileError, OnDisk, ShardFiles};
 
 /// The number of shard files in the store directory `dir`, by walking
 /// `dir/shards/`.
@@ -176,11 +176,16 @@ impl StoreOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PutOutcome {
-    /// The shard file was written by this call (it was not on disk before).
+    /// The shard file was written by this call: it was not on disk before,
+    /// or it was damaged (see [`repaired`](Self::repaired)).
     pub stored: bool,
     /// The user did not reference the shard before this call; their usage
     /// grew by its length.
     pub newly_referenced: bool,
+    /// A damaged (or unreadable) file was on disk under this id: it was
+    /// moved to quarantine and replaced by the bytes of this call. Implies
+    /// [`stored`](Self::stored).
+    pub repaired: bool,
 }
 
 /// What [`Store::drop_ref`] did.
@@ -264,10 +269,18 @@ impl Store {
     ///
     /// The bytes must hash to `id`. `quota`, in bytes, bounds the user's
     /// usage after the call; a shard the user already references costs
-    /// nothing again. A shard already on disk only gains the reference (the
-    /// file is not re-read; if it is damaged, the next get or scrub
-    /// quarantines it and a later put writes it again). On any error
-    /// nothing is left behind: no file, no reference, no usage change.
+    /// nothing again.
+    ///
+    /// A shard already on disk is compared with `bytes` under the id's
+    /// lock: an intact file only gains the reference, and a damaged one is
+    /// moved to quarantine and replaced by `bytes` (reported as
+    /// [`PutOutcome::repaired`]). So a client that re-puts a shard to repair
+    /// a node does repair it, whether or not a get or scrub has found the
+    /// damage yet.
+    ///
+    /// On any error nothing is left behind: no file, no reference, no usage
+    /// change. (A damaged file found on the way stays in quarantine, where a
+    /// get would have put it.)
     pub fn put(
         &self,
         user: &str,
@@ -289,6 +302,12 @@ impl Store {
             });
         }
         let len = bytes.len() as u64;
+        let over_quota = |usage| PutError::QuotaExceeded {
+            user: user.to_owned(),
+            usage,
+            quota: quota.unwrap_or(u64::MAX),
+            needed: len,
+        };
         // The write and fsync, the slow part, happen before taking the lock
         // so that puts of the same id do not queue behind each other's I/O.
         let mut staged = if self.files.exists(id)? {
@@ -298,12 +317,26 @@ impl Store {
         };
 
         let _guard = self.lock(id);
-        let present = self.files.exists(id)?;
-        if present {
-            // Someone else installed it meanwhile: ours is redundant.
+        // What is on disk now decides whether ours is needed. Comparing
+        // with `bytes`, which hash to `id`, is re-hashing the file without
+        // holding a second copy of it.
+        let mut repaired = false;
+        let needed = match self.files.compare(id, bytes)? {
+            // Someone else installed it (or it was there all along).
+            OnDisk::Same => false,
+            OnDisk::Missing => true,
+            OnDisk::Different => {
+                // Damaged. Keep it for the operator; if the move fails, the
+                // rename below replaces it, which matters more.
+                let _ = self.files.quarantine(id);
+                repaired = true;
+                true
+            }
+        };
+        if !needed {
             staged = None;
         } else if staged.is_none() {
-            // It was deleted since we looked; write it after all.
+            // Deleted or damaged since we looked: write it after all.
             staged = Some(self.files.stage(bytes)?);
         }
         let added = self
@@ -313,19 +346,13 @@ impl Store {
         let newly_referenced = match added {
             Added::New => true,
             Added::AlreadyHeld => false,
-            Added::OverQuota { usage } => {
-                return Err(PutError::QuotaExceeded {
-                    user: user.to_owned(),
-                    usage,
-                    quota: quota.unwrap_or(u64::MAX),
-                    needed: len,
-                });
-            }
+            Added::OverQuota { usage } => return Err(over_quota(usage)),
         };
         let Some(staged) = staged else {
             return Ok(PutOutcome {
                 stored: false,
                 newly_referenced,
+                repaired: false,
             });
         };
         if let Err(e) = self.files.install(staged, id) {
@@ -340,6 +367,7 @@ impl Store {
         Ok(PutOutcome {
             stored: true,
             newly_referenced,
+            repaired,
         })
     }
 
@@ -541,7 +569,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let ids: Vec<Id> = (0..3u8).map(|n| put(&store, &[n; 100])).collect();
-        store.files.faults.fail_reads(ids[1], EIO);
+        store
+            .files
+            .faults
+            .fail_reads(store.files.path(&ids[1]), EIO);
 
         let report = store.scrub(&ScrubOptions::default()).unwrap();
         assert_eq!(report.corrupt, [ids[1]]);
@@ -561,7 +592,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let id = put(&store, b"bad sector");
-        store.files.faults.fail_reads(id, EIO);
+        store.files.faults.fail_reads(store.files.path(&id), EIO);
         let err = store.get(&id).unwrap_err();
         assert!(
             matches!(
@@ -585,7 +616,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let id = put(&store, b"fine");
-        store.files.faults.fail_reads(id, EMFILE);
+        store.files.faults.fail_reads(store.files.path(&id), EMFILE);
         assert!(matches!(store.get(&id), Err(GetError::Io { .. })));
         assert!(matches!(
             store.scrub(&ScrubOptions::default()),

@@ -101,6 +101,17 @@ pub(crate) enum Checked {
     Missing,
 }
 
+/// How a shard file on disk compares with bytes that hash to its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDisk {
+    /// No file under the id.
+    Missing,
+    /// The file holds exactly those bytes: it is intact.
+    Same,
+    /// The file holds other bytes, or cannot be read: it is damaged.
+    Different,
+}
+
 /// An I/O failure together with the path it happened on.
 #[derive(Debug)]
 pub(crate) struct FileError {
@@ -281,7 +292,7 @@ impl ShardFiles {
             Err(e) => return Err(e),
         };
         #[cfg(test)]
-        self.faults.check_read(id)?;
+        self.faults.check_read(path)?;
         let max = MAX_SHARD_LEN as u64;
         let len = file.metadata()?.len();
         if len > max {
@@ -306,6 +317,60 @@ impl ShardFiles {
         } else {
             Checked::Damaged(Damage::Mismatch { actual })
         })
+    }
+
+    /// Compares shard `id`'s file with `expected`, bytes the caller has
+    /// checked hash to `id`. The same bytes mean an intact file, as the
+    /// file hashing to `id` would, but this needs no second copy of the
+    /// file in memory: it reads one block at a time and stops at the first
+    /// difference. A file that cannot be read is
+    /// [`Different`](OnDisk::Different), as [`read`](Self::read) calls it
+    /// damaged; only an error about the process (see [`is_transient`]) is
+    /// an error.
+    pub(crate) fn compare(&self, id: &Id, expected: &[u8]) -> Result<OnDisk, FileError> {
+        let path = self.path(id);
+        match self.compare_at(&path, expected) {
+            Ok(on_disk) => Ok(on_disk),
+            Err(source) if is_transient(&source) => Err(FileError { path, source }),
+            Err(_) => Ok(OnDisk::Different),
+        }
+    }
+
+    /// [`compare`](Self::compare), with every I/O error returned as is.
+    fn compare_at(&self, path: &Path, expected: &[u8]) -> io::Result<OnDisk> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(OnDisk::Missing),
+            Err(e) => return Err(e),
+        };
+        #[cfg(test)]
+        self.faults.check_read(path)?;
+        if file.metadata()?.len() != expected.len() as u64 {
+            return Ok(OnDisk::Different);
+        }
+        let mut block = vec![0; expected.len().clamp(1, READ_BLOCK as usize)];
+        let mut rest = expected;
+        loop {
+            let n = match file.read(&mut block) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                // The end: a file that shrank since its length was taken
+                // is short.
+                return Ok(if rest.is_empty() {
+                    OnDisk::Same
+                } else {
+                    OnDisk::Different
+                });
+            }
+            match rest.split_at_checked(n) {
+                Some((head, tail)) if head == &block[..n] => rest = tail,
+                // Other bytes, or more of them than expected.
+                _ => return Ok(OnDisk::Different),
+            }
+        }
     }
 
     /// Deletes a shard file. Returns whether there was one.
@@ -383,27 +448,28 @@ const OUT_OF_DESCRIPTORS: [i32; 1] = [4];
 #[cfg(not(any(unix, windows)))]
 const OUT_OF_DESCRIPTORS: [i32; 0] = [];
 
-/// Failures injected by unit tests: reads of the listed ids fail, after the
-/// file is opened, with the given operating system error, as reads of a bad
-/// sector do. (An integration test can make a read fail for real by putting
-/// a directory under a shard's name, but the walk of `shards/` skips
+/// Failures injected by unit tests: reads of the listed files fail, after
+/// the file is opened, with the given operating system error, as reads of a
+/// bad sector do. (An integration test can make a read fail for real by
+/// putting a directory under a shard's name, but the walk of `shards/` skips
 /// directories, so a scrub never reads it: only this reaches a scrub.)
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    reads: std::sync::Mutex<Vec<(Id, i32)>>,
+    reads: std::sync::Mutex<Vec<(PathBuf, i32)>>,
 }
 
 #[cfg(test)]
 impl Faults {
-    /// Makes every read of `id` fail with the OS error `code`.
-    pub(crate) fn fail_reads(&self, id: Id, code: i32) {
-        self.reads.lock().unwrap().push((id, code));
+    /// Makes every read of the file at `path` fail with the OS error
+    /// `code`.
+    pub(crate) fn fail_reads(&self, path: PathBuf, code: i32) {
+        self.reads.lock().unwrap().push((path, code));
     }
 
-    fn check_read(&self, id: &Id) -> io::Result<()> {
+    fn check_read(&self, path: &Path) -> io::Result<()> {
         let reads = self.reads.lock().unwrap();
-        match reads.iter().find(|(failing, _)| failing == id) {
+        match reads.iter().find(|(failing, _)| failing == path) {
             Some(&(_, code)) => Err(io::Error::from_raw_os_error(code)),
             None => Ok(()),
         }
@@ -612,6 +678,35 @@ mod tests {
             Checked::Damaged(Damage::Oversized { len }) if len == MAX_SHARD_LEN as u64 + 1
         ));
         assert_eq!(read, 0);
+    }
+
+    #[test]
+    fn compare_tells_the_same_bytes_from_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        // Longer than a block, so the comparison spans several reads.
+        let long = vec![3u8; READ_BLOCK as usize + 10];
+        for expected in [&b""[..], b"abc", &long[..]] {
+            let id = Id::of(expected);
+            assert_eq!(files.compare(&id, expected).unwrap(), OnDisk::Missing);
+            files.install(files.stage(expected).unwrap(), &id).unwrap();
+            assert_eq!(files.compare(&id, expected).unwrap(), OnDisk::Same);
+            let path = files.path(&id);
+            let mut longer = expected.to_vec();
+            longer.push(0);
+            let mut flipped = expected.to_vec();
+            if let Some(last) = flipped.last_mut() {
+                *last ^= 1;
+            }
+            let shorter = &expected[..expected.len().saturating_sub(1)];
+            for other in [&longer[..], &flipped[..], shorter] {
+                if other == expected {
+                    continue;
+                }
+                fs::write(&path, other).unwrap();
+                assert_eq!(files.compare(&id, expected).unwrap(), OnDisk::Different);
+            }
+        }
     }
 
     #[test]

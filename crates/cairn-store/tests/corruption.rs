@@ -101,7 +101,8 @@ fn a_quarantined_shard_can_be_put_again() {
         flip_a_bit(&shard_path(dir.path(), &id));
         assert!(matches!(store.get(&id), Err(GetError::Corrupt { .. })));
         let outcome = store.put("ann", &id, &bytes, None).unwrap();
-        assert!(outcome.stored && !outcome.newly_referenced);
+        // The get had already set the damaged file aside.
+        assert!(outcome.stored && !outcome.newly_referenced && !outcome.repaired);
         assert_eq!(store.get(&id).unwrap(), bytes);
     }
     let names: Vec<_> = quarantined(dir.path())
@@ -186,4 +187,65 @@ fn an_unreadable_file_is_reported_as_corrupt_and_quarantined() {
     assert!(!path.exists());
     assert!(matches!(store.get(&id), Err(GetError::NotFound { .. })));
     assert!(store.has_ref("ann", &id).unwrap());
+}
+
+/// A client repairing a node re-puts the shard. The put used to see a file
+/// under the id and acknowledge without looking at it, so a damaged file
+/// stayed damaged until a get or scrub happened to find it.
+#[test]
+fn a_put_over_a_damaged_file_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(5, 6000);
+    store.put("ann", &id, &bytes, None).unwrap();
+    let path = shard_path(dir.path(), &id);
+    let mut damaged = Vec::new();
+
+    // The holder's own re-put, then another user's first put.
+    for (user, new_user) in [("ann", false), ("bob", true)] {
+        damaged.push(flip_a_bit(&path));
+        let outcome = store.put(user, &id, &bytes, None).unwrap();
+        assert!(outcome.stored && outcome.repaired, "{user}: {outcome:?}");
+        assert_eq!(outcome.newly_referenced, new_user, "{user}");
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        assert_eq!(store.get(&id).unwrap(), bytes);
+    }
+    let kept: Vec<_> = quarantined(dir.path())
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
+    assert_eq!(kept, damaged);
+    assert_eq!(
+        quarantined(dir.path())[0],
+        dir.path().join("quarantine").join(format!("{id}.0"))
+    );
+    assert_eq!(store.usage("ann").unwrap(), 6000);
+    assert_eq!(store.usage("bob").unwrap(), 6000);
+
+    // An intact file is left as it is.
+    let outcome = store.put("ann", &id, &bytes, None).unwrap();
+    assert!(!outcome.stored && !outcome.repaired && !outcome.newly_referenced);
+    assert_eq!(quarantined(dir.path()).len(), 2);
+}
+
+#[test]
+fn a_put_over_an_unreadable_file_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (id, bytes) = shard(6, 700);
+    store.put("ann", &id, &bytes, None).unwrap();
+    // Unreadable, even for root (see the test above).
+    let path = shard_path(dir.path(), &id);
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+
+    let outcome = store.put("ann", &id, &bytes, None).unwrap();
+    assert!(outcome.stored && outcome.repaired, "{outcome:?}");
+    assert_eq!(store.get(&id).unwrap(), bytes);
+    assert!(
+        dir.path()
+            .join("quarantine")
+            .join(format!("{id}.0"))
+            .is_dir()
+    );
 }

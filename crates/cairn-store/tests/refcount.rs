@@ -119,7 +119,7 @@ fn re_putting_a_held_shard_does_not_count_twice() {
     store.put("ann", &id, &bytes, Some(700)).unwrap();
     // The quota is full, but this shard is already paid for.
     let again = store.put("ann", &id, &bytes, Some(700)).unwrap();
-    assert!(!again.stored && !again.newly_referenced);
+    assert!(!again.stored && !again.newly_referenced && !again.repaired);
     assert_eq!(store.usage("ann").unwrap(), 700);
     assert_eq!(store.drop_ref("ann", &id).unwrap(), DropOutcome::Deleted);
     assert_eq!(store.usage("ann").unwrap(), 0);
