@@ -269,7 +269,8 @@ impl Store {
     ///
     /// The bytes must hash to `id`. `quota`, in bytes, bounds the user's
     /// usage after the call; a shard the user already references costs
-    /// nothing again.
+    /// nothing again. The quota is checked before anything is written, and
+    /// again, authoritatively, in the transaction that adds the reference.
     ///
     /// A shard already on disk is compared with `bytes` under the id's
     /// lock: an intact file only gains the reference, and a damaged one is
@@ -308,6 +309,18 @@ impl Store {
             quota: quota.unwrap_or(u64::MAX),
             needed: len,
         };
+        // Refuse an over-quota user before writing (and fsyncing) up to
+        // 64 MiB only to throw it away. A read transaction, so it does not
+        // queue for the writer; the commit below checks again, and that
+        // check is the one that counts.
+        if let Some(quota) = quota
+            && let Added::OverQuota { usage } = self
+                .meta
+                .would_add_ref(user, id, len, quota)
+                .map_err(PutError::from_database)?
+        {
+            return Err(over_quota(usage));
+        }
         // The write and fsync, the slow part, happen before taking the lock
         // so that puts of the same id do not queue behind each other's I/O.
         let mut staged = if self.files.exists(id)? {

@@ -249,6 +249,29 @@ impl Meta {
         Ok(Added::New)
     }
 
+    /// What [`add_ref`](Self::add_ref) would do now, in a read transaction
+    /// that changes nothing: `New`, `AlreadyHeld` or `OverQuota`. Commits
+    /// by others may change the answer before an `add_ref`, which decides
+    /// for itself.
+    pub(crate) fn would_add_ref(
+        &self,
+        user: &str,
+        id: &Id,
+        len: u64,
+        quota: u64,
+    ) -> Result<Added, redb::Error> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(REFS)?.get((user, id.as_bytes()))?.is_some() {
+            return Ok(Added::AlreadyHeld);
+        }
+        let usage = txn.open_table(USAGE)?.get(user)?.map_or(0, |v| v.value());
+        Ok(if usage.saturating_add(len) > quota {
+            Added::OverQuota { usage }
+        } else {
+            Added::New
+        })
+    }
+
     /// Removes `user`'s reference to `id`, if any, and says whether anyone
     /// still holds the shard.
     pub(crate) fn remove_ref(&self, user: &str, id: &Id) -> Result<Removed, redb::Error> {

@@ -94,6 +94,39 @@ fn a_put_beyond_the_quota_leaves_nothing() {
     assert_eq!(store.usage("ann").unwrap(), 1100);
 }
 
+/// An over-quota put used to write (and fsync) the whole shard to `tmp/`
+/// before the commit refused it: up to 64 MiB of I/O per refused request.
+///
+/// `tmp/` is replaced by a plain file, so that any attempt to stage fails
+/// (`ENOTDIR`; file modes would not stop root, as the tests run). A put
+/// that tries to stage reports `Io`; one refused before staging reports
+/// `QuotaExceeded`.
+#[test]
+fn an_over_quota_put_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (held, held_bytes) = shard(9, 600);
+    store.put("ann", &held, &held_bytes, Some(1000)).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::remove_dir(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+
+    let (big, big_bytes) = shard(10, 500);
+    let err = store.put("ann", &big, &big_bytes, Some(1000)).unwrap_err();
+    assert!(
+        matches!(err, PutError::QuotaExceeded { usage: 600, .. }),
+        "{err:?}"
+    );
+    // The trick does catch a put that stages: within the quota, it fails.
+    let err = store.put("ann", &big, &big_bytes, Some(1100)).unwrap_err();
+    assert!(matches!(err, PutError::Io { .. }), "{err:?}");
+    // A shard the user holds costs nothing, however full the quota, and
+    // needs no staging: its file is there.
+    store.put("ann", &held, &held_bytes, Some(600)).unwrap();
+    assert_eq!(store.usage("ann").unwrap(), 600);
+    assert!(!store.has_ref("ann", &big).unwrap());
+}
+
 #[test]
 fn a_refused_reference_to_a_shared_shard_keeps_the_file() {
     let dir = tempfile::tempdir().unwrap();
