@@ -45,9 +45,10 @@ impl Admin {
     ///
     /// Unlike [`Store::remove_user`](crate::Store::remove_user), deletes no
     /// file: the shards nobody holds any more are listed in
-    /// [`RemovedUser::unheld`] and left on disk, and the node's next
+    /// [`RemovedUser::unheld`] and left on disk, and the node's
     /// [scrub](crate::Store::scrub) deletes them, as it deletes every
-    /// unreferenced file. Deleting them here would race the node: its
+    /// unreferenced file once it is older than
+    /// [`ScrubOptions::unreferenced_grace`](crate::ScrubOptions::unreferenced_grace). Deleting them here would race the node: its
     /// per-id locks, which keep a put from referencing a file while it is
     /// unlinked, live in the node's memory. Until then they take disk space
     /// but are invisible to users (a put of the same shard simply

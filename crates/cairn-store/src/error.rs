@@ -47,6 +47,21 @@ pub enum OpenError {
         /// The directory given.
         dir: PathBuf,
     },
+    /// [`Store::open`](crate::Store::open) would have to create the
+    /// metadata database, but `shards/` already holds shard files: the
+    /// database was lost, moved or emptied. Starting with an empty one would
+    /// disown every shard, and a scrub would then delete them all, so
+    /// nothing was changed. Restore `meta.redb` from a backup (or put it
+    /// back); to start afresh instead, move `shards/` aside.
+    #[error(
+        "the metadata database {path} is missing or empty, but {shards} shard files exist beside it; refusing to start with a new database, which would disown them (a scrub would delete them all). Nothing was changed: restore meta.redb from a backup, or move shards/ aside to start an empty store"
+    )]
+    MetadataMissing {
+        /// The metadata database file.
+        path: PathBuf,
+        /// How many shard files `shards/` holds.
+        shards: u64,
+    },
     /// The metadata database was written with a schema this version cannot
     /// read; upgrade cairn, or restore a matching backup.
     #[error(

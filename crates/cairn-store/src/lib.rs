@@ -64,7 +64,13 @@
 //! to a missing file (reads say `NotFound`; the unacknowledged client
 //! retries, which writes the file) or a file nobody references. Neither
 //! exposes wrong bytes, and [`Store::scrub`] reports the first (`missing`)
-//! and deletes the second.
+//! and deletes the second (once it is an hour old: see
+//! [`ScrubOptions::unreferenced_grace`]).
+//!
+//! Since unreferenced files are deleted, the database must never be
+//! replaced by an empty one while shards exist: [`Store::open`] refuses to
+//! create `meta.redb` when `shards/` holds any shard file
+//! ([`OpenError::MetadataMissing`]).
 //!
 //! # Example
 //!
@@ -109,6 +115,7 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use cairn_core::Id;
 
@@ -201,6 +208,20 @@ pub enum DropOutcome {
     Deleted,
 }
 
+/// What [`Store::remove_if_unreferenced`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreferenced {
+    /// Someone references the shard: the file stays.
+    Held,
+    /// Nobody does, but the file is younger than the grace period: it
+    /// stays for now.
+    Young,
+    /// Nobody does, and the file was deleted.
+    Removed,
+    /// There was no file.
+    Absent,
+}
+
 /// Number of stripes of the per-id lock.
 const LOCK_STRIPES: usize = 256;
 
@@ -245,6 +266,11 @@ impl Store {
     /// everything left in `tmp/` by a crash. Only a store writes to `tmp/`,
     /// and the lock makes this the only store, so nothing in there belongs
     /// to a write in progress.
+    ///
+    /// Refuses with [`OpenError::MetadataMissing`], changing nothing, when
+    /// it would create `meta.redb` (missing, empty, or never written by
+    /// cairn) while `shards/` holds shard files: the database was lost, and
+    /// a new one would disown every shard.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(|source| OpenError::Io {
@@ -446,13 +472,17 @@ impl Store {
     /// record; fails with [`UserError::NoSuchUser`] only if there was
     /// nothing at all. If deleting a file fails, the user is removed
     /// nonetheless and [`UserError::Io`] is returned; the files left are
-    /// deleted by the next [`scrub`](Self::scrub).
+    /// deleted by a later [`scrub`](Self::scrub).
     pub fn remove_user(&self, name: &str) -> Result<RemovedUser, UserError> {
         let mut removed = self.meta.remove_user(name)?;
         for id in &removed.unheld {
             // A put may have referenced the shard again since the commit;
             // the check under the lock keeps its file.
-            if self.remove_if_unreferenced::<UserError>(id)? {
+            // No grace: these files were held a moment ago, not left by
+            // a crash, and the user is gone.
+            if self.remove_if_unreferenced::<UserError>(id, Duration::ZERO)?
+                == Unreferenced::Removed
+            {
                 removed.files_deleted += 1;
             }
         }
@@ -502,21 +532,32 @@ impl Store {
         Ok((checked, quarantined))
     }
 
-    /// Deletes shard `id`'s file if no user references it. Returns whether
-    /// it did.
-    fn remove_if_unreferenced<E>(&self, id: &Id) -> Result<bool, E>
+    /// Deletes shard `id`'s file if no user references it and it was last
+    /// modified at least `grace` ago.
+    fn remove_if_unreferenced<E>(&self, id: &Id, grace: Duration) -> Result<Unreferenced, E>
     where
         E: From<redb::Error> + From<FileError>,
     {
         // Cheap unlocked check first; the locked one is what counts.
         if self.meta.is_held(id)? {
-            return Ok(false);
+            return Ok(Unreferenced::Held);
         }
         let _guard = self.lock(id);
         if self.meta.is_held(id)? {
-            return Ok(false);
+            return Ok(Unreferenced::Held);
         }
-        Ok(self.files.remove(id)?)
+        if !grace.is_zero() {
+            match self.files.age(id)? {
+                None => return Ok(Unreferenced::Absent),
+                Some(age) if age < grace => return Ok(Unreferenced::Young),
+                Some(_) => {}
+            }
+        }
+        Ok(if self.files.remove(id)? {
+            Unreferenced::Removed
+        } else {
+            Unreferenced::Absent
+        })
     }
 
     /// Whether shard `id` is referenced but has no file, checked under its

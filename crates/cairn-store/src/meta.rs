@@ -148,7 +148,14 @@ impl Meta {
         let mut builder = Builder::new();
         builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
         let opened = match opening {
-            Opening::CreateIfMissing => builder.create(&path),
+            Opening::CreateIfMissing => {
+                // Before redb creates (or initialises) the file, so that a
+                // refusal leaves nothing behind.
+                if is_missing_or_empty(&path)? {
+                    refuse_if_shards_exist(dir, &path)?;
+                }
+                builder.create(&path)
+            }
             Opening::ExistingOnly => {
                 // An empty file is what a store that died in its first open
                 // can leave; redb would call it invalid data.
@@ -207,7 +214,9 @@ impl Meta {
                     dir: dir.to_owned(),
                 });
             }
-            Schema::Empty => {}
+            // A database redb initialised but cairn never wrote to is as new
+            // as a missing one.
+            Schema::Empty => refuse_if_shards_exist(dir, path)?,
         }
         create_schema(&txn)?;
         txn.commit().map_err(redb::Error::from)?;
@@ -617,6 +626,44 @@ impl Meta {
         };
         Ok(Some(ScrubRecord::decode(value.value(), LAST_SCRUB_KEY)?))
     }
+}
+
+/// Whether the database file at `path` does not exist or is empty: what
+/// redb would initialise as a new database.
+fn is_missing_or_empty(path: &Path) -> Result<bool, OpenError> {
+    match fs::metadata(path) {
+        Ok(file) => Ok(file.len() == 0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(source) => Err(OpenError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Refuses to create a new database (at `path`) in `dir` if `dir/shards/`
+/// holds any shard file: the old database was lost, and a new, empty one
+/// would disown every shard (see [`OpenError::MetadataMissing`]).
+fn refuse_if_shards_exist(dir: &Path, path: &Path) -> Result<(), OpenError> {
+    let shards_dir = dir.join("shards");
+    let shards = match crate::count_shards(dir) {
+        Ok(shards) => shards,
+        // A new store: no `shards/` yet.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !shards_dir.exists() => 0,
+        Err(source) => {
+            return Err(OpenError::Io {
+                path: shards_dir,
+                source,
+            });
+        }
+    };
+    if shards == 0 {
+        return Ok(());
+    }
+    Err(OpenError::MetadataMissing {
+        path: path.to_owned(),
+        shards,
+    })
 }
 
 /// What a database says about its schema.

@@ -12,10 +12,15 @@
 //!    including a file that cannot be read at all
 //!    ([`Damage::Unreadable`](crate::Damage::Unreadable): a bad sector, for
 //!    instance), and goes on with the next;
-//! 3. deletes it if no user references it. Such files are the garbage of a
-//!    crash between the commit that dropped a shard's last reference and
-//!    the deletion of its file. The check and the deletion happen under the
-//!    id's lock, so a concurrent put cannot reference the file in between.
+//! 3. deletes it if no user references it and it has not been modified
+//!    for [`ScrubOptions::unreferenced_grace`] (an hour by default). Such
+//!    files are the garbage of a crash between the commit that dropped a
+//!    shard's last reference and the deletion of its file. The check and
+//!    the deletion happen under the id's lock, so a concurrent put cannot
+//!    reference the file in between. The grace period is a safety margin
+//!    against mistakes that disown files wholesale (see its docs);
+//!    [`Store::open`](crate::Store::open) refuses the worst of them, a lost
+//!    database, outright.
 //!
 //! Then it lists the shards the database says someone references but that
 //! have no file: lost to a crash between a put's commit and its rename, or
@@ -43,22 +48,53 @@ use std::time::{Duration, Instant, SystemTime};
 use cairn_core::Id;
 use serde::{Deserialize, Serialize};
 
-use crate::Store;
 use crate::error::RecordError;
 use crate::record::{self, Place};
 use crate::shards::{Checked, FileError};
+use crate::{Store, Unreferenced};
 
 /// How a scrub runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ScrubOptions {
     /// Upper bound on the read rate, in bytes per second; `None` reads as
     /// fast as the disk allows. `Some(0)` is treated as 1 byte per second.
     /// Default: `None`.
     pub max_bytes_per_second: Option<u64>,
+    /// How long an unreferenced shard file must have gone unmodified before
+    /// the scrub deletes it; younger ones are counted in
+    /// [`ScrubReport::unreferenced_kept`] and left for a later scrub.
+    /// Default: one hour. Tests may set zero.
+    ///
+    /// The only legitimate unreferenced files are left by a crash between
+    /// a drop's commit and its unlink, or by
+    /// [`Admin::remove_user`](crate::Admin::remove_user): garbage at any
+    /// age, for which an hour's wait costs nothing. Everything else that
+    /// makes files unreferenced is a mistake (a database restored from an
+    /// old backup or swapped for another store's, shards copied in by
+    /// hand), and the grace keeps the scrub that runs right after it from
+    /// deleting what was written or copied in the last hour.
+    pub unreferenced_grace: Duration,
+}
+
+impl Default for ScrubOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_second: None,
+            unreferenced_grace: Duration::from_secs(60 * 60),
+        }
+    }
 }
 
 impl ScrubOptions {
+    /// These options with [`unreferenced_grace`](Self::unreferenced_grace)
+    /// set.
+    #[must_use]
+    pub fn with_unreferenced_grace(mut self, grace: Duration) -> Self {
+        self.unreferenced_grace = grace;
+        self
+    }
+
     /// These options with the read rate bounded to `rate` bytes per second
     /// (`None` for unbounded).
     #[must_use]
@@ -83,6 +119,9 @@ pub struct ScrubReport {
     pub missing: Vec<Id>,
     /// Intact shard files that no user referenced and that were deleted.
     pub unreferenced_removed: u64,
+    /// Intact shard files that no user referenced but that were modified
+    /// within [`ScrubOptions::unreferenced_grace`], so were kept.
+    pub unreferenced_kept: u64,
 }
 
 /// The record of a finished scrub, kept in the metadata database.
@@ -245,8 +284,10 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
             // Removed since the listing: nothing to check.
             Checked::Missing => continue,
             Checked::Intact(_) => {
-                if store.remove_if_unreferenced::<ScrubError>(&id)? {
-                    report.unreferenced_removed += 1;
+                match store.remove_if_unreferenced::<ScrubError>(&id, options.unreferenced_grace)? {
+                    Unreferenced::Removed => report.unreferenced_removed += 1,
+                    Unreferenced::Young => report.unreferenced_kept += 1,
+                    Unreferenced::Held | Unreferenced::Absent => {}
                 }
             }
             Checked::Damaged(_) => {

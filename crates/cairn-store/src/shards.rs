@@ -37,6 +37,7 @@
 use std::fs::{self, File, ReadDir};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use cairn_core::Id;
 
@@ -371,6 +372,23 @@ impl ShardFiles {
                 _ => return Ok(OnDisk::Different),
             }
         }
+    }
+
+    /// How long ago shard `id`'s file was last modified (written, for a
+    /// shard: files are never changed once in place), or `None` if there
+    /// is no file. A modification time in the future counts as now.
+    pub(crate) fn age(&self, id: &Id) -> Result<Option<Duration>, FileError> {
+        let path = self.path(id);
+        let modified = match fs::symlink_metadata(&path).and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(FileError { path, source }),
+        };
+        Ok(Some(
+            SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or(Duration::ZERO),
+        ))
     }
 
     /// Deletes a shard file. Returns whether there was one.

@@ -11,7 +11,7 @@ mod common;
 
 use std::fs;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_store::{
     Admin, OpenError, ScrubOptions, ScrubRecord, Store, StoreOptions, UserError, count_shards,
@@ -180,10 +180,21 @@ fn admin_remove_user_leaves_unheld_files_to_the_scrub() {
     assert_eq!(removed.files_deleted, 0);
     assert!(store.user("ann").unwrap().is_none());
     assert_eq!(store.usage("ann").unwrap(), 0);
-    // The file stays until the node's scrub, which finds it unreferenced.
+    // The file stays until the node's scrub finds it unreferenced, and
+    // older than the grace period (an hour by default).
     assert!(shard_path(dir.path(), &id).exists());
     let report = store.scrub(&ScrubOptions::default()).unwrap();
-    assert_eq!(report.unreferenced_removed, 1);
+    assert_eq!(
+        (report.unreferenced_removed, report.unreferenced_kept),
+        (0, 1)
+    );
+    assert!(shard_path(dir.path(), &id).exists());
+    let no_grace = ScrubOptions::default().with_unreferenced_grace(Duration::ZERO);
+    let report = store.scrub(&no_grace).unwrap();
+    assert_eq!(
+        (report.unreferenced_removed, report.unreferenced_kept),
+        (1, 0)
+    );
     assert!(!shard_path(dir.path(), &id).exists());
 }
 

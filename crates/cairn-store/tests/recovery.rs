@@ -9,8 +9,10 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-use cairn_store::{GetError, ScrubOptions, Store, StoreOptions};
+use cairn_store::{GetError, OpenError, ScrubOptions, Store, StoreOptions};
 use common::{files_under, open, shard, shard_path, tmp_entries};
 
 #[test]
@@ -113,8 +115,16 @@ fn scrub_removes_files_nobody_references() {
     fs::write(&orphan_path, &orphan_bytes).unwrap();
     assert!(store.contains(&orphan));
 
+    // Written just now: within the grace period, so it stays.
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert_eq!(report.unreferenced_removed, 0);
+    assert_eq!(report.unreferenced_kept, 1);
+    assert_eq!(fs::read(&orphan_path).unwrap(), orphan_bytes);
+    // Two hours later it is garbage.
+    set_modified_ago(&orphan_path, Duration::from_secs(2 * 60 * 60));
     let report = store.scrub(&ScrubOptions::default()).unwrap();
     assert_eq!(report.unreferenced_removed, 1);
+    assert_eq!(report.unreferenced_kept, 0);
     assert_eq!(report.shards_checked, 2);
     assert_eq!(report.bytes_checked, 400);
     assert!(!orphan_path.exists());
@@ -123,6 +133,140 @@ fn scrub_removes_files_nobody_references() {
         files_under(&dir.path().join("shards")),
         [shard_path(dir.path(), &held)]
     );
+}
+
+/// Sets a file's modification time to `ago` before now.
+fn set_modified_ago(path: &Path, ago: Duration) {
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - ago).unwrap();
+}
+
+/// The grace period is measured from the file's last modification, and
+/// only an unreferenced file's: a held one is never deleted, however old.
+#[test]
+fn the_grace_period_spares_young_unreferenced_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (held, held_bytes) = shard(9, 100);
+    store.put("ann", &held, &held_bytes, None).unwrap();
+    let day = Duration::from_secs(24 * 60 * 60);
+    set_modified_ago(&shard_path(dir.path(), &held), day);
+    let mut orphans = Vec::new();
+    for (seed, age) in [
+        (10, Duration::ZERO),
+        (11, Duration::from_secs(50 * 60)),
+        (12, day),
+    ] {
+        let (id, bytes) = shard(seed, 10);
+        let path = shard_path(dir.path(), &id);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        set_modified_ago(&path, age);
+        orphans.push(path);
+    }
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert_eq!(
+        (report.unreferenced_removed, report.unreferenced_kept),
+        (1, 2)
+    );
+    let exists: Vec<bool> = orphans.iter().map(|p| p.exists()).collect();
+    assert_eq!(exists, [true, true, false]);
+    assert_eq!(store.get(&held).unwrap(), held_bytes);
+
+    let thirty_minutes =
+        ScrubOptions::default().with_unreferenced_grace(Duration::from_secs(30 * 60));
+    let report = store.scrub(&thirty_minutes).unwrap();
+    assert_eq!(
+        (report.unreferenced_removed, report.unreferenced_kept),
+        (1, 1)
+    );
+    let report = store
+        .scrub(&ScrubOptions::default().with_unreferenced_grace(Duration::ZERO))
+        .unwrap();
+    assert_eq!(
+        (report.unreferenced_removed, report.unreferenced_kept),
+        (1, 0)
+    );
+    assert_eq!(
+        files_under(&dir.path().join("shards")),
+        [shard_path(dir.path(), &held)]
+    );
+}
+
+/// Damages a store's database file in some way.
+type Setup = fn(&Path);
+
+/// Whether the redb database at `path` has any table (a file of zero bytes
+/// has none).
+fn has_tables(path: &Path) -> bool {
+    use redb::ReadableDatabase;
+    if fs::metadata(path).unwrap().len() == 0 {
+        return false;
+    }
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    txn.list_tables().unwrap().next().is_some()
+}
+
+/// A lost `meta.redb` beside a full `shards/` used to be replaced by an
+/// empty database, silently; the next scrub then found every shard
+/// unreferenced and deleted them all.
+#[test]
+fn a_lost_database_beside_shards_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards: Vec<_> = (20..23).map(|seed| shard(seed, 100)).collect();
+    {
+        let store = open(dir.path());
+        for (id, bytes) in &shards {
+            store.put("ann", id, bytes, None).unwrap();
+        }
+    }
+    let db = dir.path().join("meta.redb");
+    let leftover = dir.path().join("tmp").join("shard-crashed.tmp");
+    fs::write(&leftover, b"half").unwrap();
+
+    // Deleted; then emptied (a truncation); then a redb file that cairn
+    // never initialised (a crash in its first open).
+    let cases: [(&str, Setup); 3] = [
+        ("missing", |db| fs::remove_file(db).unwrap()),
+        ("empty", |db| fs::write(db, b"").unwrap()),
+        ("uninitialised", |db| {
+            drop(redb::Database::create(db).unwrap());
+        }),
+    ];
+    for (case, setup) in cases {
+        setup(&db);
+        let before = fs::read(&db).ok();
+        let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+        let OpenError::MetadataMissing { path, shards: n } = &err else {
+            panic!("{case}: expected MetadataMissing, got {err:?}");
+        };
+        assert_eq!((path, *n), (&db, 3), "{case}");
+        let message = err.to_string();
+        for words in ["missing", "3 shard files", "Nothing was changed"] {
+            assert!(message.contains(words), "{case}: {message}");
+        }
+        // Nothing changed: no database created (redb itself may touch the
+        // header of the one it opened, but no table appeared), tmp/ not
+        // emptied, every shard in place.
+        match before {
+            Some(_) => assert!(!has_tables(&db), "{case}"),
+            None => assert!(!db.exists(), "{case}"),
+        }
+        assert_eq!(
+            tmp_entries(dir.path()),
+            std::slice::from_ref(&leftover),
+            "{case}"
+        );
+        for (id, bytes) in &shards {
+            assert!(&fs::read(shard_path(dir.path(), id)).unwrap() == bytes);
+        }
+    }
+
+    // With shards/ moved aside, a new store starts.
+    fs::rename(dir.path().join("shards"), dir.path().join("shards.old")).unwrap();
+    let store = open(dir.path());
+    assert!(store.usage_by_user().unwrap().is_empty());
 }
 
 #[test]
