@@ -111,7 +111,7 @@ pub mod scrub;
 mod shards;
 pub mod users;
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -132,7 +132,9 @@ pub use crate::users::{
 };
 
 use crate::meta::{Added, Meta, Opening, Removed};
-use crate::shards::{Checked, FileError, OnDisk, ShardFiles};
+use crate::shards::{
+    Checked, FileError, OnDisk, ShardFiles, create_dir_durably, parent_of, sync_dir,
+};
 
 /// The number of shard files in the store directory `dir`, by walking
 /// `dir/shards/`.
@@ -273,10 +275,17 @@ impl Store {
     /// a new one would disown every shard.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref().to_owned();
-        fs::create_dir_all(&dir).map_err(|source| OpenError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        // A directory is durable once its parent is flushed. New ones are
+        // flushed as they are created; an existing `dir` may have been
+        // created by an open that died before flushing, so flush its
+        // parent again, but only as a courtesy: the parent may not be ours
+        // to open.
+        create_dir_durably(&dir, options.sync)?;
+        if options.sync
+            && let Some(parent) = parent_of(&dir)
+        {
+            let _ = sync_dir(parent);
+        }
         // The lock first, then the database, which refuses an unknown
         // schema before any shard directory is touched.
         let dir_lock = lock_dir(&dir)?;
@@ -594,6 +603,8 @@ fn lock_dir(dir: &Path) -> Result<File, OpenError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -683,6 +694,30 @@ mod tests {
                 .next()
                 .is_none()
         );
+    }
+
+    /// `Store::open` created the store's directory (and its ancestors),
+    /// `shards/`, `tmp/`, `quarantine/`, `meta.redb` and `store.lock`, and
+    /// flushed none of their parents: a power cut could lose them all.
+    #[test]
+    fn open_flushes_every_directory_it_creates_into_its_parent() {
+        let top = tempfile::tempdir().unwrap();
+        let top_path = top.path().canonicalize().unwrap();
+        let dir = top_path.join("a").join("b").join("store");
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let synced = shards::tests::synced_under(&top_path);
+        for flushed in [&top_path, &top_path.join("a"), &top_path.join("a/b"), &dir] {
+            assert!(synced.contains(flushed), "{flushed:?} not in {synced:?}");
+        }
+        drop(store);
+
+        // Opening again flushes the directory and its parent again (an
+        // earlier open may have died before it could).
+        shards::tests::synced_under(&top_path);
+        drop(Store::open(&dir, StoreOptions::default()).unwrap());
+        let synced = shards::tests::synced_under(&top_path);
+        assert!(synced.contains(&dir), "{synced:?}");
+        assert!(synced.contains(&top_path.join("a/b")), "{synced:?}");
     }
 
     #[test]

@@ -18,6 +18,14 @@
 //!   the directory that gained the name fsynced too. A crash leaves the
 //!   whole file or none, plus perhaps a temporary file the next open
 //!   deletes.
+//! - **Directories survive too.** A new name is durable only once its
+//!   directory is flushed, and a new directory only once its parent is.
+//!   Every directory the store creates (the store's own and its missing
+//!   ancestors, `shards/`, `tmp/`, `quarantine/`, the fan-out levels) is
+//!   flushed into its parent; the store's directory is flushed at every
+//!   open, and an existing fan-out directory the first time a process
+//!   installs into it, since nothing on disk says whether whoever created
+//!   it lived to flush it.
 //! - **Reads verify.** Every read re-hashes; files longer than
 //!   [`MAX_SHARD_LEN`] are reported without being read, so a damaged size
 //!   cannot exhaust memory.
@@ -37,6 +45,7 @@
 use std::fs::{self, File, ReadDir};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cairn_core::Id;
@@ -147,13 +156,54 @@ pub(crate) struct ShardFiles {
     quarantine: PathBuf,
     /// Whether to fsync files and directories (see `StoreOptions::sync`).
     sync: bool,
+    /// The fan-out directories whose parent this process has flushed
+    /// since they existed; see [`ensure_dir`](Self::ensure_dir).
+    synced: SyncedDirs,
     /// Failures the unit tests inject.
     #[cfg(test)]
     pub(crate) faults: Faults,
 }
 
+/// One bit per fan-out directory: set once its parent has been flushed
+/// with the directory in it. 256 `shards/ab/` plus 65,536 `shards/ab/cd/`
+/// bits, 8 KiB in all.
+#[derive(Debug)]
+struct SyncedDirs(Box<[AtomicU64]>);
+
+impl SyncedDirs {
+    const FANS: usize = 256;
+    const LEAVES: usize = 256 * 256;
+
+    fn new() -> Self {
+        Self(
+            (0..(Self::FANS + Self::LEAVES).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    /// The bits of `shards/ab/` and `shards/ab/cd/` for an id.
+    fn of(id: &Id) -> (usize, usize) {
+        let [a, b, ..] = *id.as_bytes();
+        let (a, b) = (usize::from(a), usize::from(b));
+        (a, Self::FANS + a * 256 + b)
+    }
+
+    fn get(&self, bit: usize) -> bool {
+        // Acquire pairs with the Release in `set`: whoever sees the bit
+        // also sees the flush that came before it.
+        self.0[bit / 64].load(Ordering::Acquire) & (1 << (bit % 64)) != 0
+    }
+
+    fn set(&self, bit: usize) {
+        self.0[bit / 64].fetch_or(1 << (bit % 64), Ordering::Release);
+    }
+}
+
 impl ShardFiles {
-    /// Creates the three directories under `dir` if needed and deletes
+    /// Creates the three directories under `dir` if needed, flushes `dir`
+    /// (so that they, `meta.redb` and `store.lock` survive a crash, even if
+    /// an earlier open created them and died before flushing), and deletes
     /// everything left in `tmp/` by writes a crash interrupted.
     ///
     /// The caller must already hold the store's exclusive lock
@@ -166,11 +216,19 @@ impl ShardFiles {
             tmp: dir.join("tmp"),
             quarantine: dir.join("quarantine"),
             sync,
+            synced: SyncedDirs::new(),
             #[cfg(test)]
             faults: Faults::default(),
         };
         for sub in [&files.shards, &files.tmp, &files.quarantine] {
-            fs::create_dir_all(sub).at(sub)?;
+            if let Err(e) = fs::create_dir(sub)
+                && e.kind() != io::ErrorKind::AlreadyExists
+            {
+                return Err(e).at(sub);
+            }
+        }
+        if sync {
+            sync_dir(dir)?;
         }
         files.clean_tmp()?;
         Ok(files)
@@ -238,8 +296,9 @@ impl ShardFiles {
         let path = self.path(id);
         let leaf = path.parent().expect("a shard path has fan-out parents");
         let fan = leaf.parent().expect("a shard path has two fan-out levels");
-        self.ensure_dir(fan, &self.shards)?;
-        self.ensure_dir(leaf, fan)?;
+        let (fan_bit, leaf_bit) = SyncedDirs::of(id);
+        self.ensure_dir(fan, &self.shards, fan_bit)?;
+        self.ensure_dir(leaf, fan, leaf_bit)?;
         staged.0.persist(&path).map_err(|e| e.error).at(&path)?;
         if self.sync {
             sync_dir(leaf)?;
@@ -247,18 +306,30 @@ impl ShardFiles {
         Ok(())
     }
 
-    /// Creates `dir` (a child of `parent`) unless it exists, flushing
-    /// `parent` so the new directory survives a crash.
-    fn ensure_dir(&self, dir: &Path, parent: &Path) -> Result<(), FileError> {
-        match fs::create_dir(dir) {
-            Ok(()) if self.sync => sync_dir(parent),
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(source) => Err(FileError {
-                path: dir.to_owned(),
-                source,
-            }),
+    /// Creates `dir` (a child of `parent`) unless it exists, and flushes
+    /// `parent` so that `dir` survives a crash: whenever `dir` is new, and
+    /// the first time this process installs into an existing `dir`. An
+    /// existing directory may never have been flushed into its parent (an
+    /// earlier attempt created it and then failed to flush, or the process
+    /// died in between), and nothing on disk tells. `synced` is `dir`'s bit
+    /// in [`SyncedDirs`]; at most one flush per fan-out directory per
+    /// process, so the cost is negligible.
+    fn ensure_dir(&self, dir: &Path, parent: &Path, synced: usize) -> Result<(), FileError> {
+        let created = match fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(source) => {
+                return Err(FileError {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        };
+        if self.sync && (created || !self.synced.get(synced)) {
+            sync_dir(parent)?;
+            self.synced.set(synced);
         }
+        Ok(())
     }
 
     /// Reads a shard and checks it against its id.
@@ -494,9 +565,53 @@ impl Faults {
     }
 }
 
+/// Creates directory `dir` and any missing ancestors, flushing the parent
+/// of each one created so that it survives a crash (if `sync`).
+pub(crate) fn create_dir_durably(dir: &Path, sync: bool) -> Result<(), FileError> {
+    if fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let parent = parent_of(dir);
+    if let Some(parent) = parent {
+        create_dir_durably(parent, sync)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Created meanwhile, by someone who flushes it.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(source) => {
+            return Err(FileError {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    }
+    match parent {
+        Some(parent) if sync => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// The directory holding `path` (`.` for a bare relative name), or `None`
+/// for a root.
+pub(crate) fn parent_of(path: &Path) -> Option<&Path> {
+    path.parent().map(|parent| {
+        if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        }
+    })
+}
+
 /// Flushes a directory, so that the names created or removed in it survive
 /// a crash.
-fn sync_dir(dir: &Path) -> Result<(), FileError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    #[cfg(test)]
+    tests::SYNCED
+        .lock()
+        .unwrap()
+        .push(dir.canonicalize().unwrap_or_else(|_| dir.to_owned()));
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
@@ -639,8 +754,24 @@ fn is_lower_hex(byte: u8) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Every directory [`sync_dir`] flushed, canonicalised, in order, by
+    /// every test of this crate at once: each test looks only under its
+    /// own temporary directory.
+    pub(crate) static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Takes the flushes of directories under `top` recorded so far (so
+    /// the next call sees only later ones).
+    pub(crate) fn synced_under(top: &Path) -> Vec<PathBuf> {
+        let mut synced = SYNCED.lock().unwrap();
+        let (mine, others) = synced.drain(..).partition(|dir| dir.starts_with(top));
+        *synced = others;
+        mine
+    }
 
     fn files(dir: &Path) -> ShardFiles {
         ShardFiles::open(dir, true).unwrap()
@@ -677,6 +808,37 @@ mod tests {
             assert!(blocks.iter().all(|&n| n <= READ_BLOCK));
         }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A fan-out directory that exists but may never have been flushed
+    /// into its parent (an earlier install created it and failed to flush,
+    /// or the process died in between) used to be trusted as durable.
+    #[test]
+    fn install_flushes_existing_fan_out_directories_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().canonicalize().unwrap();
+        let files = files(&top);
+        let id = Id::of(b"first");
+        let leaf = files.path(&id).parent().unwrap().to_owned();
+        let fan = leaf.parent().unwrap().to_owned();
+        fs::create_dir_all(&leaf).unwrap();
+        synced_under(&top);
+
+        files.install(files.stage(b"first").unwrap(), &id).unwrap();
+        let synced = synced_under(&top);
+        assert!(synced.contains(&top.join("shards")), "{synced:?}");
+        assert!(synced.contains(&fan), "{synced:?}");
+        assert!(synced.contains(&leaf), "{synced:?}");
+
+        // Once per directory: a second shard in the same leaf flushes only
+        // the leaf that gained its name.
+        let mut second = *id.as_bytes();
+        second[31] ^= 1;
+        let second = Id::from_bytes(second);
+        files
+            .install(files.stage(b"second").unwrap(), &second)
+            .unwrap();
+        assert_eq!(synced_under(&top), [leaf]);
     }
 
     #[test]
