@@ -6,6 +6,7 @@
 
 mod cli;
 mod demo;
+mod node;
 mod units;
 
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Node(command) => node::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

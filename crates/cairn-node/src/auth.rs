@@ -92,6 +92,8 @@ impl Throttle {
         if entry.count < Self::FREE_FAILURES {
             return Duration::ZERO;
         }
+        // Take the next free slot; an attempt made at the same time waits
+        // for the one after.
         let slot = entry.next_slot.max(now);
         entry.next_slot = slot + Self::delay(entry.count);
         slot - now
@@ -109,6 +111,10 @@ impl Throttle {
         });
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
+        if entry.count >= Self::FREE_FAILURES {
+            // The next attempt waits a full delay after this failure.
+            entry.next_slot = entry.next_slot.max(now + Self::delay(entry.count));
+        }
     }
 
     /// Records a success, which forgets the failures.

@@ -381,8 +381,22 @@ impl Node {
                 Err(GetError::NotFound { .. }) => {
                     error(ErrorCode::NotFound, format!("no shard {id} here"))
                 }
-                Err(e @ GetError::Corrupt { .. }) => {
-                    warn!("{e}");
+                Err(GetError::Corrupt {
+                    id,
+                    damage,
+                    quarantined,
+                }) => {
+                    match quarantined {
+                        Some(path) => {
+                            warn!(
+                                "shard {id} is damaged ({damage}); quarantined as {}",
+                                path.display()
+                            );
+                        }
+                        None => warn!(
+                            "shard {id} is damaged ({damage}); moving it to quarantine failed"
+                        ),
+                    }
                     error(
                         ErrorCode::Corrupt,
                         format!("shard {id} is damaged on this node's disk; it was quarantined"),

@@ -1,6 +1,9 @@
-//! Test helpers shared by cairn's crates: boundary sizes and seeded data.
+//! Test helpers shared by cairn's crates: boundary sizes, seeded data, and
+//! real node processes ([`node`]).
 //!
 //! Nothing here is used outside tests and benchmarks.
+
+pub mod node;
 
 use std::io::Read;
 

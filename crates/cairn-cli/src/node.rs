@@ -1,0 +1,330 @@
+//! `cairn node …`: create, run and manage a storage node.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use cairn_core::{AuthKey, KdfParams};
+use cairn_node::server::{Listeners, run as serve};
+use cairn_node::{Node, auth, dir};
+use cairn_store::{Admin, OpenError, Store, StoreOptions};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::cli::{NodeCommand, UserCommand};
+use crate::units::size;
+
+/// Runs a `cairn node` command.
+pub fn run(command: NodeCommand) -> Result<()> {
+    match command {
+        NodeCommand::Init { dir, listen } => init(&dir, listen),
+        NodeCommand::Address { dir } => address(&dir),
+        NodeCommand::User(command) => user(command),
+        NodeCommand::Run { dir } => run_node(&dir),
+        NodeCommand::Status { dir, json } => status(&dir, json),
+    }
+}
+
+fn init(dir: &Path, listen: Vec<cairn_net::NodeAddress>) -> Result<()> {
+    let (identity, config) = dir::init(dir, listen)?;
+    for address in dir::addresses(&identity, &config) {
+        println!("{address}");
+    }
+    eprintln!(
+        "Created a node in {}. Next: add a user with `cairn node user add --dir {} NAME`, \
+         then start it with `cairn node run --dir {}`.",
+        dir.display(),
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn address(dir: &Path) -> Result<()> {
+    let (identity, config) = dir::load(dir)?;
+    for address in dir::addresses(&identity, &config) {
+        println!("{address}");
+    }
+    Ok(())
+}
+
+fn user(command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            dir,
+            name,
+            quota,
+            passphrase_stdin,
+        } => {
+            cairn_store::check_user_name(&name)
+                .map_err(|reason| anyhow::anyhow!("invalid user name {name:?}: {reason}"))?;
+            let (identity, _) = dir::load(&dir)?;
+            let admin = open_admin(&dir)?;
+            if admin.user(&name)?.is_some() {
+                bail!("user {name} already exists on this node");
+            }
+            let passphrase = read_passphrase(passphrase_stdin, &name)?;
+            let auth_key = AuthKey::derive(&name, passphrase.as_bytes(), &KdfParams::default())?;
+            let node_key = auth_key.for_node(identity.id().0.as_bytes());
+            let record = auth::new_user_record(node_key.expose_secret(), quota.map(|q| q.0));
+            admin.add_user(&name, &record)?;
+            let limit = quota.map_or("no quota".to_owned(), |q| format!("quota {}", size(q.0)));
+            eprintln!("Added user {name} ({limit}).");
+            Ok(())
+        }
+        UserCommand::List { dir, json } => {
+            let admin = open_admin(&dir)?;
+            let users = user_rows(&admin)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else if users.is_empty() {
+                println!("no users yet: add one with `cairn node user add --dir DIR NAME`");
+            } else {
+                println!("{:<24} {:>12} {:>12}  created", "user", "used", "quota");
+                for u in &users {
+                    println!(
+                        "{:<24} {:>12} {:>12}  {}",
+                        u.name,
+                        size(u.used_bytes),
+                        u.quota_bytes.map_or("none".to_owned(), size),
+                        u.created
+                    );
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Remove { dir, name } => {
+            // With the node stopped, shards nobody references any more are
+            // deleted now; while it runs, its next scrub deletes them.
+            let removed = match Store::open(&dir, StoreOptions::default()) {
+                Ok(store) => store.remove_user(&name)?,
+                Err(OpenError::Locked { .. }) => open_admin(&dir)?.remove_user(&name)?,
+                Err(e) => {
+                    return Err(e).context(format!("cannot open the node in {}", dir.display()));
+                }
+            };
+            eprintln!(
+                "Removed user {name}: {} shard references and {} index entries.",
+                removed.references, removed.index_entries
+            );
+            let pending = removed.unheld.len() as u64 - removed.files_deleted;
+            if removed.files_deleted > 0 {
+                eprintln!(
+                    "Deleted {} shards nobody else referenced.",
+                    removed.files_deleted
+                );
+            }
+            if pending > 0 {
+                eprintln!(
+                    "{pending} shards nobody else references will be deleted by the running node's next scrub."
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Quota {
+            dir,
+            name,
+            size: quota,
+        } => {
+            open_admin(&dir)?.set_quota(&name, quota.0)?;
+            match quota.0 {
+                Some(bytes) => eprintln!("User {name} may now store {}.", size(bytes)),
+                None => eprintln!("User {name} has no quota now."),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open_admin(dir: &Path) -> Result<Admin> {
+    Admin::open(dir).with_context(|| format!("cannot open the node in {}", dir.display()))
+}
+
+/// A user as `user list` and `status` show them.
+#[derive(Debug, Serialize)]
+struct UserRow {
+    name: String,
+    used_bytes: u64,
+    quota_bytes: Option<u64>,
+    created: String,
+}
+
+fn user_rows(admin: &Admin) -> Result<Vec<UserRow>> {
+    let usage: std::collections::HashMap<String, u64> =
+        admin.usage_by_user()?.into_iter().collect();
+    Ok(admin
+        .list_users()?
+        .into_iter()
+        .map(|(name, record)| UserRow {
+            used_bytes: usage.get(&name).copied().unwrap_or(0),
+            quota_bytes: record.quota,
+            created: timestamp(record.created_unix),
+            name,
+        })
+        .collect())
+}
+
+fn timestamp(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}
+
+/// The passphrase, from standard input or asked twice on the terminal.
+fn read_passphrase(from_stdin: bool, user: &str) -> Result<Zeroizing<String>> {
+    let passphrase = if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the passphrase from standard input")?;
+        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no terminal to ask for the passphrase on: pass --passphrase-stdin and pipe it in"
+            );
+        }
+        let first = Zeroizing::new(rpassword::prompt_password(format!(
+            "Passphrase for {user}: "
+        ))?);
+        let second = Zeroizing::new(rpassword::prompt_password("The same again: ")?);
+        if *first != *second {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+        first
+    };
+    if passphrase.is_empty() {
+        bail!("the passphrase is empty");
+    }
+    Ok(passphrase)
+}
+
+fn run_node(dir: &Path) -> Result<()> {
+    init_logging();
+    let (identity, config) = dir::load(dir)?;
+    let store =
+        Store::open(dir, StoreOptions::default().with_sync(config.sync)).map_err(|e| match e {
+            OpenError::Locked { .. } => {
+                anyhow::anyhow!("another cairn node is already running in {}", dir.display())
+            }
+            e => {
+                anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display()))
+            }
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Catch the signals before anything is served, so that a signal
+        // sent as soon as the node says it is serving stops it cleanly.
+        let shutdown = shutdown_signal()?;
+        let listeners = Listeners::bind(&config.listen).await?;
+        let node = Arc::new(Node::new(store, identity.id(), config));
+        serve(node, &identity, listeners, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Blocking store work still queued must not outlive the process silently.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
+
+/// A future that completes on the first SIGINT or SIGTERM. The handlers
+/// are installed when this returns, not when the future is first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// What `node status` reports.
+#[derive(Debug, Serialize)]
+struct Status {
+    node_id: String,
+    dir: String,
+    addresses: Vec<String>,
+    shards: u64,
+    users: Vec<UserRow>,
+    last_scrub: Option<ScrubStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct ScrubStatus {
+    finished: String,
+    shards_checked: u64,
+    bytes_checked: u64,
+    corrupt: u64,
+    missing: u64,
+}
+
+fn status(dir: &Path, json: bool) -> Result<()> {
+    let (identity, config) = dir::load(dir)?;
+    let admin = open_admin(dir)?;
+    let status = Status {
+        node_id: identity.id().to_string(),
+        dir: dir.display().to_string(),
+        addresses: dir::addresses(&identity, &config)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        shards: admin.shard_count()?,
+        users: user_rows(&admin)?,
+        last_scrub: admin.last_scrub()?.map(|s| ScrubStatus {
+            finished: timestamp(s.finished_unix),
+            shards_checked: s.shards_checked,
+            bytes_checked: s.bytes_checked,
+            corrupt: s.corrupt,
+            missing: s.missing,
+        }),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "node {} in {}", status.node_id, status.dir)?;
+    for address in &status.addresses {
+        writeln!(out, "  {address}")?;
+    }
+    writeln!(out, "shards: {}", status.shards)?;
+    if status.users.is_empty() {
+        writeln!(out, "users: none")?;
+    }
+    for u in &status.users {
+        let quota = u
+            .quota_bytes
+            .map_or("no quota".to_owned(), |q| format!("quota {}", size(q)));
+        writeln!(out, "user {}: {} used, {quota}", u.name, size(u.used_bytes))?;
+    }
+    match &status.last_scrub {
+        None => writeln!(out, "last scrub: never")?,
+        Some(s) => writeln!(
+            out,
+            "last scrub: {}: {} shards ({}), {} corrupt, {} missing",
+            s.finished,
+            s.shards_checked,
+            size(s.bytes_checked),
+            s.corrupt,
+            s.missing
+        )?,
+    }
+    Ok(())
+}
