@@ -4,11 +4,13 @@
 //! - [`config`]: the settings in `node.toml`,
 //! - [`auth`]: the credentials a node keeps, and the throttling of guesses,
 //! - [`service`]: what each request does, whatever the transport,
-//! - [`server`]: the transports, limits and graceful shutdown.
+//! - [`server`]: the transports, limits and graceful shutdown,
+//! - [`local`]: nodes as child processes, for the demo, benchmarks and tests.
 
 pub mod auth;
 pub mod config;
 pub mod dir;
+pub mod local;
 pub mod server;
 pub mod service;
 
