@@ -36,6 +36,32 @@ pub enum Command {
     /// serves shards and index entries over tcp://, https:// and quic://.
     #[command(subcommand)]
     Node(NodeCommand),
+
+    /// Measure throughput on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `cairn bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Start a node (as a child process, data in a temporary directory) and
+    /// measure shard PUT and GET over tcp://, quic:// and https:// with 1
+    /// and 8 clients, against the disk's rate for fsync'd 1 MiB files (with
+    /// 1 and 8 writers); and the node's memory with 100 idle connections.
+    Node(NodeBenchArgs),
+}
+
+/// Options of `cairn bench node`.
+#[derive(Debug, Args)]
+pub struct NodeBenchArgs {
+    /// Shards of 1 MiB per measurement.
+    #[arg(long, default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8..=100_000))]
+    pub shards: usize,
+    /// Where to put the temporary node directory (default: the system's
+    /// temporary directory). It should be on the disk you want to measure.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `cairn node …`

@@ -4,6 +4,7 @@
 //! into an exit status: 0 on success, 1 on failure (the error and its causes
 //! printed on stderr), 2 on bad usage (clap's own).
 
+mod bench;
 mod cli;
 mod demo;
 mod node;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Node(command) => node::run(command),
+        cli::Command::Bench(cli::BenchCommand::Node(args)) => bench::node(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

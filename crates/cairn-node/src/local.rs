@@ -131,7 +131,12 @@ impl LocalNode {
     ///
     /// # Errors
     /// [`LocalError::Command`] if the command fails.
-    pub fn add_user(&self, name: &str, passphrase: &str, quota: Option<&str>) -> Result<(), LocalError> {
+    pub fn add_user(
+        &self,
+        name: &str,
+        passphrase: &str,
+        quota: Option<&str>,
+    ) -> Result<(), LocalError> {
         let mut args: Vec<String> = ["node", "user", "add", "--dir"]
             .iter()
             .map(|s| (*s).to_owned())
