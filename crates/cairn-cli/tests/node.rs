@@ -525,3 +525,79 @@ async fn shutdown_finishes_the_request_in_flight_and_exits_0() {
     node.start();
     assert!(node.interrupt().success());
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        mounted.then(|| Self(path.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_refused_cleanly_and_the_node_recovers_when_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("small"), "24m") else {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the full-disk path is untested"
+        );
+        return;
+    };
+    let mut node = NodeProcess::init(BIN.as_ref(), &disk.0.join("node"), &["tcp"]);
+    node.add_user("bob", PASSPHRASE, None);
+    node.start();
+    let bob = login(&node, "tcp", "bob").await;
+    let mut stored = Vec::new();
+    let mut refusal = None;
+    for i in 0..64u8 {
+        let (id, bytes) = shard(i, 1 << 20);
+        match bob.put_shard(&id, bytes).await {
+            Ok(_) => stored.push(id),
+            Err(e) => {
+                refusal = Some((id, e));
+                break;
+            }
+        }
+    }
+    let (refused, error) = refusal.expect("a 24 MiB disk fills up");
+    assert_eq!(
+        error.code(),
+        Some(ErrorCode::DiskFull),
+        "{error}\n{}",
+        node.log()
+    );
+    assert!(!node.shard_path(&refused.to_string()).exists());
+    let tmp: Vec<_> = std::fs::read_dir(node.dir().join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "a partial shard was left behind");
+    // The node still serves what it has…
+    let first = stored[0];
+    assert_eq!(Id::of(&bob.get_shard(&first).await.unwrap()), first);
+    bob.info().await.unwrap();
+    // …and takes writes again once space is freed.
+    let freed: Vec<Id> = stored.drain(..stored.len() / 2).collect();
+    bob.drop_shards(&freed).await.unwrap();
+    let (id, bytes) = shard(200, 1 << 20);
+    bob.put_shard(&id, bytes)
+        .await
+        .unwrap_or_else(|e| panic!("no recovery after freeing space: {e}\n{}", node.log()));
+    assert!(node.stop().success());
+    drop(node);
+    drop(disk);
+}
