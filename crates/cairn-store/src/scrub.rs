@@ -23,8 +23,10 @@
 //!    database, outright.
 //!
 //! Then it lists the shards the database says someone references but that
-//! have no file: lost to a crash between a put's commit and its rename, or
-//! to damage (a referenced shard quarantined in step 2 shows up here too),
+//! have no file (reading them from the database 10,000 at a time, so that
+//! its memory does not grow with the store): lost to a crash between a
+//! put's commit and its rename, or to damage (a referenced shard
+//! quarantined in step 2 shows up here too),
 //! or deleted behind the store's back. Those are what repair must refetch.
 //!
 //! The scrub runs alongside other operations; shards written while it runs
@@ -266,6 +268,34 @@ impl Throttle {
     }
 }
 
+/// Held shards read from the database at a time when looking for missing
+/// files: 320 KB of ids per read transaction, whatever the store's size.
+const HOLDERS_PAGE: usize = 10_000;
+
+/// Adds to `report.missing` every shard someone references that has no
+/// file, reading the held shards `page_len` at a time.
+fn find_missing(
+    store: &Store,
+    page_len: usize,
+    report: &mut ScrubReport,
+) -> Result<(), ScrubError> {
+    let mut after = None;
+    loop {
+        // Each page in its own read transaction, released before the
+        // per-id checks, which take locks and may wait.
+        let page = store.meta.held_shards_page(after.as_ref(), page_len)?;
+        for id in &page {
+            if store.is_missing(id)? {
+                report.missing.push(*id);
+            }
+        }
+        if page.len() < page_len {
+            return Ok(());
+        }
+        after = page.last().copied();
+    }
+}
+
 /// Runs a scrub over `store`; see [`Store::scrub`].
 pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, ScrubError> {
     let mut throttle = Throttle::new(options.max_bytes_per_second);
@@ -301,11 +331,7 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
         report.shards_checked += 1;
         report.bytes_checked += read;
     }
-    for id in store.meta.held_shards()? {
-        if store.is_missing(&id)? {
-            report.missing.push(id);
-        }
-    }
+    find_missing(store, HOLDERS_PAGE, &mut report)?;
     let finished_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -341,6 +367,32 @@ mod tests {
         let bytes = record.encode();
         assert_eq!(bytes[0], SCRUB_FORMAT);
         assert_eq!(ScrubRecord::decode(&bytes, "last_scrub").unwrap(), record);
+    }
+
+    /// Missing shards on both sides of page boundaries, shards with
+    /// several holders, and present ones between them: each missing one is
+    /// reported once, in id order.
+    #[test]
+    fn missing_shards_are_found_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
+        let mut missing = Vec::new();
+        for n in 0..9u8 {
+            let bytes = [n; 10];
+            let id = Id::of(&bytes);
+            store.put("ann", &id, &bytes, None).unwrap();
+            store.put("bob", &id, &bytes, None).unwrap();
+            if n % 3 != 0 {
+                std::fs::remove_file(store.files.path(&id)).unwrap();
+                missing.push(id);
+            }
+        }
+        missing.sort();
+        for page_len in [1, 2, 3, 4, 100] {
+            let mut report = ScrubReport::default();
+            find_missing(&store, page_len, &mut report).unwrap();
+            assert_eq!(report.missing, missing, "pages of {page_len}");
+        }
     }
 
     #[test]
