@@ -4,7 +4,8 @@
 //! checks the node's id; the typed methods (`put_shard`, `get_shard`, …) are
 //! the protocol's requests. Over `tcp://` many requests share one TLS
 //! stream, told apart by stream id and answered in any order; over
-//! `quic://` each request has a stream of its own. Every method has a
+//! `quic://` each request has a stream of its own; over `https://` each
+//! request is its REST route (see [`crate::https`]). Every method has a
 //! deadline, so a node that stops answering costs at most the request
 //! timeout.
 //!
@@ -27,11 +28,12 @@ use tokio_rustls::client::TlsStream;
 
 use crate::address::{NodeAddress, Scheme};
 use crate::frame::{self, FrameError, HandshakeError};
+use crate::https::HttpsClient;
 use crate::identity::NodeId;
 use crate::protocol::{
     AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, Request, Response, VERSIONS,
 };
-use crate::tls::{self, ALPN_CAIRN, NodeIdMismatch, Pin};
+use crate::tls::{self, ALPN_CAIRN, ALPN_HTTP1, NodeIdMismatch, Pin};
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -171,6 +173,7 @@ pub struct Connection {
 enum Transport {
     Tcp(Arc<TcpMux>),
     Quic(quinn::Connection),
+    Https(Arc<HttpsClient>),
 }
 
 impl Connection {
@@ -193,7 +196,11 @@ impl Connection {
             None if trust_first_use => Pin::FirstUse,
             None => return Err(ClientError::Unpinned(address.to_string())),
         };
-        let (tls, seen) = tls::client_config(pin, &[ALPN_CAIRN]);
+        let alpn = match address.scheme {
+            Scheme::Tcp | Scheme::Quic => ALPN_CAIRN,
+            Scheme::Https => ALPN_HTTP1,
+        };
+        let (tls, seen) = tls::client_config(pin, &[alpn]);
         let what = format!("connecting to {address}");
         let transport = tokio::time::timeout(options.connect_timeout, async {
             match address.scheme {
@@ -203,9 +210,9 @@ impl Connection {
                 Scheme::Quic => quic_connect(address, tls, options)
                     .await
                     .map(Transport::Quic),
-                Scheme::Https => Err(ClientError::Protocol(
-                    "https:// nodes are reached through the HTTPS client".into(),
-                )),
+                Scheme::Https => HttpsClient::connect(address, tls, options)
+                    .await
+                    .map(|client| Transport::Https(Arc::new(client))),
             }
         })
         .await
@@ -264,6 +271,7 @@ impl Connection {
                 Transport::Quic(connection) => {
                     quic_call(connection, &request, &body, &self.options.limits).await
                 }
+                Transport::Https(client) => client.call(&request, &body).await,
             }
         })
         .await
@@ -466,6 +474,7 @@ impl Connection {
         match &self.transport {
             Transport::Tcp(mux) => mux.close().await,
             Transport::Quic(connection) => connection.close(0u32.into(), b"bye"),
+            Transport::Https(_) => {}
         }
     }
 }

@@ -5,11 +5,14 @@
 //! - [`tls`]: TLS 1.3 configurations that pin the server by node id,
 //! - [`protocol`]: the requests and responses, error codes and limits,
 //! - [`frame`]: how they cross a byte stream, and the version handshake,
-//! - [`client`]: a connection to one node over `tcp://` or `quic://`.
+//! - [`https`]: the REST API of `https://` nodes, its JSON bodies and client,
+//! - [`client`]: a connection to one node over `tcp://`, `quic://` or
+//!   `https://`.
 
 pub mod address;
 pub mod client;
 pub mod frame;
+pub mod https;
 pub mod identity;
 pub mod protocol;
 pub mod tls;

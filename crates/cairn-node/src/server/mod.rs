@@ -18,6 +18,7 @@
 //!   `request_timeout_secs` of its first byte (the slow-sender limit).
 
 mod framed;
+mod https;
 mod quic;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_net::identity::NodeIdentity;
-use cairn_net::tls::{self, ALPN_CAIRN};
+use cairn_net::tls::{self, ALPN_CAIRN, ALPN_HTTP1};
 use cairn_net::{NodeAddress, Scheme};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -178,7 +179,15 @@ pub async fn run(
             .spawn(framed::accept_loop(listener, shared, tls));
     }
     if !listeners.https.is_empty() {
-        warn!("https:// is not served yet by this build; its listeners stay idle");
+        let https_tls = Arc::new(tls::server_config(identity, &[ALPN_HTTP1])?);
+        let api = https::Api::new(shared.clone());
+        for listener in listeners.https {
+            shared.tracker.clone().spawn(https::accept_loop(
+                listener,
+                api.clone(),
+                https_tls.clone(),
+            ));
+        }
     }
     let mut endpoints = Vec::new();
     for socket in listeners.quic {
