@@ -477,3 +477,20 @@ async fn shutdown_does_not_wait_for_idle_https_connections() {
     );
     read_until_closed(&mut raw).await;
 }
+
+#[tokio::test]
+async fn the_client_logs_in_again_after_a_node_restart() {
+    // Tokens live in the node's memory: a restart forgets them. The client
+    // must take the 401 as a cue to log in again with its credentials.
+    let node = start(|_| {}).await;
+    let alice = node.login(Scheme::Https, "alice").await;
+    let (id, bytes) = shard(6, 100);
+    assert!(alice.put_shard(&id, bytes.clone()).await.unwrap());
+    let node = node.restart().await;
+    let (other, other_bytes) = shard(7, 100);
+    assert!(alice.put_shard(&other, other_bytes).await.unwrap());
+    assert_eq!(alice.get_shard(&id).await.unwrap(), bytes);
+    let has = alice.has_shards(&[id, other]).await.unwrap();
+    assert_eq!(has.mine, vec![true, true]);
+    node.stop().await;
+}

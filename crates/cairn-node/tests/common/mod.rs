@@ -23,9 +23,11 @@ pub struct TestNode {
     pub node_id: cairn_net::NodeId,
     /// The node's certificate, as `node.crt` holds it.
     pub certificate_pem: String,
+    key_pem: String,
+    config: NodeConfig,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub fn auth_key(user: &str) -> AuthKey {
@@ -44,7 +46,7 @@ pub async fn start(configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
         })
         .collect();
     let mut config = NodeConfig {
-        listen: listen.clone(),
+        listen,
         sync: false,
         ..NodeConfig::default()
     };
@@ -60,12 +62,20 @@ pub async fn start(configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
             )
             .unwrap();
     }
-    let listeners = Listeners::bind(&listen).await.unwrap();
+    drop(store);
+    serve(dir, identity, config).await
+}
+
+/// Serves the store in `dir` as `identity`, on `config.listen`.
+async fn serve(dir: tempfile::TempDir, identity: NodeIdentity, config: NodeConfig) -> TestNode {
+    let store = Store::open(dir.path(), StoreOptions::default().with_sync(false)).unwrap();
+    let listeners = Listeners::bind(&config.listen).await.unwrap();
     let addresses = listeners.addresses(&identity.id());
-    let node = Arc::new(Node::new(store, identity.id(), config));
+    let node = Arc::new(Node::new(store, identity.id(), config.clone()));
     let (stop, stopped) = oneshot::channel::<()>();
     let node_id = identity.id();
     let certificate_pem = identity.certificate_pem();
+    let key_pem = identity.key_pem().to_string();
     let done = tokio::spawn(async move {
         run(node, &identity, listeners, async {
             let _ = stopped.await;
@@ -77,9 +87,11 @@ pub async fn start(configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
         addresses,
         node_id,
         certificate_pem,
+        key_pem,
+        config,
         stop: Some(stop),
         done,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -104,6 +116,24 @@ impl TestNode {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.done.await.unwrap();
+    }
+
+    /// Stops the node and serves it again: same directory, identity and
+    /// ports, but a new process's memory (no sessions, no tokens).
+    pub async fn restart(mut self) -> Self {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.done).await.unwrap();
+        let identity = NodeIdentity::from_pem(&self.certificate_pem, &self.key_pem).unwrap();
+        let mut config = self.config.clone();
+        config.listen = self
+            .addresses
+            .iter()
+            .map(|a| NodeAddress {
+                node_id: None,
+                ..a.clone()
+            })
+            .collect();
+        serve(self.dir, identity, config).await
     }
 }
 
