@@ -122,7 +122,9 @@ pub enum PutError {
         /// Length of the shard that did not fit.
         needed: u64,
     },
-    /// The disk (or the database's) is full; free space and retry.
+    /// The disk (or the database's) is full; free space and retry. The
+    /// store recovers by itself once there is space (see the `meta` module
+    /// docs): no restart is needed.
     #[error("no space left on the store's disk")]
     DiskFull {
         /// The operating system's error.
@@ -196,7 +198,7 @@ pub enum GetError {
     /// file: interrupted, or out of memory or file descriptors. The file
     /// is left in place; retry later. (A file that itself cannot be read
     /// is [`Corrupt`](Self::Corrupt), with
-    /// [`Damage::Unreadable`](crate::Damage::Unreadable).)
+    /// [`Damage::Unreadable`].)
     #[error("cannot read shard file {path}")]
     Io {
         /// The file being read.

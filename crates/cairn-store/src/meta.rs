@@ -65,9 +65,24 @@
 //! does across threads. This mode needs byte-range file locks (Linux, the
 //! Apple platforms, Windows), and refuses non-durable commits, which other
 //! processes could not see: every commit is flushed to disk.
+//!
+//! # I/O failures
+//!
+//! After a commit fails with an I/O error (a full disk, typically), redb
+//! fails every later transaction with `PreviousIo` until the database is
+//! closed and opened again. Every operation here therefore runs through
+//! `Meta::run`, which on such an error reopens the database, under a lock
+//! that first waits for this process's other transactions, and runs the
+//! operation once more. While the disk stays full the reopen fails too
+//! (redb writes as it opens): the operation returns that error (a put's is
+//! [`PutError::DiskFull`](crate::PutError::DiskFull)) and the next one
+//! tries again. Nothing is left for the operator to do but free space; no
+//! restart is needed. Each process recovers its own handle: an `Admin` in
+//! another process is unaffected unless its own commits fail.
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::{fs, io};
 
 use cairn_core::Id;
@@ -136,7 +151,24 @@ pub(crate) enum Opening {
 /// The metadata database of one store directory.
 #[derive(Debug)]
 pub(crate) struct Meta {
-    db: Database,
+    /// The database file, to open it again.
+    path: PathBuf,
+    /// The open database. Every transaction runs under the read lock;
+    /// [`reopen`](Self::reopen) takes the write lock, so no transaction of
+    /// this process is running while the database is closed and opened
+    /// again.
+    handle: RwLock<Handle>,
+}
+
+/// The open database, and how many times it has been reopened.
+#[derive(Debug)]
+struct Handle {
+    /// `None` after a reopen failed (the disk is still full, say): the
+    /// next operation tries again.
+    db: Option<Database>,
+    /// Bumped by each reopen, so that of several operations that failed on
+    /// one handle only the first reopens it.
+    generation: u64,
 }
 
 impl Meta {
@@ -184,48 +216,87 @@ impl Meta {
             }
             other => OpenError::Database(other.into()),
         })?;
-        let meta = Self { db };
-        meta.check_schema(dir, &path, opening)?;
-        Ok(meta)
+        check_schema(&db, dir, &path, opening)?;
+        Ok(Self {
+            path,
+            handle: RwLock::new(Handle {
+                db: Some(db),
+                generation: 0,
+            }),
+        })
     }
 
-    /// Checks (or, for a new database, writes) the schema version and makes
-    /// sure every table exists, so read transactions can open them.
-    fn check_schema(&self, dir: &Path, path: &Path, opening: Opening) -> Result<(), OpenError> {
-        let txn = self.begin_write()?;
-        match read_schema(&txn)? {
-            Schema::Version(SCHEMA_VERSION) => {}
-            // Returning drops (aborts) the transaction: nothing is written.
-            Schema::Version(found) => {
-                return Err(OpenError::UnsupportedSchema {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
+    /// Runs `op` on the database; on a failure of the database itself (an
+    /// I/O error, or redb's `PreviousIo`), reopens it and runs `op` once
+    /// more.
+    ///
+    /// redb latches the first I/O error of a commit: until the database is
+    /// closed and opened again, every transaction fails with `PreviousIo`.
+    /// A full disk would thus stop the node for good, though freeing space
+    /// is all it takes to go on. Reopening recovers the file as a restart
+    /// would. If the reopen fails too (the disk is still full: redb writes
+    /// as it opens), its error is returned and the handle stays closed; the
+    /// next operation tries again, so the store recovers once space is
+    /// freed.
+    ///
+    /// `op` may thus run twice. The second run sees whatever the first
+    /// committed, so a check-then-write stays right; but if a commit failed
+    /// while flushing (not for lack of space, which fails before) and in
+    /// fact reached the disk, the retry reports what it finds, e.g. a
+    /// reference as already held, or a dropped one as not referenced (its
+    /// file is then left to the scrub).
+    fn run<T, E>(&self, op: impl Fn(&Database) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<redb::Error> + DatabaseFailure,
+    {
+        let failed = {
+            let handle = self.read_handle();
+            match &handle.db {
+                Some(db) => match op(db) {
+                    Err(e) if e.needs_reopen() => handle.generation,
+                    done => return done,
+                },
+                None => handle.generation,
             }
-            Schema::Foreign => {
-                return Err(OpenError::MissingSchemaVersion {
-                    path: path.to_owned(),
-                });
-            }
-            // A store that crashed before its first commit, or an empty
-            // file: nothing an admin could work on.
-            Schema::Empty if opening == Opening::ExistingOnly => {
-                return Err(OpenError::NotAStore {
-                    dir: dir.to_owned(),
-                });
-            }
-            // A database redb initialised but cairn never wrote to is as new
-            // as a missing one.
-            Schema::Empty => refuse_if_shards_exist(dir, path)?,
+        };
+        self.reopen(failed)?;
+        match &self.read_handle().db {
+            Some(db) => op(db),
+            // Another thread's reopen failed since ours succeeded.
+            None => Err(redb::Error::DatabaseClosed.into()),
         }
-        create_schema(&txn)?;
-        txn.commit().map_err(redb::Error::from)?;
+    }
+
+    /// Closes the database and opens it again, unless another thread did
+    /// since `failed`, the generation an operation failed on.
+    fn reopen(&self, failed: u64) -> Result<(), redb::Error> {
+        let mut handle = self
+            .handle
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if handle.generation != failed && handle.db.is_some() {
+            return Ok(());
+        }
+        handle.generation += 1;
+        // The failed handle goes first: its file and locks must be closed
+        // before the file is opened again.
+        handle.db = None;
+        let mut builder = Builder::new();
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        // Never `create`: the file was there a moment ago, and must not be
+        // replaced by an empty database if it has gone.
+        handle.db = Some(builder.open(&self.path)?);
         Ok(())
     }
 
-    /// Starts a write transaction. Always durable: see the module docs.
-    fn begin_write(&self) -> Result<WriteTransaction, redb::Error> {
-        Ok(self.db.begin_write()?)
+    /// The read lock on the handle. The handle changes only under the
+    /// write lock, in [`reopen`](Self::reopen), which cannot panic with it
+    /// half-changed; so a panic elsewhere leaves nothing to distrust, and
+    /// poison is ignored.
+    fn read_handle(&self) -> RwLockReadGuard<'_, Handle> {
+        self.handle
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records that `user` references shard `id` of `len` bytes, unless it
@@ -237,25 +308,27 @@ impl Meta {
         len: u64,
         quota: Option<u64>,
     ) -> Result<Added, redb::Error> {
-        let txn = self.begin_write()?;
-        {
-            let mut refs = txn.open_table(REFS)?;
-            if refs.get((user, id.as_bytes()))?.is_some() {
-                return Ok(Added::AlreadyHeld);
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut refs = txn.open_table(REFS)?;
+                if refs.get((user, id.as_bytes()))?.is_some() {
+                    return Ok(Added::AlreadyHeld);
+                }
+                let mut usage = txn.open_table(USAGE)?;
+                let before = usage.get(user)?.map_or(0, |v| v.value());
+                let after = before.saturating_add(len);
+                if quota.is_some_and(|quota| after > quota) {
+                    // Dropping the transaction aborts it.
+                    return Ok(Added::OverQuota { usage: before });
+                }
+                refs.insert((user, id.as_bytes()), len)?;
+                txn.open_table(HOLDERS)?.insert((id.as_bytes(), user), ())?;
+                usage.insert(user, after)?;
             }
-            let mut usage = txn.open_table(USAGE)?;
-            let before = usage.get(user)?.map_or(0, |v| v.value());
-            let after = before.saturating_add(len);
-            if quota.is_some_and(|quota| after > quota) {
-                // Dropping the transaction aborts it.
-                return Ok(Added::OverQuota { usage: before });
-            }
-            refs.insert((user, id.as_bytes()), len)?;
-            txn.open_table(HOLDERS)?.insert((id.as_bytes(), user), ())?;
-            usage.insert(user, after)?;
-        }
-        txn.commit()?;
-        Ok(Added::New)
+            txn.commit()?;
+            Ok(Added::New)
+        })
     }
 
     /// What [`add_ref`](Self::add_ref) would do now, in a read transaction
@@ -269,74 +342,84 @@ impl Meta {
         len: u64,
         quota: u64,
     ) -> Result<Added, redb::Error> {
-        let txn = self.db.begin_read()?;
-        if txn.open_table(REFS)?.get((user, id.as_bytes()))?.is_some() {
-            return Ok(Added::AlreadyHeld);
-        }
-        let usage = txn.open_table(USAGE)?.get(user)?.map_or(0, |v| v.value());
-        Ok(if usage.saturating_add(len) > quota {
-            Added::OverQuota { usage }
-        } else {
-            Added::New
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            if txn.open_table(REFS)?.get((user, id.as_bytes()))?.is_some() {
+                return Ok(Added::AlreadyHeld);
+            }
+            let usage = txn.open_table(USAGE)?.get(user)?.map_or(0, |v| v.value());
+            Ok(if usage.saturating_add(len) > quota {
+                Added::OverQuota { usage }
+            } else {
+                Added::New
+            })
         })
     }
 
     /// Removes `user`'s reference to `id`, if any, and says whether anyone
     /// still holds the shard.
     pub(crate) fn remove_ref(&self, user: &str, id: &Id) -> Result<Removed, redb::Error> {
-        let txn = self.begin_write()?;
-        let removed = {
-            let mut refs = txn.open_table(REFS)?;
-            let Some(len) = refs.remove((user, id.as_bytes()))?.map(|v| v.value()) else {
-                return Ok(Removed::NotReferenced);
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let removed = {
+                let mut refs = txn.open_table(REFS)?;
+                let Some(len) = refs.remove((user, id.as_bytes()))?.map(|v| v.value()) else {
+                    return Ok(Removed::NotReferenced);
+                };
+                let mut holders = txn.open_table(HOLDERS)?;
+                holders.remove((id.as_bytes(), user))?;
+                subtract_usage(&mut txn.open_table(USAGE)?, user, len)?;
+                if first_holder(&holders, id)?.is_some() {
+                    Removed::OthersRemain
+                } else {
+                    Removed::LastHolder
+                }
             };
-            let mut holders = txn.open_table(HOLDERS)?;
-            holders.remove((id.as_bytes(), user))?;
-            subtract_usage(&mut txn.open_table(USAGE)?, user, len)?;
-            if first_holder(&holders, id)?.is_some() {
-                Removed::OthersRemain
-            } else {
-                Removed::LastHolder
-            }
-        };
-        txn.commit()?;
-        Ok(removed)
+            txn.commit()?;
+            Ok(removed)
+        })
     }
 
     /// Removes every user's reference to `id`, adjusting their usage.
     /// Returns how many references there were.
     pub(crate) fn remove_all_refs(&self, id: &Id) -> Result<u64, redb::Error> {
-        let txn = self.begin_write()?;
-        let mut removed = 0;
-        {
-            let mut refs = txn.open_table(REFS)?;
-            let mut holders = txn.open_table(HOLDERS)?;
-            let mut usage = txn.open_table(USAGE)?;
-            while let Some(user) = first_holder(&holders, id)? {
-                holders.remove((id.as_bytes(), user.as_str()))?;
-                let len = refs
-                    .remove((user.as_str(), id.as_bytes()))?
-                    .map_or(0, |v| v.value());
-                subtract_usage(&mut usage, &user, len)?;
-                removed += 1;
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let mut removed = 0;
+            {
+                let mut refs = txn.open_table(REFS)?;
+                let mut holders = txn.open_table(HOLDERS)?;
+                let mut usage = txn.open_table(USAGE)?;
+                while let Some(user) = first_holder(&holders, id)? {
+                    holders.remove((id.as_bytes(), user.as_str()))?;
+                    let len = refs
+                        .remove((user.as_str(), id.as_bytes()))?
+                        .map_or(0, |v| v.value());
+                    subtract_usage(&mut usage, &user, len)?;
+                    removed += 1;
+                }
             }
-        }
-        txn.commit()?;
-        Ok(removed)
+            txn.commit()?;
+            Ok(removed)
+        })
     }
 
     /// Whether `user` references `id`.
     pub(crate) fn has_ref(&self, user: &str, id: &Id) -> Result<bool, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let refs = txn.open_table(REFS)?;
-        Ok(refs.get((user, id.as_bytes()))?.is_some())
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let refs = txn.open_table(REFS)?;
+            Ok(refs.get((user, id.as_bytes()))?.is_some())
+        })
     }
 
     /// Whether any user references `id`.
     pub(crate) fn is_held(&self, id: &Id) -> Result<bool, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let holders = txn.open_table(HOLDERS)?;
-        Ok(first_holder(&holders, id)?.is_some())
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let holders = txn.open_table(HOLDERS)?;
+            Ok(first_holder(&holders, id)?.is_some())
+        })
     }
 
     /// Up to `limit` shards that at least one user references, in id order,
@@ -359,44 +442,50 @@ impl Meta {
                 None => return Ok(Vec::new()),
             },
         };
-        let txn = self.db.begin_read()?;
-        let holders = txn.open_table(HOLDERS)?;
-        let mut ids: Vec<Id> = Vec::new();
-        // The empty name sorts first: the range starts at `start`'s first
-        // holder, if any.
-        for entry in holders.range((&start, "")..)? {
-            let (key, _) = entry?;
-            let id = Id::from_bytes(*key.value().0);
-            // Keys are sorted by shard first, so duplicates are adjacent.
-            if ids.last() != Some(&id) {
-                if ids.len() == limit {
-                    break;
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let holders = txn.open_table(HOLDERS)?;
+            let mut ids: Vec<Id> = Vec::new();
+            // The empty name sorts first: the range starts at `start`'s first
+            // holder, if any.
+            for entry in holders.range((&start, "")..)? {
+                let (key, _) = entry?;
+                let id = Id::from_bytes(*key.value().0);
+                // Keys are sorted by shard first, so duplicates are adjacent.
+                if ids.last() != Some(&id) {
+                    if ids.len() == limit {
+                        break;
+                    }
+                    ids.push(id);
                 }
-                ids.push(id);
             }
-        }
-        Ok(ids)
+            Ok(ids)
+        })
     }
 
     /// The bytes `user` references.
     pub(crate) fn usage(&self, user: &str) -> Result<u64, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let usage = txn.open_table(USAGE)?;
-        Ok(usage.get(user)?.map_or(0, |v| v.value()))
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let usage = txn.open_table(USAGE)?;
+            Ok(usage.get(user)?.map_or(0, |v| v.value()))
+        })
     }
 
     /// Every user holding at least one reference, with their usage, in
     /// name order.
     pub(crate) fn usage_by_user(&self) -> Result<Vec<(String, u64)>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let usage = txn.open_table(USAGE)?;
-        usage
-            .iter()?
-            .map(|entry| {
-                let (user, bytes) = entry?;
-                Ok((user.value().to_owned(), bytes.value()))
-            })
-            .collect()
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let usage = txn.open_table(USAGE)?;
+            usage
+                .iter()?
+                .map(|entry| {
+                    let (user, bytes) = entry?;
+                    Ok((user.value().to_owned(), bytes.value()))
+                })
+                .collect()
+        })
     }
 
     /// Adds user `name` with `record`, unless the name is invalid or taken.
@@ -405,62 +494,70 @@ impl Meta {
             name: name.to_owned(),
             reason,
         })?;
-        let txn = self.begin_write()?;
-        {
-            let mut users = txn.open_table(USERS)?;
-            if users.get(name)?.is_some() {
-                return Err(UserError::Exists {
-                    name: name.to_owned(),
-                });
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut users = txn.open_table(USERS)?;
+                if users.get(name)?.is_some() {
+                    return Err(UserError::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+                users.insert(name, record.encode().as_slice())?;
             }
-            users.insert(name, record.encode().as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// User `name`'s record, if they exist.
     pub(crate) fn user(&self, name: &str) -> Result<Option<UserRecord>, QueryError> {
-        let txn = self.db.begin_read()?;
-        let users = txn.open_table(USERS)?;
-        let Some(value) = users.get(name)? else {
-            return Ok(None);
-        };
-        Ok(Some(UserRecord::decode(value.value(), name)?))
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let users = txn.open_table(USERS)?;
+            let Some(value) = users.get(name)? else {
+                return Ok(None);
+            };
+            Ok(Some(UserRecord::decode(value.value(), name)?))
+        })
     }
 
     /// Every user with their record, in name order.
     pub(crate) fn list_users(&self) -> Result<Vec<(String, UserRecord)>, QueryError> {
-        let txn = self.db.begin_read()?;
-        let users = txn.open_table(USERS)?;
-        users
-            .iter()?
-            .map(|entry| {
-                let (name, value) = entry?;
-                let name = name.value();
-                Ok((name.to_owned(), UserRecord::decode(value.value(), name)?))
-            })
-            .collect()
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let users = txn.open_table(USERS)?;
+            users
+                .iter()?
+                .map(|entry| {
+                    let (name, value) = entry?;
+                    let name = name.value();
+                    Ok((name.to_owned(), UserRecord::decode(value.value(), name)?))
+                })
+                .collect()
+        })
     }
 
     /// Sets user `name`'s quota, leaving the rest of their record as is.
     pub(crate) fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<(), UserError> {
-        let txn = self.begin_write()?;
-        {
-            let mut users = txn.open_table(USERS)?;
-            let mut record = match users.get(name)? {
-                Some(value) => UserRecord::decode(value.value(), name)?,
-                None => {
-                    return Err(UserError::NoSuchUser {
-                        name: name.to_owned(),
-                    });
-                }
-            };
-            record.quota = quota;
-            users.insert(name, record.encode().as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut users = txn.open_table(USERS)?;
+                let mut record = match users.get(name)? {
+                    Some(value) => UserRecord::decode(value.value(), name)?,
+                    None => {
+                        return Err(UserError::NoSuchUser {
+                            name: name.to_owned(),
+                        });
+                    }
+                };
+                record.quota = quota;
+                users.insert(name, record.encode().as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// Removes, in one transaction, user `name`'s record, references (with
@@ -470,48 +567,50 @@ impl Meta {
     /// under the name, so that references left by puts for a name without
     /// a record can be cleaned up too.
     pub(crate) fn remove_user(&self, name: &str) -> Result<RemovedUser, UserError> {
-        let txn = self.begin_write()?;
-        let mut removed = RemovedUser::default();
-        let had_record = txn.open_table(USERS)?.remove(name)?.is_some();
-        {
-            let mut refs = txn.open_table(REFS)?;
-            let mut ids = Vec::new();
-            // Every key of the range is the user's: it is bounded by their
-            // name on both sides.
-            for entry in
-                refs.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let mut removed = RemovedUser::default();
+            let had_record = txn.open_table(USERS)?.remove(name)?.is_some();
             {
-                let (key, _) = entry?;
-                ids.push(Id::from_bytes(*key.value().1));
+                let mut refs = txn.open_table(REFS)?;
+                let mut ids = Vec::new();
+                // Every key of the range is the user's: it is bounded by their
+                // name on both sides.
+                for entry in
+                    refs.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
+                {
+                    let (key, _) = entry?;
+                    ids.push(Id::from_bytes(*key.value().1));
+                }
+                let mut holders = txn.open_table(HOLDERS)?;
+                for id in ids {
+                    holders.remove((id.as_bytes(), name))?;
+                    removed.references += 1;
+                    if first_holder(&holders, &id)?.is_none() {
+                        // `refs` is ordered by id within a user, so this is too.
+                        removed.unheld.push(id);
+                    }
+                }
+                // The usage was the sum of exactly these references.
+                txn.open_table(USAGE)?.remove(name)?;
             }
-            let mut holders = txn.open_table(HOLDERS)?;
-            for id in ids {
-                holders.remove((id.as_bytes(), name))?;
-                removed.references += 1;
-                if first_holder(&holders, &id)?.is_none() {
-                    // `refs` is ordered by id within a user, so this is too.
-                    removed.unheld.push(id);
+            {
+                let mut index = txn.open_table(INDEX)?;
+                for entry in
+                    index.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
+                {
+                    entry?;
+                    removed.index_entries += 1;
                 }
             }
-            // The usage was the sum of exactly these references.
-            txn.open_table(USAGE)?.remove(name)?;
-        }
-        {
-            let mut index = txn.open_table(INDEX)?;
-            for entry in
-                index.extract_from_if((name, &FIRST_KEY)..=(name, &LAST_KEY), |_, _| true)?
-            {
-                entry?;
-                removed.index_entries += 1;
+            if !had_record && removed.references == 0 && removed.index_entries == 0 {
+                return Err(UserError::NoSuchUser {
+                    name: name.to_owned(),
+                });
             }
-        }
-        if !had_record && removed.references == 0 && removed.index_entries == 0 {
-            return Err(UserError::NoSuchUser {
-                name: name.to_owned(),
-            });
-        }
-        txn.commit()?;
-        Ok(removed)
+            txn.commit()?;
+            Ok(removed)
+        })
     }
 
     /// Stores `entry` for `user` unless the data is too long, the user has
@@ -524,40 +623,42 @@ impl Meta {
                 max: MAX_INDEX_ENTRY_LEN,
             });
         }
-        let txn = self.begin_write()?;
-        let replaced = {
-            if txn.open_table(USERS)?.get(user)?.is_none() {
-                return Err(IndexError::NoSuchUser {
-                    user: user.to_owned(),
-                });
-            }
-            let mut index_table = txn.open_table(INDEX)?;
-            let replaced = match index_table.get((user, &entry.name))? {
-                None => None,
-                Some(value) => {
-                    let (stored, data) = index::decode(value.value(), user, &entry.name)?;
-                    if stored > entry.version {
-                        return Err(IndexError::Stale {
-                            stored,
-                            offered: entry.version,
-                        });
-                    }
-                    if stored == entry.version {
-                        return if data == entry.data.as_slice() {
-                            Ok(IndexPut::Unchanged)
-                        } else {
-                            Err(IndexError::Conflict { version: stored })
-                        };
-                    }
-                    Some(stored)
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let replaced = {
+                if txn.open_table(USERS)?.get(user)?.is_none() {
+                    return Err(IndexError::NoSuchUser {
+                        user: user.to_owned(),
+                    });
                 }
+                let mut index_table = txn.open_table(INDEX)?;
+                let replaced = match index_table.get((user, &entry.name))? {
+                    None => None,
+                    Some(value) => {
+                        let (stored, data) = index::decode(value.value(), user, &entry.name)?;
+                        if stored > entry.version {
+                            return Err(IndexError::Stale {
+                                stored,
+                                offered: entry.version,
+                            });
+                        }
+                        if stored == entry.version {
+                            return if data == entry.data.as_slice() {
+                                Ok(IndexPut::Unchanged)
+                            } else {
+                                Err(IndexError::Conflict { version: stored })
+                            };
+                        }
+                        Some(stored)
+                    }
+                };
+                let value = index::encode(entry.version, &entry.data);
+                index_table.insert((user, &entry.name), value.as_slice())?;
+                replaced
             };
-            let value = index::encode(entry.version, &entry.data);
-            index_table.insert((user, &entry.name), value.as_slice())?;
-            replaced
-        };
-        txn.commit()?;
-        Ok(IndexPut::Stored { replaced })
+            txn.commit()?;
+            Ok(IndexPut::Stored { replaced })
+        })
     }
 
     /// `user`'s index entry `name`, if any.
@@ -566,17 +667,19 @@ impl Meta {
         user: &str,
         name: &[u8; 32],
     ) -> Result<Option<IndexEntry>, QueryError> {
-        let txn = self.db.begin_read()?;
-        let index_table = txn.open_table(INDEX)?;
-        let Some(value) = index_table.get((user, name))? else {
-            return Ok(None);
-        };
-        let (version, data) = index::decode(value.value(), user, name)?;
-        Ok(Some(IndexEntry {
-            name: *name,
-            version,
-            data: data.to_vec(),
-        }))
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let index_table = txn.open_table(INDEX)?;
+            let Some(value) = index_table.get((user, name))? else {
+                return Ok(None);
+            };
+            let (version, data) = index::decode(value.value(), user, name)?;
+            Ok(Some(IndexEntry {
+                name: *name,
+                version,
+                data: data.to_vec(),
+            }))
+        })
     }
 
     /// Up to `limit` of `user`'s index entries with names after `after`
@@ -587,27 +690,29 @@ impl Meta {
         after: Option<[u8; 32]>,
         limit: usize,
     ) -> Result<Vec<IndexEntry>, QueryError> {
-        let txn = self.db.begin_read()?;
-        let index_table = txn.open_table(INDEX)?;
-        let lower = match &after {
-            Some(after) => Bound::Excluded((user, after)),
-            None => Bound::Included((user, &FIRST_KEY)),
-        };
-        let upper = Bound::Included((user, &LAST_KEY));
-        index_table
-            .range((lower, upper))?
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let name = *key.value().1;
-                let (version, data) = index::decode(value.value(), user, &name)?;
-                Ok(IndexEntry {
-                    name,
-                    version,
-                    data: data.to_vec(),
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let index_table = txn.open_table(INDEX)?;
+            let lower = match &after {
+                Some(after) => Bound::Excluded((user, after)),
+                None => Bound::Included((user, &FIRST_KEY)),
+            };
+            let upper = Bound::Included((user, &LAST_KEY));
+            index_table
+                .range((lower, upper))?
+                .take(limit)
+                .map(|entry| {
+                    let (key, value) = entry?;
+                    let name = *key.value().1;
+                    let (version, data) = index::decode(value.value(), user, &name)?;
+                    Ok(IndexEntry {
+                        name,
+                        version,
+                        data: data.to_vec(),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Deletes `user`'s index entry `name`; returns the version it had.
@@ -616,38 +721,44 @@ impl Meta {
         user: &str,
         name: &[u8; 32],
     ) -> Result<Option<u64>, IndexError> {
-        let txn = self.begin_write()?;
-        let version = {
-            let mut index_table = txn.open_table(INDEX)?;
-            let Some(value) = index_table.remove((user, name))? else {
-                return Ok(None);
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let version = {
+                let mut index_table = txn.open_table(INDEX)?;
+                let Some(value) = index_table.remove((user, name))? else {
+                    return Ok(None);
+                };
+                // Decoded to report the version; an undecodable entry is
+                // refused rather than deleted blind, which keeps it for an
+                // operator to look at.
+                index::decode(value.value(), user, name)?.0
             };
-            // Decoded to report the version; an undecodable entry is
-            // refused rather than deleted blind, which keeps it for an
-            // operator to look at.
-            index::decode(value.value(), user, name)?.0
-        };
-        txn.commit()?;
-        Ok(Some(version))
+            txn.commit()?;
+            Ok(Some(version))
+        })
     }
 
     /// Records a finished scrub, replacing the previous record.
     pub(crate) fn record_scrub(&self, record: &ScrubRecord) -> Result<(), redb::Error> {
-        let txn = self.begin_write()?;
-        txn.open_table(META)?
-            .insert(LAST_SCRUB_KEY, record.encode().as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            txn.open_table(META)?
+                .insert(LAST_SCRUB_KEY, record.encode().as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// The last scrub recorded, if any.
     pub(crate) fn last_scrub(&self) -> Result<Option<ScrubRecord>, QueryError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        let Some(value) = meta.get(LAST_SCRUB_KEY)? else {
-            return Ok(None);
-        };
-        Ok(Some(ScrubRecord::decode(value.value(), LAST_SCRUB_KEY)?))
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let Some(value) = meta.get(LAST_SCRUB_KEY)? else {
+                return Ok(None);
+            };
+            Ok(Some(ScrubRecord::decode(value.value(), LAST_SCRUB_KEY)?))
+        })
     }
 }
 
@@ -688,6 +799,71 @@ fn refuse_if_shards_exist(dir: &Path, path: &Path) -> Result<(), OpenError> {
         shards,
     })
 }
+
+/// Checks (or, for a new database, writes) the schema version and makes
+/// sure every table exists, so read transactions can open them.
+fn check_schema(db: &Database, dir: &Path, path: &Path, opening: Opening) -> Result<(), OpenError> {
+    let txn = db.begin_write().map_err(redb::Error::from)?;
+    match read_schema(&txn)? {
+        Schema::Version(SCHEMA_VERSION) => {}
+        // Returning drops (aborts) the transaction: nothing is written.
+        Schema::Version(found) => {
+            return Err(OpenError::UnsupportedSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Schema::Foreign => {
+            return Err(OpenError::MissingSchemaVersion {
+                path: path.to_owned(),
+            });
+        }
+        // A store that crashed before its first commit, or an empty
+        // file: nothing an admin could work on.
+        Schema::Empty if opening == Opening::ExistingOnly => {
+            return Err(OpenError::NotAStore {
+                dir: dir.to_owned(),
+            });
+        }
+        // A database redb initialised but cairn never wrote to is as new
+        // as a missing one.
+        Schema::Empty => refuse_if_shards_exist(dir, path)?,
+    }
+    create_schema(&txn)?;
+    txn.commit().map_err(redb::Error::from)?;
+    Ok(())
+}
+
+/// An error that may be a failure of the database itself, after which
+/// [`Meta::run`] reopens it.
+pub(crate) trait DatabaseFailure {
+    /// Whether this is an I/O failure of the database (or the `PreviousIo`
+    /// that redb returns after one), which reopening may cure.
+    fn needs_reopen(&self) -> bool;
+}
+
+impl DatabaseFailure for redb::Error {
+    fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_)
+        )
+    }
+}
+
+/// Implements [`DatabaseFailure`] for errors with a `Database(redb::Error)`
+/// variant.
+macro_rules! database_failure {
+    ($($error:ty),* $(,)?) => {$(
+        impl DatabaseFailure for $error {
+            fn needs_reopen(&self) -> bool {
+                matches!(self, Self::Database(e) if e.needs_reopen())
+            }
+        }
+    )*};
+}
+
+database_failure!(QueryError, UserError, IndexError);
 
 /// What a database says about its schema.
 enum Schema {
