@@ -494,3 +494,56 @@ async fn the_client_logs_in_again_after_a_node_restart() {
     assert_eq!(has.mine, vec![true, true]);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_peer_that_does_not_read_its_answers_is_dropped() {
+    let node = start(|c| c.request_timeout_secs = 1).await;
+    let alice = node.login(Scheme::Https, "alice").await;
+    let (id, bytes) = shard(8, 1_000_000);
+    alice.put_shard(&id, bytes).await.unwrap();
+    // Twenty pipelined reads of a 1 MB shard: far more than the socket
+    // buffers hold, so the node's writes stall until the peer reads.
+    let mut greedy = raw_connection(&node).await;
+    let get = format!("GET /v1/shards/{id} HTTP/1.1\r\nhost: node\r\n\r\n");
+    greedy.write_all(get.repeat(20).as_bytes()).await.unwrap();
+    greedy.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), greedy.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the node kept the connection open");
+    assert!(
+        received.len() < 20 * 1_000_000,
+        "the node waited for the peer: {} bytes sent",
+        received.len()
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused() {
+    let node = start(|c| c.max_connections = 1).await;
+    let first = raw_connection(&node).await;
+    let (config, _) = tls::client_config(Pin::Node(node.node_id), &[ALPN_HTTP1]);
+    let tcp = tokio::net::TcpStream::connect(node.address(Scheme::Https).authority())
+        .await
+        .unwrap();
+    let second = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(tls::server_name(), tcp)
+        .await;
+    assert!(second.is_err(), "a second connection was served");
+    // Once the first leaves, its place is free again.
+    drop(first);
+    let http = generic_client(&node);
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(health) = http.get(url(&node, "/v1/health")).send().await {
+            assert_eq!(health.status(), StatusCode::OK);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the freed connection slot was not reused");
+    node.stop().await;
+}
