@@ -18,7 +18,8 @@
 //! - **Verified both ways.** A put whose bytes do not hash to the id is
 //!   refused before anything is written; a get re-hashes the file and
 //!   returns [`GetError::Corrupt`] rather than bad bytes (see
-//!   [`Damage`]).
+//!   [`Damage`]), as it does for a file that cannot be read at all. A put
+//!   over a damaged file replaces it ([`PutOutcome::repaired`]).
 //! - **Atomic.** A shard becomes visible by a rename once its bytes are on
 //!   disk; temporary files left by a crash are deleted at the next open.
 //! - **Reference counted.** Each user references a shard at most once; the
