@@ -363,6 +363,7 @@ pub(crate) struct HttpsClient {
     /// `https://host:port/v1`.
     base: String,
     limits: Limits,
+    request_timeout: Duration,
     login: Mutex<Option<Arc<Login>>>,
 }
 
@@ -417,12 +418,17 @@ impl HttpsClient {
             .no_proxy()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
+            // Nodes close idle connections after their request timeout
+            // (60 s by default); letting go of them sooner avoids sending
+            // a request down a connection the node is closing.
+            .pool_idle_timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| ClientError::Protocol(format!("HTTPS client: {}", chain(&e))))?;
         let client = Self {
             http,
             base: format!("https://{}{API_PREFIX}", address.authority()),
             limits: options.limits,
+            request_timeout: options.request_timeout,
             login: Mutex::new(None),
         };
         let answer = client
@@ -445,7 +451,7 @@ impl HttpsClient {
     }
 
     fn broken(&self, error: &reqwest::Error) -> ClientError {
-        transport_error(&self.base, error, Duration::ZERO)
+        transport_error(&self.base, error, self.request_timeout)
     }
 
     /// Sends `request` as its route and turns the answer back into a

@@ -579,7 +579,7 @@ fn ids(body: &[u8]) -> Result<Vec<Id>, ApiError> {
     path = "/v1/shards/{id}",
     tag = "shards",
     params(("id" = String, Path, description = "The shard id: BLAKE3 of its bytes, 64 hex digits")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The shard's bytes"),
+    request_body(content = inline(Octets), content_type = "application/octet-stream", description = "The shard's bytes"),
     responses(
         (status = 201, description = "Stored: the bytes were written", body = ShardStoredJson),
         (status = 200, description = "Stored: the node already had the bytes", body = ShardStoredJson),
@@ -625,7 +625,7 @@ async fn put_shard(
     tag = "shards",
     params(("id" = String, Path, description = "The shard id, 64 hex digits")),
     responses(
-        (status = 200, description = "The shard's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The shard's bytes", body = inline(Octets), content_type = "application/octet-stream"),
         (status = 400, description = "Malformed id", body = ErrorJson),
         (status = 401, description = "Credentials needed: the node does not allow public reads", body = ErrorJson),
         (status = 404, description = "No such shard", body = ErrorJson),
@@ -753,6 +753,13 @@ async fn drop_shards(
     }
 }
 
+// Only describes raw bodies in the OpenAPI document; never built.
+/// Raw bytes: a shard, or an index entry's data.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct Octets(Vec<u8>);
+
 /// `?version=N` of an index put.
 #[derive(Debug, Deserialize)]
 struct VersionQuery {
@@ -769,7 +776,7 @@ struct VersionQuery {
         ("version" = Option<u64>, Query, description = "The entry's version; or give it in the cairn-version header"),
         ("cairn-version" = Option<u64>, Header, description = "The entry's version, if not in the query"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The entry's (sealed) data"),
+    request_body(content = inline(Octets), content_type = "application/octet-stream", description = "The entry's (sealed) data"),
     responses(
         (status = 200, description = "Stored", body = IndexStoredJson),
         (status = 400, description = "Malformed name or version", body = ErrorJson),
@@ -827,7 +834,7 @@ async fn put_index(
     tag = "index",
     params(("name" = String, Path, description = "The entry's name, 64 hex digits")),
     responses(
-        (status = 200, description = "The entry's data", body = Vec<u8>, content_type = "application/octet-stream",
+        (status = 200, description = "The entry's data", body = inline(Octets), content_type = "application/octet-stream",
             headers(("cairn-version" = u64, description = "The entry's version"))),
         (status = 400, description = "Malformed name", body = ErrorJson),
         (status = 401, description = "No or wrong credentials", body = ErrorJson),
