@@ -485,7 +485,18 @@ impl Api {
         request: Request,
         body: Bytes,
     ) -> Result<(Response, Bytes), ApiError> {
-        let mut session = self.session(peer, headers).await?;
+        let session = self.session(peer, headers).await?;
+        self.handle_in(session, request, body).await
+    }
+
+    /// Answers `request` in `session`; a node error becomes an
+    /// [`ApiError`].
+    async fn handle_in(
+        &self,
+        mut session: Session,
+        request: Request,
+        body: Bytes,
+    ) -> Result<(Response, Bytes), ApiError> {
         match self.shared.node.handle(&mut session, request, body).await {
             (Response::Error(e), _) => Err(e.into()),
             answer => Ok(answer),
@@ -600,10 +611,10 @@ async fn put_shard(
 ) -> ApiResult {
     let id = shard_id(path)?;
     let max = api.shared.node.limits().max_shard_len;
+    // Wrong credentials are refused before the body is read.
+    let session = api.session(peer, &headers).await?;
     let (body, budget) = api.body(&headers, body, max).await?;
-    let answer = api
-        .handle(peer, &headers, Request::PutShard { id }, body)
-        .await;
+    let answer = api.handle_in(session, Request::PutShard { id }, body).await;
     drop(budget);
     match answer? {
         (Response::ShardStored { written }, _) => {
@@ -814,9 +825,10 @@ async fn put_index(
             api::VERSION_HEADER
         ))
     })?;
+    let session = api.session(peer, &headers).await?;
     let (body, budget) = api.body(&headers, body, MAX_INDEX_ENTRY_LEN).await?;
     let answer = api
-        .handle(peer, &headers, Request::PutIndex { name, version }, body)
+        .handle_in(session, Request::PutIndex { name, version }, body)
         .await;
     drop(budget);
     match answer? {
