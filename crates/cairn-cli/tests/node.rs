@@ -141,11 +141,12 @@ async fn exercise(node: &NodeProcess, scheme: &str, seed: u8) {
 }
 
 #[tokio::test]
-async fn tcp_and_quic_serve_shards_and_index_entries() {
+async fn every_transport_serves_shards_and_index_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = node(&dir, &["tcp", "quic"], |_| {});
+    let mut node = node(&dir, &["tcp", "quic", "https"], |_| {});
     exercise(&node, "tcp", 1).await;
     exercise(&node, "quic", 2).await;
+    exercise(&node, "https", 3).await;
     assert!(node.stop().success(), "{}", node.log());
 }
 
