@@ -602,3 +602,121 @@ async fn a_full_disk_is_refused_cleanly_and_the_node_recovers_when_space_is_free
     drop(node);
     drop(disk);
 }
+
+#[test]
+fn operators_manage_a_node_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    let node = NodeProcess::init(BIN.as_ref(), &node_dir, &["tcp", "https"]);
+    let cairn = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let d = node_dir.to_str().unwrap();
+    // init refuses a directory that holds a node; address prints the same lines.
+    let (code, _, err) = cairn(
+        &["node", "init", "--dir", d, "--listen", "tcp://127.0.0.1:1"],
+        "",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already holds a cairn node"), "{err}");
+    let (code, out, _) = cairn(&["node", "address", "--dir", d], "");
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().collect::<Vec<_>>(), node.addresses);
+    assert!(
+        node.addresses
+            .iter()
+            .all(|a| a.ends_with(&format!("#{}", node.node_id())))
+    );
+    // Users: add with a quota, refuse duplicates and bad names, change, list, remove.
+    node.add_user("carol", PASSPHRASE, Some("500M"));
+    let (code, _, err) = cairn(
+        &[
+            "node",
+            "user",
+            "add",
+            "--dir",
+            d,
+            "carol",
+            "--passphrase-stdin",
+        ],
+        "x\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, err) = cairn(
+        &[
+            "node",
+            "user",
+            "add",
+            "--dir",
+            d,
+            "../x",
+            "--passphrase-stdin",
+        ],
+        "x\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("invalid user name"), "{err}");
+    let (code, _, err) = cairn(
+        &[
+            "node",
+            "user",
+            "add",
+            "--dir",
+            d,
+            "dave",
+            "--passphrase-stdin",
+        ],
+        "\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("empty"), "{err}");
+    let (code, _, _) = cairn(&["node", "user", "quota", "--dir", d, "carol", "20G"], "");
+    assert_eq!(code, Some(0));
+    let (code, out, _) = cairn(&["node", "user", "list", "--dir", d, "--json"], "");
+    assert_eq!(code, Some(0));
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(users[0]["name"], "carol");
+    assert_eq!(users[0]["quota_bytes"], 20u64 << 30);
+    let (code, _, _) = cairn(&["node", "user", "quota", "--dir", d, "carol", "none"], "");
+    assert_eq!(code, Some(0));
+    let (code, out, _) = cairn(&["node", "status", "--dir", d, "--json"], "");
+    assert_eq!(code, Some(0));
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["node_id"], node.node_id());
+    assert_eq!(status["shards"], 0);
+    assert_eq!(status["users"][0]["quota_bytes"], serde_json::Value::Null);
+    assert_eq!(status["last_scrub"], serde_json::Value::Null);
+    let (code, _, err) = cairn(&["node", "user", "remove", "--dir", d, "carol"], "");
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = cairn(&["node", "user", "list", "--dir", d, "--json"], "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!([])
+    );
+    // A directory without a node is named as such.
+    let (code, _, err) = cairn(
+        &["node", "status", "--dir", dir.path().to_str().unwrap()],
+        "",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("holds no cairn node"), "{err}");
+}
