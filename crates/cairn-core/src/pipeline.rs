@@ -323,6 +323,20 @@ impl<W: Write> FileOpener<W> {
     /// [`OpenError`] when the shards do not give a valid chunk, every chunk
     /// was already written, or the output fails.
     pub fn write_chunk<S: AsRef<[u8]>>(&mut self, shards: &[Option<S>]) -> Result<(), OpenError> {
+        let plaintext = self.open_next(shards)?;
+        self.out.write_all(&plaintext)?;
+        Ok(())
+    }
+
+    /// Decodes and checks the next chunk and returns its plaintext instead
+    /// of writing it, for callers that write elsewhere (asynchronously, for
+    /// instance); the chunk still counts towards, and is hashed for,
+    /// [`finish`](Self::finish). Use either this or
+    /// [`write_chunk`](Self::write_chunk) for a file, not both.
+    ///
+    /// # Errors
+    /// As [`write_chunk`](Self::write_chunk), without the output errors.
+    pub fn open_next<S: AsRef<[u8]>>(&mut self, shards: &[Option<S>]) -> Result<Vec<u8>, OpenError> {
         let total = self.manifest.chunks.len();
         let Some(chunk) = self.manifest.chunks.get(self.next) else {
             return Err(OpenError::ChunkCount {
@@ -331,10 +345,9 @@ impl<W: Write> FileOpener<W> {
             });
         };
         let plaintext = self.opener.open_chunk(self.next, chunk, shards)?;
-        self.out.write_all(&plaintext)?;
         self.hasher.update(&plaintext);
         self.next += 1;
-        Ok(())
+        Ok(plaintext)
     }
 
     /// Checks that every chunk was written and the whole file matches the
