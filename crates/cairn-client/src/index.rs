@@ -1,0 +1,1183 @@
+//! Index entries: the client's encrypted directory of remote paths.
+//!
+//! A user's files are listed in index entries kept on every node. A node
+//! never sees a path, a size or a key: it stores opaque bytes under an
+//! opaque 32-byte name, with a `u64` version it only compares.
+//!
+//! ```text
+//! name   = BLAKE3-keyed(IndexNameKey, "cairn 2026-11 index entry name" ‖ 0x00 ‖ path)
+//!
+//! entry  = "cnie" │ 0x01 │ postcard {
+//!            path:    varint length ‖ UTF-8         a canonical RemotePath, 1 ..= 4096 bytes
+//!            version: varint u64                    hybrid logical clock, see Version
+//!            writer:  [u8; 16]                      random per client process
+//!            kind:    varint 0 = File {
+//!                        capability: stripe { blob_len: varint u32, (k u8, n u8),
+//!                                             varint count, count × [u8; 32] },
+//!                                    manifest key [u8; 32]
+//!                        size: varint u64, modified_unix_ms: varint u64,
+//!                        chunks: varint u64, redundancy: (k u8, n u8),
+//!                        content_hash: [u8; 32] }
+//!                   | varint 1 = Deleted
+//!          }
+//!
+//! sealed = envelope "cnsi" v1 (cairn_core::envelope) of the entry under the IndexKey:
+//!          "cnsi" │ 0x01 │ nonce (12) │ AES-256-GCM(entry) │ tag (16)
+//!          at most MAX_SEALED_ENTRY_LEN (64 KiB, the node's limit) in all
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Names hide paths.** The name is a PRF of the path under a key the
+//!   nodes never see, so equal paths give equal names (which is how every
+//!   client finds an entry) and nothing else about the path leaks.
+//! - **Entries are bound to their names.** [`Entry::open`] checks that the
+//!   path inside the authenticated plaintext hashes to the name the entry
+//!   was stored under, so a node answering a request for one name with
+//!   another entry's bytes is caught.
+//! - **Sealing is deterministic** (the envelope's nonce is synthetic), so
+//!   re-sending an entry after a lost reply sends the same bytes, which a
+//!   node accepts as a harmless repeat.
+//! - **Keys do not linger.** Plaintext entries hold capabilities, that is
+//!   manifest keys: every plaintext buffer is wiped when dropped.
+//! - **Newest wins, deletes included.** Entries from several nodes merge
+//!   with [`newest`]: the higher [`Version`], then the higher writer id.
+//!   A removal is an entry like any other ([`EntryKind::Deleted`], a
+//!   tombstone), so it wins over older copies and propagates by read
+//!   repair. (A node's own delete forgets the version, so a client removes
+//!   a file by writing a tombstone, not by deleting the entry.)
+//!
+//! [`Clock`] makes versions: a hybrid logical clock that follows wall-clock
+//! milliseconds but always moves past the versions a client has seen, so a
+//! client whose clock is behind still writes a newer version than the one
+//! it read.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use cairn_core::envelope::{self, ENVELOPE_OVERHEAD, EnvelopeError};
+use cairn_core::format::{Format, FormatError, HEADER_LEN};
+use cairn_core::keys::{IndexKey, IndexNameKey};
+use cairn_core::{Capability, Id, Redundancy};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Format of an encoded (plaintext) index entry.
+pub const ENTRY: Format = Format {
+    name: "index entry",
+    magic: *b"cnie",
+    version: 1,
+};
+
+/// Format of a sealed index entry (the envelope around [`ENTRY`]).
+pub const SEALED_ENTRY: Format = Format {
+    name: "sealed index entry",
+    magic: *b"cnsi",
+    version: 1,
+};
+
+/// Largest sealed entry, in bytes: the most a node stores for one index
+/// entry (`cairn_store::MAX_INDEX_ENTRY_LEN`).
+pub const MAX_SEALED_ENTRY_LEN: usize = 64 * 1024;
+
+/// Longest remote path, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Domain-separation prefix of entry names. Part of the format: changing it
+/// would lose every user's index.
+const NAME_CONTEXT: &[u8] = b"cairn 2026-11 index entry name\0";
+
+/// A path in a user's remote namespace: `/`-separated components, relative
+/// to the user's root, in canonical form.
+///
+/// Parsing drops one leading `/` (`/photos/a.jpg` and `photos/a.jpg` are the
+/// same path) and refuses an empty path, an empty component (`a//b`, or a
+/// trailing `/`), a `.` or `..` component, a NUL byte, and more than
+/// [`MAX_PATH_LEN`] bytes. Any other UTF-8 is allowed, so that local file
+/// names survive the round trip. Paths order and compare as strings.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemotePath(String);
+
+/// Why a string is not a remote path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// Nothing left once a leading `/` is dropped.
+    #[error("the remote path is empty")]
+    Empty,
+    /// Over [`MAX_PATH_LEN`] bytes.
+    #[error("the remote path is {len} bytes long, over the limit of {max}")]
+    TooLong {
+        /// Its length in bytes (after dropping a leading `/`).
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Contains a NUL byte.
+    #[error("the remote path has a NUL byte at byte {position}")]
+    Nul {
+        /// Byte offset of the first NUL (after dropping a leading `/`).
+        position: usize,
+    },
+    /// A component is empty: two `/` in a row, or a `/` at the end.
+    #[error("component {index} of the remote path is empty: no \"//\" and no \"/\" at the end")]
+    EmptyComponent {
+        /// Zero-based index of the component.
+        index: usize,
+    },
+    /// A component is `.` or `..`: remote paths have no relative parts.
+    #[error(
+        "component {index} of the remote path is {component:?}: remote paths cannot use . or .."
+    )]
+    DotComponent {
+        /// Zero-based index of the component.
+        index: usize,
+        /// `"."` or `".."`.
+        component: &'static str,
+    },
+}
+
+impl RemotePath {
+    /// The path as a string, without a leading `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The components, first to last; never empty.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The last component: the file's own name.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The path without its last component, or `None` for a top-level
+    /// path.
+    pub fn parent(&self) -> Option<RemotePath> {
+        self.0
+            .rsplit_once('/')
+            .map(|(parent, _)| RemotePath(parent.to_owned()))
+    }
+
+    /// This path with `relative` (itself a valid path, without a leading
+    /// `/`) appended, as `put -r` names the files of a directory.
+    ///
+    /// # Errors
+    /// [`PathError`] if `relative` is not a valid path or the result is too
+    /// long.
+    pub fn join(&self, relative: &str) -> Result<RemotePath, PathError> {
+        let relative: RemotePath = relative.parse()?;
+        format!("{}/{}", self.0, relative.0).parse()
+    }
+
+    /// Whether `ls prefix` lists this path: `prefix` names a leading run of
+    /// whole components. Leading and trailing `/` in `prefix` are ignored,
+    /// and an empty prefix (or `/`) lists everything. `photos` lists
+    /// `photos` and `photos/a.jpg` but not `photosX/b`.
+    pub fn starts_with_prefix(&self, prefix: &str) -> bool {
+        let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
+        if prefix.is_empty() {
+            return true;
+        }
+        match self.0.strip_prefix(prefix) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl FromStr for RemotePath {
+    type Err = PathError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let path = s.strip_prefix('/').unwrap_or(s);
+        if path.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if path.len() > MAX_PATH_LEN {
+            return Err(PathError::TooLong {
+                len: path.len(),
+                max: MAX_PATH_LEN,
+            });
+        }
+        if let Some(position) = path.bytes().position(|b| b == 0) {
+            return Err(PathError::Nul { position });
+        }
+        for (index, component) in path.split('/').enumerate() {
+            match component {
+                "" => return Err(PathError::EmptyComponent { index }),
+                "." => {
+                    return Err(PathError::DotComponent {
+                        index,
+                        component: ".",
+                    });
+                }
+                ".." => {
+                    return Err(PathError::DotComponent {
+                        index,
+                        component: "..",
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Self(path.to_owned()))
+    }
+}
+
+impl fmt::Display for RemotePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RemotePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemotePath({:?})", self.0)
+    }
+}
+
+/// The name an entry for `path` is stored under: keyed BLAKE3 (a PRF) of
+/// the path with a domain-separation prefix.
+pub fn entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
+    *blake3::Hasher::new_keyed(key.expose_secret())
+        .update(NAME_CONTEXT)
+        .update(path.as_str().as_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// An entry's version: a hybrid logical clock reading, milliseconds since
+/// the Unix epoch in the high 48 bits and a counter in the low 16.
+///
+/// Versions compare as plain `u64`s, which is all a node does with them (it
+/// refuses a put below the stored version). 48 bits of milliseconds last
+/// until the year 10889.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Version(pub u64);
+
+impl Version {
+    /// Below every version a [`Clock`] issues.
+    pub const ZERO: Self = Self(0);
+
+    /// The highest version; nothing can be newer.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// Largest millisecond count the high 48 bits hold.
+    pub const MAX_UNIX_MS: u64 = (1 << 48) - 1;
+
+    /// The version for `unix_ms` (clamped to [`MAX_UNIX_MS`](Self::MAX_UNIX_MS))
+    /// and `counter`.
+    pub const fn new(unix_ms: u64, counter: u16) -> Self {
+        let ms = if unix_ms > Self::MAX_UNIX_MS {
+            Self::MAX_UNIX_MS
+        } else {
+            unix_ms
+        };
+        Self((ms << 16) | counter as u64)
+    }
+
+    /// The milliseconds part.
+    pub const fn unix_ms(self) -> u64 {
+        self.0 >> 16
+    }
+
+    /// The counter part.
+    pub const fn counter(self) -> u16 {
+        (self.0 & 0xffff) as u16
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Issues versions: a hybrid logical clock.
+///
+/// [`next`](Self::next) returns the wall-clock reading when that is newer
+/// than everything the clock issued and the `floor` it is given, and
+/// otherwise the larger of those plus one (the counter, carrying into the
+/// milliseconds). So versions from one clock strictly increase even if the
+/// wall clock steps back, and a client writing a name it read at version v
+/// writes above v even if its clock is behind the writer's.
+///
+/// The library never reads the clock itself; callers pass the time, which
+/// [`Clock::now_unix_ms`] reads for them.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    last: Version,
+}
+
+impl Clock {
+    /// A clock that has issued nothing.
+    pub const fn new() -> Self {
+        Self {
+            last: Version::ZERO,
+        }
+    }
+
+    /// The last version issued, or [`Version::ZERO`].
+    pub const fn last(&self) -> Version {
+        self.last
+    }
+
+    /// A version above both the last one issued and `floor`, as close to
+    /// `now_unix_ms` as that allows.
+    ///
+    /// Only at [`Version::MAX`], which no clock reaches before the year
+    /// 10889, is there nothing above: then it returns `Version::MAX` again,
+    /// and a node refuses the write as a conflict rather than overwrite
+    /// anything.
+    pub fn next(&mut self, now_unix_ms: u64, floor: Version) -> Version {
+        let physical = Version::new(now_unix_ms, 0);
+        let base = self.last.max(floor);
+        let version = if physical > base {
+            physical
+        } else {
+            Version(base.0.saturating_add(1))
+        };
+        self.last = version;
+        version
+    }
+
+    /// Milliseconds since the Unix epoch by the system clock (0 if the
+    /// clock is before 1970).
+    pub fn now_unix_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// One index entry: what a path points at, as of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The path the entry describes; its name is [`entry_name`] of it.
+    pub path: RemotePath,
+    /// When it was written, by the writer's [`Clock`].
+    pub version: Version,
+    /// Random per client process; breaks ties between equal versions.
+    pub writer: [u8; 16],
+    /// A file, or a tombstone.
+    pub kind: EntryKind,
+}
+
+/// What an entry says about its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// The path is a file.
+    File(FileEntry),
+    /// The path was removed: a tombstone, kept so that the removal wins
+    /// over older copies of the entry.
+    Deleted,
+}
+
+/// A stored file: how to read it, and what `ls -l` and `stat` print
+/// without fetching its manifest.
+///
+/// Health (`ok`, `degraded`, `lost`) is not stored: it changes as nodes
+/// come and go, so the client computes it from the manifest and the nodes'
+/// answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Fetches and opens the file's manifest.
+    pub capability: Capability,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// The local file's modification time when it was stored, in
+    /// milliseconds since the Unix epoch (the time of the put for a
+    /// stream).
+    pub modified_unix_ms: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// k and n of the file's chunks.
+    pub redundancy: Redundancy,
+    /// BLAKE3 of the whole plaintext, as in the manifest: lets `stat` print
+    /// it and `put` recognise an unchanged file without fetching the
+    /// manifest.
+    pub content_hash: Id,
+}
+
+/// Why an index entry could not be sealed or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexEntryError {
+    /// The sealed entry is over the node's limit. Sealing: only an entry
+    /// with an invalid capability can get there. Opening: not an entry.
+    #[error("a sealed index entry of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its sealed length in bytes.
+        len: usize,
+        /// [`MAX_SEALED_ENTRY_LEN`].
+        max: usize,
+    },
+    /// Not a sealed entry, altered, or sealed under another user's key.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The plaintext is not an entry of a version this build reads: it was
+    /// probably written by a newer cairn.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The plaintext does not decode.
+    #[error("the index entry does not decode: {0}")]
+    Decode(#[source] postcard::Error),
+    /// Bytes follow the entry.
+    #[error("{count} unexpected bytes after the index entry")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// The entry's path is not a valid remote path.
+    #[error("the index entry holds an invalid path: {0}")]
+    Path(#[from] PathError),
+    /// The entry's path is valid but not written canonically (for example
+    /// with a leading `/`): a writer that does not follow the format.
+    #[error("the index entry's path {path:?} is not in canonical form")]
+    NotCanonical {
+        /// The path as stored.
+        path: String,
+    },
+    /// The capability names an impossible stripe.
+    #[error("the index entry's capability is malformed: {reason}")]
+    Stripe {
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// The entry is for another path than the name it was stored under: a
+    /// node returned another entry's bytes.
+    #[error("the index entry was stored under the wrong name (a node swapped entries)")]
+    NameMismatch {
+        /// The name asked for.
+        expected: [u8; 32],
+        /// The name of the path inside the entry.
+        actual: [u8; 32],
+    },
+}
+
+/// The encoded form of an entry; private so the format lives here only.
+#[derive(Serialize, Deserialize)]
+struct WireEntry {
+    path: String,
+    version: u64,
+    writer: [u8; 16],
+    kind: WireKind,
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireKind {
+    File(WireFile),
+    Deleted,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireFile {
+    capability: Capability,
+    size: u64,
+    modified_unix_ms: u64,
+    chunks: u64,
+    redundancy: Redundancy,
+    content_hash: Id,
+}
+
+impl Entry {
+    /// The name this entry is stored under.
+    pub fn name(&self, key: &IndexNameKey) -> [u8; 32] {
+        entry_name(key, &self.path)
+    }
+
+    /// Whether this is a tombstone.
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.kind, EntryKind::Deleted)
+    }
+
+    fn to_wire(&self) -> WireEntry {
+        WireEntry {
+            path: self.path.0.clone(),
+            version: self.version.0,
+            writer: self.writer,
+            kind: match &self.kind {
+                EntryKind::Deleted => WireKind::Deleted,
+                EntryKind::File(file) => WireKind::File(WireFile {
+                    capability: file.capability.clone(),
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    chunks: file.chunks,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                }),
+            },
+        }
+    }
+
+    /// The plaintext encoding: [`ENTRY`] header, then postcard. The buffer
+    /// is allocated at its final size, so no copy of the capability is
+    /// left behind by a reallocation, and wiped when dropped.
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let wire = self.to_wire();
+        let len =
+            postcard::experimental::serialized_size(&wire).expect("an entry always serializes");
+        let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + len));
+        out.extend_from_slice(&ENTRY.header());
+        postcard::to_io(&wire, &mut *out).expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Seals the entry under `key`, ready to store under
+    /// [`name`](Self::name). Deterministic: the same entry and key give the
+    /// same bytes.
+    ///
+    /// # Errors
+    /// [`IndexEntryError::TooLarge`] if the sealed entry would exceed
+    /// [`MAX_SEALED_ENTRY_LEN`]. A valid capability (at most 32 shards) and
+    /// path (at most 4 KiB) are far below it.
+    pub fn seal(&self, key: &IndexKey) -> Result<Vec<u8>, IndexEntryError> {
+        let plaintext = self.encode();
+        let len = plaintext.len() + ENVELOPE_OVERHEAD;
+        if len > MAX_SEALED_ENTRY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len,
+                max: MAX_SEALED_ENTRY_LEN,
+            });
+        }
+        Ok(envelope::seal(
+            &SEALED_ENTRY,
+            key.expose_secret(),
+            &plaintext,
+        ))
+    }
+
+    /// Opens a sealed entry that a node returned for the name
+    /// `expected_name`, and checks that it is the entry of a path with that
+    /// name.
+    ///
+    /// # Errors
+    /// [`IndexEntryError`] if the bytes are too long, fail authentication
+    /// (altered, or another key), do not decode, hold an invalid path or
+    /// capability, or belong to another name.
+    pub fn open(
+        sealed: &[u8],
+        key: &IndexKey,
+        expected_name: &[u8; 32],
+        name_key: &IndexNameKey,
+    ) -> Result<Entry, IndexEntryError> {
+        if sealed.len() > MAX_SEALED_ENTRY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len: sealed.len(),
+                max: MAX_SEALED_ENTRY_LEN,
+            });
+        }
+        let plaintext = Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), sealed)?);
+        let entry = Self::decode(&plaintext)?;
+        let actual = entry.name(name_key);
+        if actual != *expected_name {
+            return Err(IndexEntryError::NameMismatch {
+                expected: *expected_name,
+                actual,
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Decodes and validates a plaintext entry.
+    fn decode(plaintext: &[u8]) -> Result<Entry, IndexEntryError> {
+        let body = ENTRY.strip(plaintext)?;
+        let (wire, rest): (WireEntry, _) =
+            postcard::take_from_bytes(body).map_err(IndexEntryError::Decode)?;
+        if !rest.is_empty() {
+            return Err(IndexEntryError::TrailingBytes { count: rest.len() });
+        }
+        let path: RemotePath = wire.path.parse()?;
+        if path.0 != wire.path {
+            return Err(IndexEntryError::NotCanonical { path: wire.path });
+        }
+        let kind = match wire.kind {
+            WireKind::Deleted => EntryKind::Deleted,
+            WireKind::File(file) => {
+                file.capability
+                    .manifest
+                    .validate()
+                    .map_err(|reason| IndexEntryError::Stripe { reason })?;
+                EntryKind::File(FileEntry {
+                    capability: file.capability,
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    chunks: file.chunks,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                })
+            }
+        };
+        Ok(Entry {
+            path,
+            version: Version(wire.version),
+            writer: wire.writer,
+            kind,
+        })
+    }
+
+    /// Which of two entries is newer: by version, then by writer, and, for
+    /// two different entries with the same version and writer (which a
+    /// correct client never writes), by their encoded bytes, so that the
+    /// order is total and merging never depends on the order of replies.
+    /// `Equal` only for equal entries.
+    pub fn cmp_recency(&self, other: &Entry) -> Ordering {
+        (self.version, self.writer)
+            .cmp(&(other.version, other.writer))
+            .then_with(|| {
+                if self == other {
+                    Ordering::Equal
+                } else {
+                    self.encode().as_slice().cmp(other.encode().as_slice())
+                }
+            })
+    }
+}
+
+/// The newer of two entries of one path, by [`Entry::cmp_recency`].
+///
+/// Tombstones take part like any other entry, so a newer removal beats an
+/// older file and a newer file beats an older removal. `newest` is the
+/// maximum of a total order, hence, for all entries a, b, c:
+///
+/// - commutative: `newest(a, b) == newest(b, a)`;
+/// - associative: `newest(newest(a, b), c) == newest(a, newest(b, c))`;
+/// - idempotent: `newest(a, a) == a`;
+///
+/// so replies from nodes can be merged in any order and any grouping, and
+/// merging a copy twice changes nothing (garage's CRDT laws).
+pub fn newest(a: Entry, b: Entry) -> Entry {
+    if b.cmp_recency(&a) == Ordering::Greater {
+        b
+    } else {
+        a
+    }
+}
+
+/// The newest of any number of entries of one path; `None` for none.
+pub fn newest_of(entries: impl IntoIterator<Item = Entry>) -> Option<Entry> {
+    entries.into_iter().reduce(newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_core::StripeRef;
+    use cairn_core::keys::ManifestKey;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn path(s: &str) -> RemotePath {
+        s.parse().unwrap()
+    }
+
+    fn capability(n: usize, seed: u8) -> Capability {
+        Capability {
+            manifest: StripeRef {
+                blob_len: 1000,
+                redundancy: Redundancy::new(1.max(n.saturating_sub(2)), n).unwrap(),
+                shards: (0..n).map(|i| Id::of(&[seed, i as u8])).collect(),
+            },
+            key: ManifestKey::from_bytes([seed; 32]),
+        }
+    }
+
+    fn file(p: &str, version: u64) -> Entry {
+        Entry {
+            path: path(p),
+            version: Version(version),
+            writer: [7; 16],
+            kind: EntryKind::File(FileEntry {
+                capability: capability(4, 1),
+                size: 3_000_000,
+                modified_unix_ms: 1_790_000_000_000,
+                chunks: 3,
+                redundancy: Redundancy::new(2, 4).unwrap(),
+                content_hash: Id::of(b"content"),
+            }),
+        }
+    }
+
+    fn keys() -> (IndexKey, IndexNameKey) {
+        (
+            IndexKey::from_bytes([1; 32]),
+            IndexNameKey::from_bytes([2; 32]),
+        )
+    }
+
+    #[test]
+    fn paths_are_normalised_or_refused_with_a_reason() {
+        assert_eq!(path("/photos/a.jpg"), path("photos/a.jpg"));
+        assert_eq!(path("/photos/a.jpg").as_str(), "photos/a.jpg");
+        assert_eq!(path("é/ü b.txt").to_string(), "é/ü b.txt");
+        assert_eq!(path("...").as_str(), "...");
+        assert_eq!(path(".hidden/a").as_str(), ".hidden/a");
+
+        let err = |s: &str| s.parse::<RemotePath>().unwrap_err();
+        assert_eq!(err(""), PathError::Empty);
+        assert_eq!(err("/"), PathError::Empty);
+        assert_eq!(err("//a"), PathError::EmptyComponent { index: 0 });
+        assert_eq!(err("a//b"), PathError::EmptyComponent { index: 1 });
+        assert_eq!(err("a/"), PathError::EmptyComponent { index: 1 });
+        assert_eq!(
+            err("a/./b"),
+            PathError::DotComponent {
+                index: 1,
+                component: "."
+            }
+        );
+        assert_eq!(
+            err("../etc"),
+            PathError::DotComponent {
+                index: 0,
+                component: ".."
+            }
+        );
+        assert_eq!(err("a\0b"), PathError::Nul { position: 1 });
+        let longest = "x".repeat(MAX_PATH_LEN);
+        assert_eq!(path(&longest).as_str().len(), MAX_PATH_LEN);
+        assert_eq!(path(&format!("/{longest}")).as_str().len(), MAX_PATH_LEN);
+        assert_eq!(
+            err(&format!("{longest}y")),
+            PathError::TooLong {
+                len: MAX_PATH_LEN + 1,
+                max: MAX_PATH_LEN
+            }
+        );
+        assert_eq!(
+            err("a/../b").to_string(),
+            "component 1 of the remote path is \"..\": remote paths cannot use . or .."
+        );
+    }
+
+    #[test]
+    fn path_helpers() {
+        let p = path("photos/2024/a.jpg");
+        assert_eq!(p.file_name(), "a.jpg");
+        assert_eq!(p.parent(), Some(path("photos/2024")));
+        assert_eq!(path("top").parent(), None);
+        assert_eq!(path("top").file_name(), "top");
+        assert_eq!(
+            p.components().collect::<Vec<_>>(),
+            ["photos", "2024", "a.jpg"]
+        );
+        assert_eq!(path("dir").join("sub/f").unwrap(), path("dir/sub/f"));
+        assert_eq!(
+            path("dir").join("../f"),
+            Err(PathError::DotComponent {
+                index: 0,
+                component: ".."
+            })
+        );
+        assert!(path("dir").join("x".repeat(MAX_PATH_LEN).as_str()).is_err());
+    }
+
+    #[test]
+    fn prefixes_match_whole_components() {
+        let p = path("photos/a.jpg");
+        for yes in ["", "/", "photos", "/photos", "photos/", "photos/a.jpg"] {
+            assert!(p.starts_with_prefix(yes), "{yes:?}");
+        }
+        for no in ["photo", "photos/a", "photos/a.jpg/x", "photosX", "a.jpg"] {
+            assert!(!p.starts_with_prefix(no), "{no:?}");
+        }
+        assert!(!path("photosX/b").starts_with_prefix("photos"));
+    }
+
+    #[test]
+    fn names_are_keyed_and_pinned() {
+        let (_, name_key) = keys();
+        let name = entry_name(&name_key, &path("photos/a.jpg"));
+        assert_eq!(name, entry_name(&name_key, &path("/photos/a.jpg")));
+        assert_ne!(name, entry_name(&name_key, &path("photos/b.jpg")));
+        let other = IndexNameKey::from_bytes([3; 32]);
+        assert_ne!(name, entry_name(&other, &path("photos/a.jpg")));
+        // The name format is part of every user's index: a change must show
+        // up here.
+        assert_eq!(
+            Id::from_bytes(name).to_string(),
+            "524601c6a20ba9873ea24d0f46a048ebc7c57051cd5020810262b909417acb02"
+        );
+        assert_eq!(
+            name,
+            *blake3::keyed_hash(&[2; 32], b"cairn 2026-11 index entry name\0photos/a.jpg")
+                .as_bytes()
+        );
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_pinned_bytes() {
+        let (key, name_key) = keys();
+        let mut tombstone = file("gone.txt", 9);
+        tombstone.kind = EntryKind::Deleted;
+        for entry in [file("photos/a.jpg", 1 << 20), tombstone] {
+            let sealed = entry.seal(&key).unwrap();
+            assert_eq!(&sealed[..5], b"cnsi\x01");
+            assert_eq!(sealed, entry.seal(&key).unwrap(), "deterministic");
+            let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
+            assert_eq!(opened, entry);
+        }
+        // The encoding is a format: pin it.
+        let encoded = file("photos/a.jpg", 1 << 20).encode();
+        assert_eq!(&encoded[..5], b"cnie\x01");
+        assert_eq!(
+            Id::of(&encoded).to_string(),
+            "b376cfb4623b880ec3ee14e98972676ee4da88d0af6dc5e20543091b37ec4b9e"
+        );
+    }
+
+    #[test]
+    fn wrong_key_tampering_and_swapped_names_are_caught() {
+        let (key, name_key) = keys();
+        let entry = file("a", 5);
+        let name = entry.name(&name_key);
+        let sealed = entry.seal(&key).unwrap();
+
+        let other = IndexKey::from_bytes([9; 32]);
+        assert!(matches!(
+            Entry::open(&sealed, &other, &name, &name_key),
+            Err(IndexEntryError::Envelope(
+                EnvelopeError::Authentication { .. }
+            ))
+        ));
+        for bit in 0..sealed.len() * 8 {
+            let mut bad = sealed.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Entry::open(&bad, &key, &name, &name_key).is_err(),
+                "bit {bit}"
+            );
+        }
+        for len in 0..sealed.len() {
+            assert!(Entry::open(&sealed[..len], &key, &name, &name_key).is_err());
+        }
+
+        // A node answering for "a" with the entry of "b".
+        let b = file("b", 6);
+        let swapped = b.seal(&key).unwrap();
+        assert_eq!(
+            Entry::open(&swapped, &key, &name, &name_key),
+            Err(IndexEntryError::NameMismatch {
+                expected: name,
+                actual: b.name(&name_key)
+            })
+        );
+        // A sealed manifest is not an entry, even under the same key.
+        let manifest = envelope::seal(
+            &cairn_core::manifest::SEALED_MANIFEST,
+            key.expose_secret(),
+            b"x",
+        );
+        assert!(matches!(
+            Entry::open(&manifest, &key, &name, &name_key),
+            Err(IndexEntryError::Envelope(EnvelopeError::Format(_)))
+        ));
+        let huge = vec![0; MAX_SEALED_ENTRY_LEN + 1];
+        assert_eq!(
+            Entry::open(&huge, &key, &name, &name_key),
+            Err(IndexEntryError::TooLarge {
+                len: MAX_SEALED_ENTRY_LEN + 1,
+                max: MAX_SEALED_ENTRY_LEN
+            })
+        );
+    }
+
+    /// Seals `plaintext` as a sealed entry, bypassing `Entry::encode`.
+    fn seal_raw(plaintext: &[u8]) -> Vec<u8> {
+        envelope::seal(&SEALED_ENTRY, keys().0.expose_secret(), plaintext)
+    }
+
+    fn open_raw(plaintext: &[u8]) -> Result<Entry, IndexEntryError> {
+        let (key, name_key) = keys();
+        let name = entry_name(&name_key, &path("a"));
+        Entry::open(&seal_raw(plaintext), &key, &name, &name_key)
+    }
+
+    #[test]
+    fn bad_plaintexts_are_refused_with_a_reason() {
+        let good = file("a", 1).encode();
+        assert!(open_raw(&good).is_ok());
+
+        let mut newer = good.to_vec();
+        newer[4] = 2;
+        assert!(matches!(
+            open_raw(&newer),
+            Err(IndexEntryError::Format(FormatError::Version {
+                found: 2,
+                ..
+            }))
+        ));
+        let mut trailing = good.to_vec();
+        trailing.push(0);
+        assert_eq!(
+            open_raw(&trailing),
+            Err(IndexEntryError::TrailingBytes { count: 1 })
+        );
+        assert!(matches!(
+            open_raw(&good[..good.len() - 1]),
+            Err(IndexEntryError::Decode(_))
+        ));
+
+        let mut wire = file("a", 1).to_wire();
+        wire.path = "/a".into();
+        let encode = |wire: &WireEntry| {
+            let mut out = ENTRY.header().to_vec();
+            out.extend(postcard::to_stdvec(wire).unwrap());
+            out
+        };
+        assert_eq!(
+            open_raw(&encode(&wire)),
+            Err(IndexEntryError::NotCanonical { path: "/a".into() })
+        );
+        wire.path = "a/../b".into();
+        assert!(matches!(
+            open_raw(&encode(&wire)),
+            Err(IndexEntryError::Path(PathError::DotComponent { .. }))
+        ));
+        let mut wire = file("a", 1).to_wire();
+        if let WireKind::File(f) = &mut wire.kind {
+            f.capability.manifest.shards.pop();
+        }
+        assert!(matches!(
+            open_raw(&encode(&wire)),
+            Err(IndexEntryError::Stripe { .. })
+        ));
+    }
+
+    #[test]
+    fn the_largest_valid_entry_fits_and_a_larger_one_is_refused() {
+        let (key, name_key) = keys();
+        let mut entry = file(&"p".repeat(MAX_PATH_LEN), u64::MAX);
+        entry.kind = EntryKind::File(FileEntry {
+            capability: capability(32, 3),
+            size: u64::MAX,
+            modified_unix_ms: u64::MAX,
+            chunks: u64::MAX,
+            redundancy: Redundancy::new(1, 32).unwrap(),
+            content_hash: Id::of(b"x"),
+        });
+        let sealed = entry.seal(&key).unwrap();
+        assert!(sealed.len() < 6 * 1024, "{}", sealed.len());
+        assert_eq!(
+            Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap(),
+            entry
+        );
+
+        // Only a capability with an impossible shard list gets too large.
+        if let EntryKind::File(f) = &mut entry.kind {
+            f.capability.manifest.shards = vec![Id::of(b"s"); 2048];
+        }
+        assert!(matches!(
+            entry.seal(&key),
+            Err(IndexEntryError::TooLarge {
+                max: MAX_SEALED_ENTRY_LEN,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_manifest_key() {
+        let printed = format!("{:?}", file("a", 1));
+        assert!(printed.contains("[redacted]"));
+        assert!(!printed.contains("1, 1, 1, 1"));
+    }
+
+    #[test]
+    fn clock_follows_time_and_never_goes_back() {
+        let mut clock = Clock::new();
+        assert_eq!(clock.last(), Version::ZERO);
+        let a = clock.next(1_000, Version::ZERO);
+        assert_eq!(a, Version::new(1_000, 0));
+        assert_eq!((a.unix_ms(), a.counter()), (1_000, 0));
+        // Same millisecond, or the clock stepping back: the counter moves.
+        assert_eq!(clock.next(1_000, Version::ZERO), Version::new(1_000, 1));
+        assert_eq!(clock.next(500, Version::ZERO), Version::new(1_000, 2));
+        // Time moves on: back to the wall clock.
+        assert_eq!(clock.next(2_000, Version::ZERO), Version::new(2_000, 0));
+        // A floor from another writer whose clock is ahead.
+        let seen = Version::new(9_000, 4);
+        assert_eq!(clock.next(2_001, seen), Version::new(9_000, 5));
+        assert_eq!(clock.last(), Version::new(9_000, 5));
+        // The counter carries into the milliseconds.
+        let full = Version::new(10_000, u16::MAX);
+        assert_eq!(clock.next(0, full), Version::new(10_001, 0));
+        // Nothing above MAX.
+        assert_eq!(clock.next(0, Version::MAX), Version::MAX);
+        assert_eq!(Version::new(u64::MAX, 0).unix_ms(), Version::MAX_UNIX_MS);
+        let now = Clock::now_unix_ms();
+        assert!(now > 1_700_000_000_000 && now < Version::MAX_UNIX_MS);
+    }
+
+    #[test]
+    fn newest_prefers_version_then_writer_and_tombstones_count() {
+        let old = file("a", 1);
+        let mut removed = file("a", 2);
+        removed.kind = EntryKind::Deleted;
+        assert_eq!(newest(old.clone(), removed.clone()), removed);
+        let mut rewritten = file("a", 3);
+        rewritten.writer = [0; 16];
+        assert_eq!(newest(removed.clone(), rewritten.clone()), rewritten);
+
+        let mut other_writer = file("a", 3);
+        other_writer.writer = [1; 16];
+        assert_eq!(
+            newest(rewritten.clone(), other_writer.clone()),
+            other_writer
+        );
+        assert_eq!(
+            newest_of([old.clone(), rewritten, removed])
+                .unwrap()
+                .version,
+            Version(3)
+        );
+        assert_eq!(newest_of(Vec::new()), None);
+        assert_eq!(old.cmp_recency(&old.clone()), Ordering::Equal);
+    }
+
+    // Strategies.
+
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{1,8}",
+            "[^/\u{0}]{1,12}",
+            Just(".hidden".to_owned()),
+            Just("...".to_owned()),
+        ]
+        .prop_filter("not . or ..", |c| c != "." && c != "..")
+    }
+
+    fn remote_path() -> impl Strategy<Value = RemotePath> {
+        prop::collection::vec(component(), 1..6).prop_map(|c| path(&c.join("/")))
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let file = (
+            1usize..=32,
+            any::<u8>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+        )
+            .prop_map(|(n, seed, size, modified, chunks, hash)| {
+                EntryKind::File(FileEntry {
+                    capability: capability(n, seed),
+                    size,
+                    modified_unix_ms: modified,
+                    chunks,
+                    redundancy: Redundancy::new(1, n).unwrap(),
+                    content_hash: Id::from_bytes(hash),
+                })
+            });
+        (
+            remote_path(),
+            any::<u64>(),
+            any::<[u8; 16]>(),
+            prop_oneof![Just(EntryKind::Deleted), file],
+        )
+            .prop_map(|(path, version, writer, kind)| Entry {
+                path,
+                version: Version(version),
+                writer,
+                kind,
+            })
+    }
+
+    /// Entries of one path that often share versions and writers, to
+    /// exercise every tie-break.
+    fn rival() -> impl Strategy<Value = Entry> {
+        (0u64..3, 0u8..2, any::<bool>(), 0u8..3).prop_map(|(version, writer, deleted, seed)| {
+            let mut e = file("same", version);
+            e.writer = [writer; 16];
+            e.kind = if deleted {
+                EntryKind::Deleted
+            } else {
+                EntryKind::File(FileEntry {
+                    capability: capability(4, seed),
+                    size: u64::from(seed),
+                    modified_unix_ms: 0,
+                    chunks: 1,
+                    redundancy: Redundancy::new(2, 4).unwrap(),
+                    content_hash: Id::of(&[seed]),
+                })
+            };
+            e
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_entry_round_trips(entry in entry()) {
+            let (key, name_key) = keys();
+            let sealed = entry.seal(&key).unwrap();
+            prop_assert!(sealed.len() <= MAX_SEALED_ENTRY_LEN);
+            let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
+            prop_assert_eq!(opened, entry);
+        }
+
+        #[test]
+        fn paths_round_trip_through_text(p in remote_path()) {
+            prop_assert_eq!(p.to_string().parse::<RemotePath>().unwrap(), p.clone());
+            prop_assert_eq!(format!("/{p}").parse::<RemotePath>().unwrap(), p);
+        }
+
+        #[test]
+        fn prefix_matching_is_component_prefix(p in remote_path(), q in remote_path()) {
+            let pc: Vec<&str> = p.components().collect();
+            let qc: Vec<&str> = q.components().collect();
+            prop_assert_eq!(p.starts_with_prefix(q.as_str()), pc.starts_with(&qc));
+            prop_assert!(p.starts_with_prefix(""));
+            prop_assert!(p.starts_with_prefix(p.as_str()));
+            if let Some(parent) = p.parent() {
+                prop_assert!(p.starts_with_prefix(parent.as_str()));
+            }
+        }
+
+        #[test]
+        fn clock_is_strictly_monotonic_and_above_every_floor(
+            steps in prop::collection::vec((0u64..10_000, 0u64..(10_000 << 16)), 1..50),
+        ) {
+            let mut clock = Clock::new();
+            let mut last = Version::ZERO;
+            for (now, floor) in steps {
+                let v = clock.next(now, Version(floor));
+                prop_assert!(v > last);
+                prop_assert!(v > Version(floor));
+                prop_assert!(v >= Version::new(now, 0));
+                last = v;
+            }
+        }
+
+        #[test]
+        fn newest_is_commutative(a in rival(), b in rival()) {
+            prop_assert_eq!(newest(a.clone(), b.clone()), newest(b, a));
+        }
+
+        #[test]
+        fn newest_is_associative(a in rival(), b in rival(), c in rival()) {
+            prop_assert_eq!(
+                newest(newest(a.clone(), b.clone()), c.clone()),
+                newest(a, newest(b, c))
+            );
+        }
+
+        #[test]
+        fn newest_is_idempotent(a in rival(), b in rival()) {
+            prop_assert_eq!(newest(a.clone(), a.clone()), a.clone());
+            let merged = newest(a.clone(), b.clone());
+            prop_assert_eq!(newest(merged.clone(), b), merged);
+        }
+
+        #[test]
+        fn newest_of_ignores_order(mut entries in prop::collection::vec(rival(), 1..8)) {
+            let forward = newest_of(entries.clone());
+            entries.reverse();
+            prop_assert_eq!(newest_of(entries), forward);
+        }
+    }
+}
