@@ -1,0 +1,737 @@
+//! The replicated index: looking names up, writing entries, listing,
+//! removing, and the health of what is stored.
+//!
+//! Every node keeps a copy of the user's index entries. A write goes to
+//! every node and succeeds on a majority of all configured nodes; a read
+//! asks every reachable node and takes the newest entry (by version, then
+//! writer), deletes being tombstones like any other entry. Nodes that
+//! answered with an older entry, or none, are sent the newest one (read
+//! repair), so a node that missed writes while it was down catches up the
+//! first time the name is read after it returns.
+//!
+//! Health comes from asking the nodes which shards they hold (`ls -l`,
+//! `stat`); `verify` goes further and reads every copy of every shard to
+//! check its hash.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use cairn_core::{Capability, Id, Manifest, StripeRef};
+use cairn_net::client::ClientError;
+use cairn_net::protocol::ErrorCode;
+
+use crate::Client;
+use crate::fetch::FetchError;
+use crate::index::{self, Entry, EntryKind, FileEntry, RemotePath, Version};
+use crate::store::StoreError;
+
+/// How many shards of a file are where they should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Health {
+    /// Every shard of every chunk is stored.
+    Ok,
+    /// Some shards are missing, but every chunk has at least k.
+    Degraded,
+    /// Some chunk has fewer than k shards: the file cannot be read.
+    Lost,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "ok",
+            Self::Degraded => "degraded",
+            Self::Lost => "lost",
+        })
+    }
+}
+
+/// A stored file, as `ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Its name.
+    pub path: RemotePath,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time of the local file it was stored from.
+    pub modified_unix_ms: u64,
+    /// The index entry's version.
+    pub version: u64,
+    /// Health, when asked for.
+    pub health: Option<Health>,
+}
+
+/// Where a file's shards are, as `stat` and `verify` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    /// The file.
+    pub info: FileInfo,
+    /// k and n.
+    pub redundancy: cairn_core::Redundancy,
+    /// Chunks (the manifest not counted).
+    pub chunks: usize,
+    /// Shards each node holds, in configuration order (with its address).
+    pub shards_per_node: Vec<(String, usize)>,
+    /// Shards missing from every node.
+    pub missing: usize,
+    /// Shard copies that failed their hash (`verify` only; 0 for `stat`).
+    pub corrupt: usize,
+    /// Overall health.
+    pub health: Health,
+}
+
+/// Why listing, removing or inspecting failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// No node answered.
+    #[error("no node could be reached: {}", failed.join(", "))]
+    NoNode {
+        /// The nodes that failed, with why.
+        failed: Vec<String>,
+    },
+    /// No such file.
+    #[error("no file {0}")]
+    NotFound(String),
+    /// Fetching a manifest failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Writing the tombstone failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Shard references dropped on the nodes.
+    pub references_dropped: usize,
+    /// Shards kept because another of the user's files uses them.
+    pub shards_kept: usize,
+}
+
+impl Client {
+    /// The newest entry named `remote` among the reachable nodes, repairing
+    /// nodes that hold an older one.
+    pub(crate) async fn lookup(
+        &self,
+        remote: &RemotePath,
+    ) -> Result<Option<Entry>, DirectoryError> {
+        let name = index::entry_name(&self.keys.index_name, remote);
+        let replies = futures::future::join_all((0..self.cluster.len()).map(|node| async move {
+            let reply = self
+                .cluster
+                .on(node, |connection| async move {
+                    connection.get_index(&name).await
+                })
+                .await;
+            (node, reply)
+        }))
+        .await;
+        let mut newest: Option<(Entry, Bytes)> = None;
+        let mut answered: Vec<(usize, Option<u64>)> = Vec::new();
+        let mut failed = Vec::new();
+        for (node, reply) in replies {
+            match reply {
+                Ok(None) => answered.push((node, None)),
+                Ok(Some(stored)) => {
+                    answered.push((node, Some(stored.version)));
+                    match Entry::open(&stored.data, &self.keys.index, &name, &self.keys.index_name)
+                    {
+                        Ok(entry) => {
+                            newest = Some(match newest.take() {
+                                Some((best, data)) if !newer(&entry, &best) => (best, data),
+                                _ => (entry, stored.data),
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(node = %self.cluster.address(node), "an index entry for {remote} does not open: {e}")
+                        }
+                    }
+                }
+                Err(e) => failed.push(format!("{} ({e})", self.cluster.address(node))),
+            }
+        }
+        if answered.is_empty() {
+            return Err(DirectoryError::NoNode { failed });
+        }
+        if let Some((entry, data)) = &newest {
+            self.repair(&name, entry.version.0, data, &answered).await;
+        }
+        Ok(newest.map(|(entry, _)| entry))
+    }
+
+    /// Sends the newest entry to the nodes that answered with an older one
+    /// or none (best effort: a failure here is retried at the next read).
+    async fn repair(
+        &self,
+        name: &[u8; 32],
+        version: u64,
+        data: &Bytes,
+        answered: &[(usize, Option<u64>)],
+    ) {
+        let stale = answered
+            .iter()
+            .filter(|(_, v)| v.is_none_or(|v| v < version))
+            .map(|(node, _)| *node);
+        futures::future::join_all(stale.map(|node| {
+            let data = data.clone();
+            async move {
+                let result = self
+                    .cluster
+                    .on(
+                        node,
+                        |c| async move { c.put_index(name, version, data).await },
+                    )
+                    .await;
+                if let Err(e) = result {
+                    tracing::debug!(node = %self.cluster.address(node), "read repair failed: {e}");
+                }
+            }
+        }))
+        .await;
+    }
+
+    /// The capability of the file named `remote`.
+    ///
+    /// # Errors
+    /// [`FetchError::NotFound`] if there is no such file (or it was
+    /// removed).
+    pub async fn capability(&self, remote: &RemotePath) -> Result<Capability, FetchError> {
+        match self.lookup(remote).await {
+            Ok(Some(Entry {
+                kind: EntryKind::File(file),
+                ..
+            })) => Ok(file.capability),
+            Ok(_) => Err(FetchError::NotFound(remote.to_string())),
+            Err(DirectoryError::NoNode { failed }) => Err(FetchError::Unavailable {
+                what: format!("the index entry of {remote}"),
+                found: 0,
+                needed: 1,
+                failed,
+            }),
+            Err(e) => Err(FetchError::NotFound(format!("{remote}: {e}"))),
+        }
+    }
+
+    /// Writes the entry of a newly stored file.
+    pub(crate) async fn write_file_entry(
+        &self,
+        remote: &RemotePath,
+        capability: Capability,
+        manifest: &Manifest,
+        modified_unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let file = FileEntry {
+            capability,
+            size: manifest.size,
+            modified_unix_ms,
+            chunks: manifest.chunks.len() as u64,
+            redundancy: self.redundancy,
+            content_hash: manifest.hash,
+        };
+        self.write_entry(remote, EntryKind::File(file)).await
+    }
+
+    /// Writes an entry for `remote` on every node, with a version above
+    /// any seen; succeeds on a majority of the configured nodes.
+    pub(crate) async fn write_entry(
+        &self,
+        remote: &RemotePath,
+        kind: EntryKind,
+    ) -> Result<(), StoreError> {
+        let name = index::entry_name(&self.keys.index_name, remote);
+        let total = self.cluster.len();
+        let needed = total / 2 + 1;
+        let mut floor = match self.lookup(remote).await {
+            Ok(Some(entry)) => entry.version,
+            _ => Version(0),
+        };
+        let mut failed = Vec::new();
+        for _attempt in 0..4 {
+            let version = self
+                .clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .next(index::Clock::now_unix_ms(), floor);
+            let entry = Entry {
+                path: remote.clone(),
+                version,
+                writer: self.writer,
+                kind: kind.clone(),
+            };
+            let sealed = Bytes::from(entry.seal(&self.keys.index)?);
+            let results = futures::future::join_all((0..total).map(|node| {
+                let sealed = sealed.clone();
+                async move {
+                    let result = self
+                        .cluster
+                        .on(node, |c| async move {
+                            c.put_index(&name, version.0, sealed).await
+                        })
+                        .await;
+                    (node, result)
+                }
+            }))
+            .await;
+            let mut acknowledged = 0;
+            let mut conflict = false;
+            failed.clear();
+            for (node, result) in results {
+                match result {
+                    Ok(_) => acknowledged += 1,
+                    Err(e) if e.code() == Some(ErrorCode::Conflict) => {
+                        conflict = true;
+                        failed.push(format!(
+                            "{} (a newer entry was written meanwhile)",
+                            self.cluster.address(node)
+                        ));
+                    }
+                    Err(e) => failed.push(format!("{} ({e})", self.cluster.address(node))),
+                }
+            }
+            if acknowledged >= needed {
+                return Ok(());
+            }
+            if !conflict {
+                return Err(StoreError::IndexNotStored {
+                    acknowledged,
+                    total,
+                    needed,
+                    failed,
+                });
+            }
+            // Another writer got there first on some node: go above it.
+            floor = match self.lookup(remote).await {
+                Ok(Some(entry)) => entry.version.max(version),
+                _ => version,
+            };
+        }
+        Err(StoreError::IndexNotStored {
+            acknowledged: 0,
+            total,
+            needed,
+            failed,
+        })
+    }
+
+    /// Every stored file whose path is `prefix` or under it (all files for
+    /// an empty prefix), newest entries only, in path order. With `health`,
+    /// each file's health is computed from the nodes' shard lists.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answered.
+    pub async fn list_files(
+        &self,
+        prefix: &str,
+        health: bool,
+    ) -> Result<Vec<FileInfo>, DirectoryError> {
+        let pages = futures::future::join_all(
+            (0..self.cluster.len()).map(|node| async move { (node, self.list_node(node).await) }),
+        )
+        .await;
+        // name → newest entry, and what each node has for it.
+        let mut newest: HashMap<[u8; 32], (Entry, Bytes)> = HashMap::new();
+        let mut held: HashMap<[u8; 32], Vec<(usize, u64)>> = HashMap::new();
+        let mut answered = Vec::new();
+        let mut failed = Vec::new();
+        for (node, page) in pages {
+            let entries = match page {
+                Ok(entries) => entries,
+                Err(e) => {
+                    failed.push(format!("{} ({e})", self.cluster.address(node)));
+                    continue;
+                }
+            };
+            answered.push(node);
+            for stored in entries {
+                held.entry(stored.name)
+                    .or_default()
+                    .push((node, stored.version));
+                let Ok(entry) = Entry::open(
+                    &stored.data,
+                    &self.keys.index,
+                    &stored.name,
+                    &self.keys.index_name,
+                ) else {
+                    tracing::warn!(node = %self.cluster.address(node), "skipping an index entry that does not open");
+                    continue;
+                };
+                let replace = newest
+                    .get(&stored.name)
+                    .is_none_or(|(best, _)| newer(&entry, best));
+                if replace {
+                    newest.insert(stored.name, (entry, stored.data));
+                }
+            }
+        }
+        if answered.is_empty() {
+            return Err(DirectoryError::NoNode { failed });
+        }
+        // Read repair: nodes that answered without the newest version.
+        for (name, (entry, data)) in &newest {
+            let have: Vec<(usize, Option<u64>)> = answered
+                .iter()
+                .map(|&node| {
+                    let version = held
+                        .get(name)
+                        .and_then(|v| v.iter().find(|(n, _)| *n == node).map(|(_, v)| *v));
+                    (node, version)
+                })
+                .collect();
+            if have
+                .iter()
+                .any(|(_, v)| v.is_none_or(|v| v < entry.version.0))
+            {
+                self.repair(name, entry.version.0, data, &have).await;
+            }
+        }
+        let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
+        let mut capabilities = Vec::new();
+        for (entry, _) in newest.into_values() {
+            let EntryKind::File(file) = entry.kind else {
+                continue;
+            };
+            if !entry.path.starts_with_prefix(prefix) {
+                continue;
+            }
+            capabilities.push((entry.path.to_string(), file.capability.clone()));
+            files.insert(
+                entry.path.to_string(),
+                FileInfo {
+                    path: entry.path,
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    version: entry.version.0,
+                    health: None,
+                },
+            );
+        }
+        if health {
+            for (path, capability) in capabilities {
+                let layout = self.layout(&capability).await;
+                if let Some(info) = files.get_mut(&path) {
+                    info.health = Some(layout.map_or(Health::Lost, |(_, _, _, _, h)| h));
+                }
+            }
+        }
+        Ok(files.into_values().collect())
+    }
+
+    /// All of one node's entries for this user.
+    async fn list_node(
+        &self,
+        node: usize,
+    ) -> Result<Vec<cairn_net::client::IndexEntry>, ClientError> {
+        let mut entries = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .cluster
+                .on(
+                    node,
+                    |c| async move { c.list_index(after.as_ref(), 1000).await },
+                )
+                .await?;
+            after = page.entries.last().map(|e| e.name);
+            let more = page.more && after.is_some();
+            entries.extend(page.entries);
+            if !more {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// Where the shards of the file `capability` names are: per stripe the
+    /// count of shard indices stored anywhere, per node the shards it holds.
+    /// Returns (manifest, per-node counts, missing, chunks, health).
+    async fn layout(
+        &self,
+        capability: &Capability,
+    ) -> Result<(Manifest, Vec<usize>, usize, usize, Health), FetchError> {
+        let counts = crate::fetch::Counts::default();
+        let manifest = self.fetch_manifest(capability, &counts).await?;
+        let stripes: Vec<&StripeRef> = std::iter::once(&capability.manifest)
+            .chain(manifest.chunks.iter().map(|c| &c.stripe))
+            .collect();
+        let ids: Vec<Id> = stripes
+            .iter()
+            .flat_map(|s| s.shards.iter().copied())
+            .collect();
+        let present = self.where_are(&ids).await;
+        let mut per_node = vec![0usize; self.cluster.len()];
+        for nodes in present.values() {
+            for &node in nodes {
+                per_node[node] += 1;
+            }
+        }
+        let mut missing = 0;
+        let mut health = Health::Ok;
+        for stripe in &stripes {
+            let have = stripe
+                .shards
+                .iter()
+                .filter(|id| present.get(*id).is_some_and(|n| !n.is_empty()))
+                .count();
+            missing += stripe.shards.len() - have;
+            if have < stripe.redundancy.data() {
+                health = Health::Lost;
+            } else if have < stripe.shards.len() && health == Health::Ok {
+                health = Health::Degraded;
+            }
+        }
+        let chunks = manifest.chunks.len();
+        Ok((manifest, per_node, missing, chunks, health))
+    }
+
+    /// For each of `ids`, the nodes that say they store it.
+    async fn where_are(&self, ids: &[Id]) -> HashMap<Id, Vec<usize>> {
+        let mut present: HashMap<Id, Vec<usize>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+        let batch = cairn_net::protocol::Limits::default().max_batch;
+        let answers = futures::future::join_all((0..self.cluster.len()).map(|node| async move {
+            let mut stored = Vec::new();
+            for chunk in ids.chunks(batch) {
+                let has = self
+                    .cluster
+                    .on(node, |c| async move { c.has_shards(chunk).await })
+                    .await;
+                match has {
+                    Ok(has) => stored.extend(
+                        chunk
+                            .iter()
+                            .zip(has.stored)
+                            .filter(|(_, s)| *s)
+                            .map(|(id, _)| *id),
+                    ),
+                    Err(_) => return (node, Vec::new()),
+                }
+            }
+            (node, stored)
+        }))
+        .await;
+        for (node, stored) in answers {
+            for id in stored {
+                if let Some(nodes) = present.get_mut(&id) {
+                    nodes.push(node);
+                }
+            }
+        }
+        present
+    }
+
+    /// The layout and health of `remote`.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NotFound`] for no such file, or a fetch error for
+    /// its manifest.
+    pub async fn stat(&self, remote: &RemotePath) -> Result<FileLayout, DirectoryError> {
+        let (info, capability) = self.file(remote).await?;
+        let (manifest, per_node, missing, chunks, health) = self.layout(&capability).await?;
+        Ok(FileLayout {
+            info: FileInfo {
+                health: Some(health),
+                ..info
+            },
+            redundancy: manifest
+                .chunks
+                .first()
+                .map_or(capability.manifest.redundancy, |c| c.stripe.redundancy),
+            chunks,
+            shards_per_node: self.per_node(per_node),
+            missing,
+            corrupt: 0,
+            health,
+        })
+    }
+
+    /// Reads every copy of every shard of `remote` from every node that
+    /// claims it and checks its hash.
+    ///
+    /// # Errors
+    /// As [`stat`](Self::stat).
+    pub async fn verify(&self, remote: &RemotePath) -> Result<FileLayout, DirectoryError> {
+        let (info, capability) = self.file(remote).await?;
+        let counts = crate::fetch::Counts::default();
+        let manifest = self.fetch_manifest(&capability, &counts).await?;
+        let stripes: Vec<StripeRef> = std::iter::once(capability.manifest.clone())
+            .chain(manifest.chunks.iter().map(|c| c.stripe.clone()))
+            .collect();
+        let ids: Vec<Id> = stripes
+            .iter()
+            .flat_map(|s| s.shards.iter().copied())
+            .collect();
+        let claimed = self.where_are(&ids).await;
+        let mut good: HashMap<Id, Vec<usize>> = HashMap::new();
+        let mut corrupt = 0;
+        for (id, nodes) in &claimed {
+            for &node in nodes {
+                let id = *id;
+                match self
+                    .cluster
+                    .on(node, |c| async move { c.get_shard(&id).await })
+                    .await
+                {
+                    Ok(_) => good.entry(id).or_default().push(node),
+                    Err(ClientError::Corrupt { .. }) => corrupt += 1,
+                    Err(e) if e.code() == Some(ErrorCode::Corrupt) => corrupt += 1,
+                    Err(_) => {}
+                }
+            }
+        }
+        let mut per_node = vec![0usize; self.cluster.len()];
+        for nodes in good.values() {
+            for &node in nodes {
+                per_node[node] += 1;
+            }
+        }
+        let mut missing = 0;
+        let mut health = Health::Ok;
+        for stripe in &stripes {
+            let have = stripe
+                .shards
+                .iter()
+                .filter(|id| good.contains_key(*id))
+                .count();
+            missing += stripe.shards.len() - have;
+            if have < stripe.redundancy.data() {
+                health = Health::Lost;
+            } else if have < stripe.shards.len() && health == Health::Ok {
+                health = Health::Degraded;
+            }
+        }
+        Ok(FileLayout {
+            info: FileInfo {
+                health: Some(health),
+                ..info
+            },
+            redundancy: manifest
+                .chunks
+                .first()
+                .map_or(capability.manifest.redundancy, |c| c.stripe.redundancy),
+            chunks: manifest.chunks.len(),
+            shards_per_node: self.per_node(per_node),
+            missing,
+            corrupt,
+            health,
+        })
+    }
+
+    fn per_node(&self, counts: Vec<usize>) -> Vec<(String, usize)> {
+        counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (self.cluster.address(i).to_string(), n))
+            .collect()
+    }
+
+    /// The live entry of `remote`.
+    async fn file(&self, remote: &RemotePath) -> Result<(FileInfo, Capability), DirectoryError> {
+        match self.lookup(remote).await? {
+            Some(Entry {
+                path,
+                version,
+                kind: EntryKind::File(file),
+                ..
+            }) => Ok((
+                FileInfo {
+                    path,
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    version: version.0,
+                    health: None,
+                },
+                file.capability,
+            )),
+            _ => Err(DirectoryError::NotFound(remote.to_string())),
+        }
+    }
+
+    /// Removes `remote`: writes a tombstone on a majority of nodes, then
+    /// drops the references to its shards that no other file of the user
+    /// still needs (shards are shared between files with equal chunks).
+    ///
+    /// # Errors
+    /// [`DirectoryError::NotFound`] if there is no such file; a store error
+    /// if the tombstone did not reach a majority (then nothing is dropped).
+    pub async fn remove(&self, remote: &RemotePath) -> Result<RemoveReport, DirectoryError> {
+        let (_, capability) = self.file(remote).await?;
+        let counts = crate::fetch::Counts::default();
+        let manifest = self.fetch_manifest(&capability, &counts).await.ok();
+        self.write_entry(remote, EntryKind::Deleted).await?;
+
+        let mut ours: HashSet<Id> = capability.manifest.shards.iter().copied().collect();
+        if let Some(manifest) = &manifest {
+            ours.extend(
+                manifest
+                    .chunks
+                    .iter()
+                    .flat_map(|c| c.stripe.shards.iter().copied()),
+            );
+        }
+        // Shards another live file uses stay referenced.
+        let mut kept = HashSet::new();
+        for other in self.list_files("", false).await? {
+            if other.path == *remote {
+                continue;
+            }
+            let Ok(capability) = self.capability(&other.path).await else {
+                continue;
+            };
+            kept.extend(
+                capability
+                    .manifest
+                    .shards
+                    .iter()
+                    .copied()
+                    .filter(|id| ours.contains(id)),
+            );
+            if let Ok(manifest) = self.fetch_manifest(&capability, &counts).await {
+                for chunk in &manifest.chunks {
+                    kept.extend(
+                        chunk
+                            .stripe
+                            .shards
+                            .iter()
+                            .copied()
+                            .filter(|id| ours.contains(id)),
+                    );
+                }
+            }
+        }
+        let drop: Vec<Id> = ours
+            .iter()
+            .copied()
+            .filter(|id| !kept.contains(id))
+            .collect();
+        let batch = cairn_net::protocol::Limits::default().max_batch;
+        let dropped = futures::future::join_all((0..self.cluster.len()).map(|node| {
+            let drop = &drop;
+            async move {
+                let mut released = 0;
+                for chunk in drop.chunks(batch) {
+                    if let Ok(outcomes) = self
+                        .cluster
+                        .on(node, |c| async move { c.drop_shards(chunk).await })
+                        .await
+                    {
+                        released += outcomes
+                            .iter()
+                            .filter(|o| **o != cairn_net::protocol::Dropped::NotReferenced)
+                            .count();
+                    }
+                }
+                released
+            }
+        }))
+        .await;
+        Ok(RemoveReport {
+            references_dropped: dropped.iter().sum(),
+            shards_kept: kept.len(),
+        })
+    }
+}
+
+/// Whether `a` is newer than `b` (the index's recency order).
+fn newer(a: &Entry, b: &Entry) -> bool {
+    a.cmp_recency(b) == std::cmp::Ordering::Greater
+}

@@ -1,0 +1,339 @@
+//! Fetching a file: find its newest index entry, open its manifest, and
+//! rebuild every chunk from any k verified shards.
+//!
+//! ```text
+//! index entry (newest over the nodes) ─▶ capability ─▶ manifest (any k shards)
+//! chunks, `window` at once, written in order:
+//!   data shards first, each from the node rendezvous placement puts it on
+//!   a shard that fails (node down, missing, corrupt, timeout) → the next parity shard
+//!   still short of k → look for the missing shards on every other node
+//! every shard is checked against its id on arrival and again when decoded;
+//! the whole file against the manifest's hash before it is renamed into place
+//! ```
+//!
+//! With all data shards at hand, decoding is a copy; parity is fetched only
+//! for the data shards that could not be had.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use cairn_core::{Capability, FileOpener, Manifest, StripeRef};
+use cairn_net::client::ClientError;
+use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::Client;
+use crate::placement;
+
+/// What a get did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    /// File size in bytes.
+    pub size: u64,
+    /// Chunks in the file.
+    pub chunks: usize,
+    /// Chunks rebuilt from parity because a data shard was missing.
+    pub rebuilt: usize,
+    /// Shards fetched.
+    pub shards_fetched: usize,
+    /// Shard fetches that failed (node down, shard missing or corrupt).
+    pub shards_failed: usize,
+}
+
+/// Why a get failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// No file of that name (or it was removed).
+    #[error("no file {0}")]
+    NotFound(String),
+    /// The local file exists and overwriting was not allowed.
+    #[error("{0} exists; pass --force to overwrite it")]
+    Exists(String),
+    /// The local file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Fewer than k shards of a chunk (or of the manifest) could be had.
+    #[error("{what}: only {found} of the {needed} shards needed could be fetched; failed nodes: {}", failed.join(", "))]
+    Unavailable {
+        /// "chunk N" or "the manifest".
+        what: String,
+        /// Verified shards found.
+        found: usize,
+        /// k.
+        needed: usize,
+        /// Nodes that failed, with why.
+        failed: Vec<String>,
+    },
+    /// The shards decoded to something that does not check out.
+    #[error(transparent)]
+    Open(#[from] cairn_core::OpenError),
+    /// The index could not be read.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexEntryError),
+}
+
+/// Shard fetches of one operation, counted.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    fetched: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl Client {
+    /// Fetches `remote` into the file `local`: written to a temporary file
+    /// beside it and renamed into place only once the whole file checks
+    /// out. `progress` is told the bytes written so far.
+    ///
+    /// # Errors
+    /// [`FetchError`]: no such file, `local` exists and `overwrite` is
+    /// false, a chunk is unavailable, or the bytes do not check out.
+    pub async fn fetch_file(
+        &self,
+        remote: &crate::index::RemotePath,
+        local: &Path,
+        overwrite: bool,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        let capability = self.capability(remote).await?;
+        self.fetch_capability_to_file(&capability, local, overwrite, progress)
+            .await
+    }
+
+    /// Fetches the file `capability` names into `local`, as
+    /// [`fetch_file`](Self::fetch_file) does.
+    ///
+    /// # Errors
+    /// As [`fetch_file`](Self::fetch_file).
+    pub async fn fetch_capability_to_file(
+        &self,
+        capability: &Capability,
+        local: &Path,
+        overwrite: bool,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        let write_error = |source| FetchError::Write {
+            path: local.display().to_string(),
+            source,
+        };
+        if !overwrite && local.exists() {
+            return Err(FetchError::Exists(local.display().to_string()));
+        }
+        let parent = match local.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let partial = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".cairn-partial")
+            .tempfile_in(&parent)
+            .map_err(write_error)?;
+        let file = tokio::fs::File::from_std(partial.reopen().map_err(write_error)?);
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let report = self
+            .fetch_capability_to(capability, &mut out, progress)
+            .await?;
+        out.flush().await.map_err(write_error)?;
+        out.into_inner().sync_all().await.map_err(write_error)?;
+        // Renamed only now that every chunk and the whole-file hash checked out.
+        if overwrite {
+            partial.persist(local).map_err(|e| write_error(e.error))?;
+        } else {
+            partial
+                .persist_noclobber(local)
+                .map_err(|e| match e.error.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        FetchError::Exists(local.display().to_string())
+                    }
+                    _ => write_error(e.error),
+                })?;
+        }
+        Ok(report)
+    }
+
+    /// Fetches the file `capability` names and writes it to `out`, chunk by
+    /// chunk. Every chunk written was verified; the whole-file hash is
+    /// checked at the end, so only an `Ok` means `out` holds the file.
+    ///
+    /// # Errors
+    /// As [`fetch_file`](Self::fetch_file).
+    pub async fn fetch_capability_to<W: AsyncWrite + Unpin>(
+        &self,
+        capability: &Capability,
+        out: &mut W,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        let counts = Counts::default();
+        let manifest = self.fetch_manifest(capability, &counts).await?;
+        let chunks = manifest.chunks.len();
+        let size = manifest.size;
+        let stripes: Vec<StripeRef> = manifest.chunks.iter().map(|c| c.stripe.clone()).collect();
+        let mut opener = FileOpener::new(manifest, std::io::sink());
+        let mut pending = FuturesOrdered::new();
+        let mut next = 0;
+        let mut rebuilt = 0;
+        let mut written = 0u64;
+        let mut current = 0;
+        loop {
+            while pending.len() < self.window && next < stripes.len() {
+                let stripe = &stripes[next];
+                let what = format!("chunk {next}");
+                let counts = &counts;
+                pending.push_back(async move { self.fetch_stripe(stripe, &what, counts).await });
+                next += 1;
+            }
+            let Some(shards) = pending.next().await else {
+                break;
+            };
+            let shards = shards?;
+            let k = stripes[current].redundancy.data();
+            current += 1;
+            if shards[..k].iter().any(Option::is_none) {
+                rebuilt += 1;
+            }
+            let plaintext = opener.open_next(&shards)?;
+            out.write_all(&plaintext)
+                .await
+                .map_err(|source| FetchError::Write {
+                    path: "the output".into(),
+                    source,
+                })?;
+            written += plaintext.len() as u64;
+            progress(written);
+        }
+        opener.finish()?;
+        Ok(FetchReport {
+            size,
+            chunks,
+            rebuilt,
+            shards_fetched: counts.fetched.load(Ordering::Relaxed),
+            shards_failed: counts.failed.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The manifest a capability names.
+    pub(crate) async fn fetch_manifest(
+        &self,
+        capability: &Capability,
+        counts: &Counts,
+    ) -> Result<Manifest, FetchError> {
+        let shards = self
+            .fetch_stripe(&capability.manifest, "the manifest", counts)
+            .await?;
+        Ok(cairn_core::pipeline::open_manifest(capability, &shards)?)
+    }
+
+    /// Any k verified shards of `stripe`, data shards first; `None` in the
+    /// slots not fetched.
+    pub(crate) async fn fetch_stripe(
+        &self,
+        stripe: &StripeRef,
+        what: &str,
+        counts: &Counts,
+    ) -> Result<Vec<Option<Bytes>>, FetchError> {
+        let (k, n) = (stripe.redundancy.data(), stripe.redundancy.total());
+        let key = placement::stripe_key(stripe);
+        let ids = self.cluster.node_ids();
+        let ranking = placement::ranking(&key, &ids);
+        let primary = |shard: usize| ranking[shard % ranking.len()];
+        let mut slots: Vec<Option<Bytes>> = vec![None; n];
+        let mut found = 0;
+        let mut next_parity = k;
+        let mut tried: Vec<Vec<usize>> = vec![Vec::new(); n];
+
+        // Phase 1: each shard from the node placement puts it on.
+        let mut attempts = FuturesUnordered::new();
+        for (shard, tried) in tried.iter_mut().enumerate().take(k) {
+            let node = primary(shard);
+            tried.push(node);
+            attempts.push(self.get_from(node, shard, stripe, counts));
+        }
+        while let Some((shard, result)) = attempts.next().await {
+            match result {
+                Some(bytes) => {
+                    slots[shard] = Some(bytes);
+                    found += 1;
+                    if found == k {
+                        return Ok(slots);
+                    }
+                }
+                None if next_parity < n => {
+                    let parity = next_parity;
+                    next_parity += 1;
+                    let node = primary(parity);
+                    tried[parity].push(node);
+                    attempts.push(self.get_from(node, parity, stripe, counts));
+                }
+                None => {}
+            }
+        }
+        drop(attempts);
+
+        // Phase 2: the shards still missing, on every other node (a put
+        // made while nodes were down places shards further along).
+        for shard in 0..n {
+            if slots[shard].is_some() {
+                continue;
+            }
+            for &node in &ranking {
+                if tried[shard].contains(&node) || self.cluster.is_down(node) {
+                    continue;
+                }
+                tried[shard].push(node);
+                if let (_, Some(bytes)) = self.get_from(node, shard, stripe, counts).await {
+                    slots[shard] = Some(bytes);
+                    found += 1;
+                    break;
+                }
+            }
+            if found == k {
+                return Ok(slots);
+            }
+        }
+        Err(FetchError::Unavailable {
+            what: what.to_owned(),
+            found,
+            needed: k,
+            failed: self.cluster.failures(),
+        })
+    }
+
+    /// Shard `shard` of `stripe` from node `node`, checked against its id.
+    async fn get_from(
+        &self,
+        node: usize,
+        shard: usize,
+        stripe: &StripeRef,
+        counts: &Counts,
+    ) -> (usize, Option<Bytes>) {
+        let id = stripe.shards[shard];
+        let result: Result<Bytes, ClientError> = self
+            .cluster
+            .on(
+                node,
+                |connection| async move { connection.get_shard(&id).await },
+            )
+            .await;
+        match result {
+            Ok(bytes) => {
+                counts.fetched.fetch_add(1, Ordering::Relaxed);
+                (shard, Some(bytes))
+            }
+            Err(e) => {
+                counts.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(node = %self.cluster.address(node), shard, "shard not fetched: {e}");
+                (shard, None)
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Storing a file: seal it, spread every chunk's shards over the nodes,
+//! then write the index entry that names it.
+//!
+//! ```text
+//! blocking thread:  File ─▶ FileSealer ─▶ stripes ──bounded channel (window)──┐
+//! async:            for each stripe, at most `window` at once:                 ▼
+//!                     place shards by rendezvous over reachable nodes
+//!                     per shard: `has` on its node → put only if the user lacks it
+//!                     a failed node: marked down, its shard re-placed on a node holding none
+//!                   manifest ─▶ sealed, striped and placed like a chunk
+//!                   index entry ─▶ every node; success on a majority of all nodes
+//! ```
+//!
+//! Guarantees:
+//! - A put succeeds only if every chunk (and the manifest) has at least
+//!   `min_shards` shards on distinct nodes, and the index entry reached a
+//!   majority of the configured nodes. Otherwise it fails naming the nodes
+//!   that failed, and the index is untouched, so no name points at a
+//!   partial file.
+//! - Shards a node already holds for the user are not sent again, so a put
+//!   that was interrupted costs only what is missing when run again, and a
+//!   changed file sends only its changed chunks.
+//! - Memory holds at most `window` stripes (plus the chunker's buffer),
+//!   whatever the file size.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use cairn_core::erasure::{Shard, StripeRef};
+use cairn_core::{FileSealer, Redundancy, SealedStripe};
+use cairn_net::client::ClientError;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::Client;
+use crate::placement;
+
+/// What a put did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReport {
+    /// File size in bytes.
+    pub size: u64,
+    /// Chunks the file was cut into.
+    pub chunks: usize,
+    /// Shards sent to nodes.
+    pub shards_sent: usize,
+    /// Shards the nodes already held, not sent again.
+    pub shards_present: usize,
+    /// Bytes of shards sent.
+    pub bytes_sent: u64,
+    /// k and n.
+    pub redundancy: Redundancy,
+    /// The fewest distinct nodes holding shards of any one chunk.
+    pub fewest_nodes: usize,
+    /// Whether some chunk has fewer than n shards stored (a later repair
+    /// restores them).
+    pub degraded: bool,
+    /// Nodes that could not be reached or failed during the put.
+    pub failed_nodes: Vec<String>,
+}
+
+/// Why a put failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The local file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Too few nodes are reachable to store any chunk safely.
+    #[error("only {reachable} of {total} nodes are reachable, a put needs {needed}; unreachable: {}", failed.join(", "))]
+    TooFewNodes {
+        /// Reachable nodes.
+        reachable: usize,
+        /// Configured nodes.
+        total: usize,
+        /// Nodes a chunk needs (`min_shards`).
+        needed: usize,
+        /// The nodes that failed, with why.
+        failed: Vec<String>,
+    },
+    /// A chunk could not be stored on enough nodes.
+    #[error("chunk {chunk} reached only {stored} nodes, {needed} needed; failed: {}", failed.join(", "))]
+    ChunkNotStored {
+        /// Index of the chunk (the manifest counts as the last).
+        chunk: usize,
+        /// Distinct nodes holding its shards.
+        stored: usize,
+        /// `min_shards`.
+        needed: usize,
+        /// The nodes that failed, with why.
+        failed: Vec<String>,
+    },
+    /// The index entry reached too few nodes.
+    #[error("the index entry reached {acknowledged} of {total} nodes, a majority ({needed}) is needed; failed: {}", failed.join(", "))]
+    IndexNotStored {
+        /// Nodes that stored it.
+        acknowledged: usize,
+        /// Configured nodes.
+        total: usize,
+        /// A majority.
+        needed: usize,
+        /// The nodes that failed, with why.
+        failed: Vec<String>,
+    },
+    /// The file could not be sealed.
+    #[error(transparent)]
+    Seal(#[from] cairn_core::SealError),
+    /// The manifest could not be striped.
+    #[error(transparent)]
+    Stripe(#[from] cairn_core::erasure::StripeError),
+    /// The index entry could not be written for another reason.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexEntryError),
+}
+
+/// Counters shared by the uploads of one put.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: AtomicUsize,
+    present: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+/// Where each shard of a stripe ended up.
+#[derive(Debug)]
+struct Placed {
+    /// Node holding each shard, if it was stored.
+    nodes: Vec<Option<usize>>,
+}
+
+impl Placed {
+    fn distinct(&self) -> usize {
+        placement::distinct_nodes(&self.nodes)
+    }
+}
+
+impl Client {
+    /// Stores the file at `local` as `remote`; see the module docs.
+    /// `progress` is told the number of file bytes sealed so far.
+    ///
+    /// # Errors
+    /// [`StoreError`]: the file cannot be read, too few nodes are reachable,
+    /// a chunk or the index entry did not reach enough nodes.
+    pub async fn store_file(
+        &self,
+        local: &Path,
+        remote: &crate::index::RemotePath,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<StoreReport, StoreError> {
+        let read_error = |source| StoreError::Read {
+            path: local.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(local).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        self.store_reader(file, remote, modified, progress).await
+    }
+
+    /// Stores what `reader` yields as `remote`, with modification time
+    /// `modified_unix_ms`. `reader` is read on a blocking thread.
+    ///
+    /// # Errors
+    /// As [`store_file`](Self::store_file).
+    pub async fn store_reader<R: std::io::Read + Send + 'static>(
+        &self,
+        reader: R,
+        remote: &crate::index::RemotePath,
+        modified_unix_ms: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<StoreReport, StoreError> {
+        let reachable = self.reachable().await;
+        let up = reachable.iter().filter(|r| r.is_ok()).count();
+        if up < self.min_shards {
+            return Err(StoreError::TooFewNodes {
+                reachable: up,
+                total: self.cluster.len(),
+                needed: self.min_shards,
+                failed: self.failures(&reachable),
+            });
+        }
+
+        // Seal on a blocking thread; at most `window` stripes wait.
+        let (tx, mut rx) = mpsc::channel::<SealedStripe>(self.window);
+        let key = self.keys.convergence.clone();
+        let redundancy = self.redundancy;
+        let sealing = tokio::task::spawn_blocking(move || {
+            let mut sealer = FileSealer::new(reader, &key, redundancy);
+            for stripe in sealer.by_ref() {
+                if tx.blocking_send(stripe?).is_err() {
+                    break; // the uploads stopped: an error is being reported
+                }
+            }
+            sealer.finish()
+        });
+
+        let tally = Arc::new(Tally::default());
+        let mut uploads = FuturesUnordered::new();
+        let mut chunks = 0usize;
+        let mut fewest = usize::MAX;
+        let mut degraded = false;
+        let mut sealed_bytes = 0u64;
+        let mut failure: Option<StoreError> = None;
+        loop {
+            // Keep up to `window` stripes uploading; take results as they come.
+            tokio::select! {
+                stripe = rx.recv(), if uploads.len() < self.window && failure.is_none() => {
+                    let Some(stripe) = stripe else { break };
+                    let index = chunks;
+                    chunks += 1;
+                    sealed_bytes += u64::from(stripe.chunk.len);
+                    progress(sealed_bytes);
+                    let tally = tally.clone();
+                    uploads.push(async move {
+                        let placed = self.upload_stripe(&stripe.chunk.stripe, stripe.shards, &tally).await;
+                        (index, placed)
+                    });
+                }
+                Some((index, placed)) = uploads.next(), if !uploads.is_empty() => {
+                    let stored = placed.distinct();
+                    fewest = fewest.min(stored);
+                    degraded |= placed.nodes.iter().any(Option::is_none) || stored < self.redundancy.total();
+                    if stored < self.min_shards && failure.is_none() {
+                        failure = Some(StoreError::ChunkNotStored {
+                            chunk: index,
+                            stored,
+                            needed: self.min_shards,
+                            failed: self.down_nodes(),
+                        });
+                    }
+                }
+                else => break,
+            }
+        }
+        while let Some((_, _)) = uploads.next().await {}
+        drop(rx);
+        let manifest = sealing.await.expect("the sealer does not panic");
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let manifest = manifest?;
+
+        // The manifest: sealed, striped and placed like a chunk.
+        let (capability, shards) =
+            cairn_core::pipeline::seal_manifest(&manifest, &self.keys.manifests, self.redundancy)?;
+        let placed = self
+            .upload_stripe(&capability.manifest, shards, &tally)
+            .await;
+        let stored = placed.distinct();
+        if stored < self.min_shards {
+            return Err(StoreError::ChunkNotStored {
+                chunk: chunks,
+                stored,
+                needed: self.min_shards,
+                failed: self.down_nodes(),
+            });
+        }
+        fewest = fewest.min(stored);
+        degraded |= stored < self.redundancy.total();
+
+        self.write_file_entry(remote, capability, &manifest, modified_unix_ms)
+            .await?;
+        Ok(StoreReport {
+            size: manifest.size,
+            chunks,
+            shards_sent: tally.sent.load(Ordering::Relaxed),
+            shards_present: tally.present.load(Ordering::Relaxed),
+            bytes_sent: tally.bytes.load(Ordering::Relaxed),
+            redundancy: self.redundancy,
+            fewest_nodes: fewest,
+            degraded,
+            failed_nodes: self.down_nodes(),
+        })
+    }
+
+    /// Stores the shards of one stripe on distinct nodes in rendezvous
+    /// order, re-placing the shards of nodes that fail.
+    async fn upload_stripe(&self, stripe: &StripeRef, shards: Vec<Shard>, tally: &Tally) -> Placed {
+        let key = placement::stripe_key(stripe);
+        let ids = self.cluster.node_ids();
+        let ranking = placement::ranking(&key, &ids);
+        let mut reachable: Vec<bool> = (0..ids.len()).map(|i| !self.cluster.is_down(i)).collect();
+        let mut target = placement::place(&key, &ids, &reachable, shards.len());
+        let shards: Vec<(cairn_core::Id, Bytes)> = shards
+            .into_iter()
+            .map(|s| (s.id, Bytes::from(s.bytes)))
+            .collect();
+        let mut nodes: Vec<Option<usize>> = vec![None; shards.len()];
+        let mut todo: Vec<usize> = (0..shards.len()).collect();
+        // Each round sends the shards still to place; a failure marks the
+        // node down and the next round finds the shard another node.
+        for _round in 0..ids.len() {
+            if todo.is_empty() {
+                break;
+            }
+            let attempts = todo.iter().filter_map(|&s| target[s].map(|node| (s, node)));
+            let results = futures::future::join_all(attempts.map(|(s, node)| {
+                let (id, bytes) = shards[s].clone();
+                async move {
+                    let outcome = self.put_shard(node, id, bytes, tally).await;
+                    (s, node, outcome)
+                }
+            }))
+            .await;
+            let mut failed = Vec::new();
+            for (s, node, outcome) in results {
+                match outcome {
+                    Ok(()) => nodes[s] = Some(node),
+                    Err(_) => {
+                        reachable[node] = false;
+                        failed.push(s);
+                    }
+                }
+            }
+            todo = failed;
+            todo.extend((0..shards.len()).filter(|&s| target[s].is_none() && nodes[s].is_none()));
+            todo.sort_unstable();
+            todo.dedup();
+            // Re-place: prefer reachable nodes holding no shard of this stripe.
+            for &s in &todo {
+                let holding: Vec<usize> = nodes.iter().flatten().copied().collect();
+                let free = ranking
+                    .iter()
+                    .copied()
+                    .find(|&n| reachable[n] && !holding.contains(&n));
+                let any = ranking.iter().copied().find(|&n| reachable[n]);
+                target[s] = free.or(any);
+            }
+            if todo.iter().all(|&s| target[s].is_none()) {
+                break;
+            }
+        }
+        Placed { nodes }
+    }
+
+    /// Puts one shard on `node` unless the user already holds it there.
+    async fn put_shard(
+        &self,
+        node: usize,
+        id: cairn_core::Id,
+        bytes: Bytes,
+        tally: &Tally,
+    ) -> Result<(), ClientError> {
+        self.cluster
+            .on(node, |connection| async move {
+                let has = connection.has_shards(&[id]).await?;
+                if has.mine[0] {
+                    tally.present.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let len = bytes.len() as u64;
+                connection.put_shard(&id, bytes).await?;
+                tally.sent.fetch_add(1, Ordering::Relaxed);
+                tally.bytes.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            })
+            .await
+    }
+}
