@@ -336,7 +336,10 @@ impl<W: Write> FileOpener<W> {
     ///
     /// # Errors
     /// As [`write_chunk`](Self::write_chunk), without the output errors.
-    pub fn open_next<S: AsRef<[u8]>>(&mut self, shards: &[Option<S>]) -> Result<Vec<u8>, OpenError> {
+    pub fn open_next<S: AsRef<[u8]>>(
+        &mut self,
+        shards: &[Option<S>],
+    ) -> Result<Vec<u8>, OpenError> {
         let total = self.manifest.chunks.len();
         let Some(chunk) = self.manifest.chunks.get(self.next) else {
             return Err(OpenError::ChunkCount {
