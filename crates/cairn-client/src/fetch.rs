@@ -106,6 +106,22 @@ impl Client {
             .await
     }
 
+    /// Fetches `remote` and writes it to the asynchronous `out`. Every chunk
+    /// written was verified; the whole-file hash is checked at the end, so
+    /// only an `Ok` means `out` holds the file.
+    ///
+    /// # Errors
+    /// As [`fetch_file`](Self::fetch_file).
+    pub async fn fetch_to<W: AsyncWrite + Unpin>(
+        &self,
+        remote: &crate::index::RemotePath,
+        out: &mut W,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        let capability = self.capability(remote).await?;
+        self.fetch_capability_to(&capability, out, progress).await
+    }
+
     /// Fetches the file `capability` names into `local`, as
     /// [`fetch_file`](Self::fetch_file) does.
     ///

@@ -168,6 +168,25 @@ impl Client {
         self.store_reader(file, remote, modified, progress).await
     }
 
+    /// Stores what the asynchronous `reader` yields as `remote`, with
+    /// modification time `modified_unix_ms`.
+    ///
+    /// # Errors
+    /// As [`store_file`](Self::store_file).
+    pub async fn store_async<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+        &self,
+        reader: R,
+        remote: &crate::index::RemotePath,
+        modified_unix_ms: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<StoreReport, StoreError> {
+        // The sealer reads on a blocking thread; the bridge turns the async
+        // reader into a blocking one there.
+        let reader = tokio_util::io::SyncIoBridge::new(reader);
+        self.store_reader(reader, remote, modified_unix_ms, progress)
+            .await
+    }
+
     /// Stores what `reader` yields as `remote`, with modification time
     /// `modified_unix_ms`. `reader` is read on a blocking thread.
     ///
