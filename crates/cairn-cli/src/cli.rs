@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use cairn_client::RemotePath;
+use cairn_core::Capability;
 use cairn_net::NodeAddress;
 use cairn_node::Size;
 use clap::{Args, Parser, Subcommand};
@@ -13,17 +15,111 @@ use clap::{Args, Parser, Subcommand};
 /// several storage nodes, so that any k of n shards give a file back and no
 /// node can read what it stores. Every byte read back is checked against a
 /// hash before it is used.
+///
+/// Start with `cairn init --user NAME --server URL#NODE_ID …` (the addresses
+/// `cairn node init` printed), then `cairn put FILE`, `cairn ls -l` and
+/// `cairn get FILE`. The passphrase is taken from $CAIRN_PASSPHRASE, else
+/// from --passphrase-file, else asked on the terminal.
+///
+/// Exit status: 0 on success, 1 on failure, 2 on bad usage.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, propagate_version = true)]
 pub struct Cli {
+    /// Options of the client commands, accepted before or after the command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every client command takes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Client options")]
+pub struct GlobalArgs {
+    /// The client config file [default: $CAIRN_CONFIG, else
+    /// ~/.config/cairn/config.toml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Read the passphrase from the first line of FILE when
+    /// $CAIRN_PASSPHRASE is not set. Without either, it is asked on the
+    /// terminal.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Print JSON on stdout instead of text (one document per command).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars and no confirmations: print only data, warnings
+    /// and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
 /// cairn's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write the client config: who you are, which nodes to use, and how
+    /// many shards to cut each chunk into.
+    ///
+    /// Each --server is an address `cairn node init` (or `cairn node
+    /// address`) printed: URL#NODE_ID. The node id is what the node must
+    /// prove on every connection. A bare URL is refused unless
+    /// --trust-on-first-use is given: then cairn connects, records the id
+    /// the node shows and prints it, so you can compare it with `cairn node
+    /// address` on the node.
+    ///
+    /// When a passphrase is at hand ($CAIRN_PASSPHRASE, --passphrase-file
+    /// or the terminal), init logs in to every node and says which accept
+    /// the user; a node that is down or refuses is a warning, not a failure.
+    Init(InitArgs),
+
+    /// Store a file (or, with -r, a directory tree) on the nodes.
+    ///
+    /// The file is cut into chunks, each compressed, encrypted and
+    /// erasure-coded into n shards on n distinct nodes, so that any k of
+    /// them give it back. Prints the remote path, the size and the
+    /// redundancy achieved; `degraded` when some chunk has fewer than n
+    /// shards because nodes were down (a later put of the same file, with
+    /// the nodes back, stores only what is missing).
+    Put(PutArgs),
+
+    /// Fetch a stored file, or with --cap a file someone shared.
+    ///
+    /// Any k verified shards of each chunk are enough, so the file comes
+    /// back while up to n - k nodes are down. It is written beside LOCAL
+    /// and renamed into place only once its whole hash checks out.
+    Get(GetArgs),
+
+    /// List stored files, with -l their size, modification time and health.
+    ///
+    /// Health: `ok` (every shard stored), `degraded` (some shards missing,
+    /// but every chunk has at least k) or `lost` (some chunk has fewer than
+    /// k: the file cannot be read).
+    Ls(LsArgs),
+
+    /// Remove a stored file: its name goes, and its shards that no other of
+    /// your files uses are released on the nodes.
+    Rm(RmArgs),
+
+    /// Show how a stored file is spread: chunks, k-of-n, shards per node,
+    /// missing shards and health (from the nodes' shard lists; `verify`
+    /// reads the shards too).
+    Stat(StatArgs),
+
+    /// Read every shard of a file (or of every file) from every node that
+    /// holds it and check its hash. Exits 1 if any file is not `ok`,
+    /// naming it.
+    Verify(VerifyArgs),
+
+    /// Print the capability string of a stored file (and only that, on
+    /// stdout). Anyone with it can fetch that one file with `cairn get
+    /// --cap CAP LOCAL --server URL#NODE_ID`, and nothing else.
+    Share(ShareArgs),
+
     /// Show the storage pipeline at work: seal a 64 MiB file into shards
     /// over four stores, destroy two of them, and rebuild the file bit for
     /// bit.
@@ -188,4 +284,142 @@ pub struct DemoArgs {
     /// removing it.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// Options of `cairn init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Your user name on the nodes (as `cairn node user add` created it).
+    /// With the passphrase it derives every key.
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+
+    /// A node, as URL#NODE_ID (tcp://, https:// or quic://). Repeat for
+    /// each node.
+    #[arg(long = "server", value_name = "ADDR", required = true)]
+    pub servers: Vec<NodeAddress>,
+
+    /// k: data shards per chunk; any k of a chunk's shards rebuild it
+    /// [default: n - 2, at least 1].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub data: Option<u8>,
+
+    /// n: shards per chunk, each on its own node, at most the number of
+    /// servers [default: the number of servers, at most 6].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub total: Option<u8>,
+
+    /// Shards of every chunk a put must store for it to succeed, between k
+    /// and n [default: k + 1, at most n].
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub min_shards: Option<u8>,
+
+    /// Accept servers given without #NODE_ID: connect, record the id each
+    /// shows, and print it so you can check it against `cairn node
+    /// address` on the node.
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+
+    /// Replace an existing config file.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Options of `cairn put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The local file (with -r: directory) to store.
+    #[arg(value_name = "LOCAL")]
+    pub local: PathBuf,
+
+    /// The name to store it under, with / between components [default:
+    /// LOCAL's file name]. Ending in / stores LOCAL's file name under that
+    /// directory. With -r, the directory the tree goes under [default:
+    /// LOCAL's name; / for the top].
+    #[arg(value_name = "REMOTE")]
+    pub remote: Option<String>,
+
+    /// Store a directory: every regular file under it, recursively
+    /// (symbolic links are skipped, with a warning).
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Options of `cairn get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The stored file to fetch. With --cap, this is the LOCAL file to
+    /// write instead.
+    #[arg(value_name = "REMOTE")]
+    pub remote: Option<String>,
+
+    /// Where to write it [default: REMOTE's file name in the current
+    /// directory]. An existing directory receives the file under its name.
+    #[arg(value_name = "LOCAL")]
+    pub local: Option<PathBuf>,
+
+    /// Fetch the file this capability names (from `cairn share`), without
+    /// an account: `cairn get --cap CAP LOCAL --server URL#NODE_ID`.
+    #[arg(long, value_name = "CAP")]
+    pub cap: Option<Capability>,
+
+    /// With --cap: a node to ask, as URL#NODE_ID; repeat for each
+    /// [default: the servers of the config file, if there is one].
+    #[arg(long = "server", value_name = "ADDR", requires = "cap")]
+    pub servers: Vec<NodeAddress>,
+
+    /// With --cap: accept --server addresses without #NODE_ID, trusting
+    /// the id each node shows.
+    #[arg(long, requires = "cap")]
+    pub trust_on_first_use: bool,
+
+    /// Replace LOCAL if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Options of `cairn ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// List only this path and what is under it (whole components:
+    /// `photos` lists photos/a.jpg, not photos2/b.jpg) [default: all].
+    #[arg(value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// Show size, modification time and health (asks every node which
+    /// shards it holds).
+    #[arg(short, long)]
+    pub long: bool,
+}
+
+/// Options of `cairn rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The stored file to remove.
+    #[arg(value_name = "REMOTE")]
+    pub remote: RemotePath,
+}
+
+/// Options of `cairn stat`.
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// The stored file.
+    #[arg(value_name = "REMOTE")]
+    pub remote: RemotePath,
+}
+
+/// Options of `cairn verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The stored file to check [default: every file].
+    #[arg(value_name = "REMOTE")]
+    pub remote: Option<RemotePath>,
+}
+
+/// Options of `cairn share`.
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The stored file.
+    #[arg(value_name = "REMOTE")]
+    pub remote: RemotePath,
 }

@@ -2,10 +2,13 @@
 //!
 //! `main` parses the command line, runs the command and turns its outcome
 //! into an exit status: 0 on success, 1 on failure (the error and its causes
-//! printed on stderr), 2 on bad usage (clap's own).
+//! printed on stderr), 2 on bad usage (clap's own, and the checks made after
+//! parsing that [`client::UsageError`] reports).
 
 mod bench;
 mod cli;
+mod client;
+mod config_file;
 mod demo;
 mod node;
 mod units;
@@ -18,12 +21,24 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Node(cli::NodeCommand::Status { dir, json }) => {
+            // `cairn --json node status` means the same as `… status --json`.
+            node::run(cli::NodeCommand::Status {
+                dir,
+                json: json || cli.global.json,
+            })
+        }
         cli::Command::Node(command) => node::run(command),
         cli::Command::Bench(cli::BenchCommand::Node(args)) => bench::node(&args),
+        command => client::run(&cli.global, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(usage) = err.downcast_ref::<client::UsageError>() {
+                eprintln!("error: {usage}\n\nFor more information, try '--help'.");
+                return ExitCode::from(2);
+            }
             // A closed pipe (`cairn … | head`) is not a failure worth a message.
             let broken_pipe = err.chain().any(|cause| {
                 cause
