@@ -76,18 +76,26 @@ pub fn run(global: &GlobalArgs, command: Command) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        match command {
-            Command::Init(args) => init(global, &out, args).await,
-            Command::Put(args) => put(global, &out, args).await,
-            Command::Get(args) => get(global, &out, args).await,
-            Command::Ls(args) => ls(global, &out, args).await,
-            Command::Rm(args) => rm(global, &out, args).await,
-            Command::Stat(args) => stat(global, &out, args).await,
-            Command::Verify(args) => verify(global, &out, args).await,
-            Command::Share(args) => share(global, &out, args).await,
-            Command::Demo(_) | Command::Node(_) | Command::Bench(_) => {
-                unreachable!("not a client command")
+        let command = async {
+            match command {
+                Command::Init(args) => init(global, &out, args).await,
+                Command::Put(args) => put(global, &out, args).await,
+                Command::Get(args) => get(global, &out, args).await,
+                Command::Ls(args) => ls(global, &out, args).await,
+                Command::Rm(args) => rm(global, &out, args).await,
+                Command::Stat(args) => stat(global, &out, args).await,
+                Command::Verify(args) => verify(global, &out, args).await,
+                Command::Share(args) => share(global, &out, args).await,
+                Command::Demo(_) | Command::Node(_) | Command::Bench(_) => {
+                    unreachable!("not a client command")
+                }
             }
+        };
+        // On Ctrl-C, drop the command: a get's partial file is removed and
+        // a put writes no index entry, so nothing half-done is left named.
+        tokio::select! {
+            result = command => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
         }
     });
     // A sealer thread still running after a failed put ends with its
@@ -165,9 +173,9 @@ impl Output {
         }
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
         let template = if total.is_some() {
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+            "{msg:.24!} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
         } else {
-            "{spinner} {msg} {bytes} {binary_bytes_per_sec} {elapsed}"
+            "{spinner} {msg:.24!} {bytes} {binary_bytes_per_sec} {elapsed}"
         };
         bar.set_style(
             ProgressStyle::with_template(template)
@@ -186,7 +194,7 @@ impl Output {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {wide_msg}")
+            ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} {wide_msg}")
                 .expect("the template is valid")
                 .progress_chars("=> "),
         );
@@ -436,12 +444,12 @@ async fn init(global: &GlobalArgs, out: &Output, args: InitArgs) -> Result<()> {
     config_file::write(&path, &config, args.force)?;
     let redundancy = config.redundancy()?;
     out.note(&format!(
-        "wrote {}: user {}, {} servers, {} (a put needs {} shards of each chunk stored)",
+        "wrote {}: user {}, {}, {} (a put needs {} of each chunk stored)",
         path.display(),
         config.user,
-        config.servers.len(),
+        plural(config.servers.len(), "server", ""),
         redundancy,
-        config.min_shards()
+        plural(config.min_shards(), "shard", ""),
     ))?;
 
     // Check the login where a passphrase is at hand; never fail init for it.
@@ -673,10 +681,21 @@ fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
     } else {
         format!("{files} files are")
     };
-    let nodes = if failed_nodes.is_empty() {
+    // The reasons were given when the login found the nodes down; name
+    // them by URL only.
+    let urls: Vec<String> = failed_nodes
+        .iter()
+        .map(|node| {
+            let address = node.split_once(' ').map_or(node.as_str(), |(a, _)| a);
+            address
+                .parse::<NodeAddress>()
+                .map_or_else(|_| address.to_owned(), |a| a.url())
+        })
+        .collect();
+    let nodes = if urls.is_empty() {
         String::new()
     } else {
-        format!(" (failed: {})", failed_nodes.join(", "))
+        format!(" (nodes that failed: {})", urls.join(", "))
     };
     out.warn(&format!(
         "{what} degraded: some chunks have fewer than n shards{nodes}; put again once every \
