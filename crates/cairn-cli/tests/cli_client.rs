@@ -327,6 +327,20 @@ fn files_go_in_and_come_back_through_the_binary() {
         by_file.ok(&["ls", "--passphrase-file", &secret]),
         "docs/report.bin\nempty\n"
     );
+    by_file.write("note.txt", b"written with the passphrase from a file");
+    by_file.ok(&["--passphrase-file", &secret, "put", "note.txt", "notes/"]);
+    by_file.ok(&[
+        "get",
+        "--passphrase-file",
+        &secret,
+        "notes/note.txt",
+        "back.txt",
+    ]);
+    assert_eq!(
+        by_file.read("back.txt"),
+        b"written with the passphrase from a file"
+    );
+    by_file.ok(&["rm", "--passphrase-file", &secret, "notes/note.txt"]);
     // No passphrase at all, and no terminal to ask on: a clear error.
     let err = by_file.fails(1, &["ls"]);
     assert!(
