@@ -328,7 +328,8 @@ pub struct InitArgs {
 /// Options of `cairn put`.
 #[derive(Debug, Args)]
 pub struct PutArgs {
-    /// The local file (with -r: directory) to store.
+    /// The local file (with -r: directory) to store; `-` stores standard
+    /// input (then REMOTE is needed).
     #[arg(value_name = "LOCAL")]
     pub local: PathBuf,
 
@@ -354,7 +355,9 @@ pub struct GetArgs {
     pub remote: Option<String>,
 
     /// Where to write it [default: REMOTE's file name in the current
-    /// directory]. An existing directory receives the file under its name.
+    /// directory]. An existing directory receives the file under its name,
+    /// and `-` means standard output (the whole file is checked only at
+    /// the end: exit status 1 means what was written is not the file).
     #[arg(value_name = "LOCAL")]
     pub local: Option<PathBuf>,
 

@@ -43,6 +43,7 @@ use cairn_net::{NodeAddress, NodeId};
 use futures::stream::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
     Command, GetArgs, GlobalArgs, InitArgs, LsArgs, PutArgs, RmArgs, ShareArgs, StatArgs,
@@ -629,6 +630,9 @@ async fn put(global: &GlobalArgs, out: &Output, args: PutArgs) -> Result<()> {
             remote_arg(trimmed)?;
         }
     }
+    if args.local == Path::new("-") {
+        return put_stdin(global, out, args).await;
+    }
     let metadata = std::fs::metadata(&args.local)
         .with_context(|| format!("cannot read {}", args.local.display()))?;
     if metadata.is_dir() {
@@ -664,6 +668,48 @@ async fn put(global: &GlobalArgs, out: &Output, args: PutArgs) -> Result<()> {
     bar.finish_and_clear();
     client.close().await;
     let report = result.with_context(|| format!("cannot store {}", job.remote))?;
+    if out.json {
+        out.json(&StoredJson::new(&job, &report))?;
+    } else {
+        out.note(&stored_line(&job.remote, &report))?;
+    }
+    if report.degraded {
+        warn_degraded(out, 1, &report.failed_nodes);
+    }
+    Ok(())
+}
+
+/// `cairn put - REMOTE`: stores standard input, modified now.
+async fn put_stdin(global: &GlobalArgs, out: &Output, args: PutArgs) -> Result<()> {
+    if args.recursive {
+        return Err(usage("-r stores a directory; - is standard input"));
+    }
+    let remote = match args.remote.as_deref() {
+        Some(text) if !text.ends_with('/') => remote_arg(text)?,
+        _ => {
+            return Err(usage(
+                "name the file to store standard input as: cairn put - REMOTE",
+            ));
+        }
+    };
+    let client = open(global, out).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let bar = out.bytes_bar(None, remote.as_str());
+    let result = client
+        .store_async(tokio::io::stdin(), &remote, now, &|sealed| {
+            bar.set_position(sealed)
+        })
+        .await;
+    bar.finish_and_clear();
+    client.close().await;
+    let report = result.with_context(|| format!("cannot store {remote}"))?;
+    let job = Job {
+        local: PathBuf::from("-"),
+        remote,
+        size: report.size,
+    };
     if out.json {
         out.json(&StoredJson::new(&job, &report))?;
     } else {
@@ -919,6 +965,16 @@ fn fetched(
         n => format!(", {n} of {} chunks rebuilt from parity", report.chunks),
     };
     let what = remote.map_or_else(|| "the shared file".to_owned(), |r| r.to_string());
+    if local == Path::new("-") {
+        // The file itself went to stdout.
+        if !out.quiet {
+            eprintln!(
+                "fetched {what} to standard output ({}{rebuilt})",
+                size(report.size)
+            );
+        }
+        return Ok(());
+    }
     out.note(&format!(
         "fetched {what} to {} ({}{rebuilt})",
         local.display(),
@@ -962,8 +1018,14 @@ async fn get(global: &GlobalArgs, out: &Output, args: GetArgs) -> Result<()> {
         ));
     };
     let remote = remote_arg(text)?;
+    let to_stdout = args.local.as_deref() == Some(Path::new("-"));
+    if to_stdout && out.json {
+        return Err(usage("--json and LOCAL - both want stdout: drop one"));
+    }
     let local = local_target(args.local.clone(), remote.file_name());
-    refuse_overwrite(&local, args.force)?;
+    if !to_stdout {
+        refuse_overwrite(&local, args.force)?;
+    }
     let client = open(global, out).await?;
     let total = if out.progress {
         // Only to give the bar a length and an ETA.
@@ -977,11 +1039,27 @@ async fn get(global: &GlobalArgs, out: &Output, args: GetArgs) -> Result<()> {
         None
     };
     let bar = out.bytes_bar(total, remote.as_str());
-    let result = client
-        .fetch_file(&remote, &local, args.force, &|written| {
-            bar.set_position(written)
-        })
-        .await;
+    let progress = |written| bar.set_position(written);
+    let result = if to_stdout {
+        let mut stdout = tokio::io::stdout();
+        match client.fetch_to(&remote, &mut stdout, &progress).await {
+            Ok(report) => {
+                stdout
+                    .flush()
+                    .await
+                    .map(|()| report)
+                    .map_err(|source| FetchError::Write {
+                        path: "standard output".into(),
+                        source,
+                    })
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        client
+            .fetch_file(&remote, &local, args.force, &progress)
+            .await
+    };
     bar.finish_and_clear();
     client.close().await;
     let report = result.map_err(|e| fetch_error(&remote, e))?;
@@ -1004,13 +1082,19 @@ async fn get_capability(
             "with --cap give only LOCAL: the capability names the file (cairn get --cap CAP LOCAL)",
         ));
     }
+    let to_stdout = local == Path::new("-");
+    if to_stdout && out.json {
+        return Err(usage("--json and LOCAL - both want stdout: drop one"));
+    }
     if local.is_dir() {
         return Err(usage(format!(
             "{} is a directory: a capability carries no file name, so name the file to write",
             local.display()
         )));
     }
-    refuse_overwrite(&local, args.force)?;
+    if !to_stdout {
+        refuse_overwrite(&local, args.force)?;
+    }
     let (servers, config) = if args.servers.is_empty() {
         let path = config_file::path(global.config.as_deref())?;
         match config_file::load_if_present(&path)? {
@@ -1039,11 +1123,30 @@ async fn get_capability(
     }
     let client = Client::anonymous(&servers, options).context("cannot use these servers")?;
     let bar = out.bytes_bar(None, &local.display().to_string());
-    let result = client
-        .fetch_capability_to_file(capability, &local, args.force, &|written| {
-            bar.set_position(written)
-        })
-        .await;
+    let progress = |written| bar.set_position(written);
+    let result = if to_stdout {
+        let mut stdout = tokio::io::stdout();
+        match client
+            .fetch_capability_to(capability, &mut stdout, &progress)
+            .await
+        {
+            Ok(report) => {
+                stdout
+                    .flush()
+                    .await
+                    .map(|()| report)
+                    .map_err(|source| FetchError::Write {
+                        path: "standard output".into(),
+                        source,
+                    })
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        client
+            .fetch_capability_to_file(capability, &local, args.force, &progress)
+            .await
+    };
     bar.finish_and_clear();
     client.close().await;
     let report =

@@ -297,6 +297,29 @@ fn files_go_in_and_come_back_through_the_binary() {
     assert_eq!(got["size"], data.len());
     assert_eq!(alice.read("copy.bin"), data);
 
+    // Standard input and output stand in for files with -.
+    let mut put = Command::new(BIN)
+        .args(["put", "-", "piped/stdin.bin"])
+        .current_dir(&alice.home)
+        .env("HOME", &alice.home)
+        .env("CAIRN_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut put.stdin.take().unwrap(), &data[..300_000]).unwrap();
+    let put = put.wait_with_output().unwrap();
+    assert!(put.status.success(), "{}", stderr(&put));
+    assert_eq!(
+        stdout(&put).trim(),
+        "stored piped/stdin.bin (293.0 KiB, 2-of-4, on 4 nodes)"
+    );
+    let piped = alice.cairn(&["get", "piped/stdin.bin", "-"]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(piped.stdout, &data[..300_000]);
+    alice.ok(&["rm", "-q", "piped/stdin.bin"]);
+
     // share prints the capability alone; another user, with no config and
     // no account, fetches it with --cap.
     let capability = alice.ok(&["share", "docs/report.bin"]);
