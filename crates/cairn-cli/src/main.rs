@@ -28,6 +28,12 @@ fn main() -> ExitCode {
                 json: json || cli.global.json,
             })
         }
+        cli::Command::Node(cli::NodeCommand::User(cli::UserCommand::List { dir, json })) => {
+            node::run(cli::NodeCommand::User(cli::UserCommand::List {
+                dir,
+                json: json || cli.global.json,
+            }))
+        }
         cli::Command::Node(command) => node::run(command),
         cli::Command::Bench(cli::BenchCommand::Node(args)) => bench::node(&args),
         command => client::run(&cli.global, command),
