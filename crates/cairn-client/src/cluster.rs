@@ -13,7 +13,7 @@
 //! node ids, and a node that cannot prove its id is not the node the data
 //! was placed on.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_core::AuthKey;
@@ -55,16 +55,33 @@ pub enum ClusterError {
 struct Slot {
     address: NodeAddress,
     id: NodeId,
-    connection: tokio::sync::Mutex<Option<Connection>>,
+    /// The open connection, if any (a short lock: cloned out, never held
+    /// across an await).
+    connection: Mutex<Option<Connection>>,
+    /// Held while connecting, so that one request connects and the others
+    /// wait for it (or, in a hurry, go elsewhere).
+    connecting: Arc<tokio::sync::Mutex<()>>,
     down_until: Mutex<Option<Instant>>,
     /// Why the node last failed, for error messages.
     last_error: Mutex<Option<String>>,
+    /// The node refused the login: kept for the client's life, since
+    /// asking again would only wait out the node's throttle to hear the same.
+    refused: Mutex<Option<String>>,
+}
+
+impl Slot {
+    fn mark_down(&self, why: &dyn std::fmt::Display) {
+        debug!(node = %self.address, "marking node down: {why}");
+        *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Instant::now() + Cluster::RETRY_AFTER);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+    }
 }
 
 /// The configured nodes and the client's connections to them.
 #[derive(Debug)]
 pub struct Cluster {
-    slots: Vec<Slot>,
+    slots: Vec<Arc<Slot>>,
     credentials: Credentials,
     options: ClientOptions,
 }
@@ -72,6 +89,10 @@ pub struct Cluster {
 impl Cluster {
     /// How long a node that failed is skipped before it is tried again.
     pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+    /// How long a quorum operation waits for the remaining nodes once a
+    /// majority has answered.
+    pub const QUORUM_GRACE: Duration = Duration::from_millis(250);
 
     /// A cluster of `servers` (pinned addresses), acting with `credentials`.
     ///
@@ -86,7 +107,7 @@ impl Cluster {
         if servers.is_empty() {
             return Err(ClusterError::Empty);
         }
-        let mut slots: Vec<Slot> = Vec::with_capacity(servers.len());
+        let mut slots: Vec<Arc<Slot>> = Vec::with_capacity(servers.len());
         for address in servers {
             let id = address
                 .node_id
@@ -97,13 +118,15 @@ impl Cluster {
                     address.to_string(),
                 ));
             }
-            slots.push(Slot {
+            slots.push(Arc::new(Slot {
                 address: address.clone(),
                 id,
-                connection: tokio::sync::Mutex::new(None),
+                connection: Mutex::new(None),
+                connecting: Arc::new(tokio::sync::Mutex::new(())),
                 down_until: Mutex::new(None),
                 last_error: Mutex::new(None),
-            });
+                refused: Mutex::new(None),
+            }));
         }
         Ok(Self {
             slots,
@@ -149,56 +172,116 @@ impl Cluster {
     /// Marks node `index` down after a failure, dropping its connection.
     pub async fn mark_down(&self, index: usize, why: &dyn std::fmt::Display) {
         let slot = &self.slots[index];
-        debug!(node = %slot.address, "marking node down: {why}");
-        *slot.down_until.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Instant::now() + Self::RETRY_AFTER);
-        *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
-        if let Some(connection) = slot.connection.lock().await.take() {
+        slot.mark_down(why);
+        let connection = slot
+            .connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(connection) = connection {
             connection.close().await;
         }
     }
 
-    /// A logged-in connection to node `index`, opening it if needed.
+    /// A logged-in connection to node `index`, opening it if needed (a
+    /// request that finds another one connecting waits for it).
     ///
     /// # Errors
     /// The connection error; the node is then marked down. A node already
     /// marked down fails at once with [`ClientError::Broken`].
     pub async fn connection(&self, index: usize) -> Result<Connection, ClientError> {
+        self.connection_with(index, true).await
+    }
+
+    fn cached(&self, index: usize) -> Option<Connection> {
+        self.slots[index]
+            .connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn connection_with(&self, index: usize, wait: bool) -> Result<Connection, ClientError> {
         let slot = &self.slots[index];
-        if self.is_down(index) {
-            return Err(ClientError::Broken(format!(
-                "{} failed recently; not retried for a few seconds",
-                slot.address
+        if let Some(connection) = self.cached(index) {
+            return Ok(connection);
+        }
+        let refused = slot
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(message) = refused {
+            return Err(ClientError::Node(cairn_net::protocol::ErrorBody::new(
+                cairn_net::protocol::ErrorCode::Unauthorized,
+                message,
             )));
         }
-        let mut cached = slot.connection.lock().await;
-        if let Some(connection) = cached.as_ref() {
-            return Ok(connection.clone());
+        let down = || {
+            let why = slot
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "it failed".into());
+            ClientError::Broken(format!("{why} (not retried for a few seconds)"))
+        };
+        if self.is_down(index) {
+            return Err(down());
         }
-        let result = async {
-            let connection = Connection::connect(&slot.address, &self.options, false).await?;
-            if let Credentials::User { user, auth } = &self.credentials {
-                let key = auth.for_node(slot.id.0.as_bytes());
-                connection.login(user, key.expose_secret()).await?;
-            }
-            Ok::<_, ClientError>(connection)
+        let connecting = if wait {
+            slot.connecting.clone().lock_owned().await
+        } else {
+            slot.connecting.clone().try_lock_owned().map_err(|_| {
+                ClientError::Broken(format!("{} is still being connected to", slot.address))
+            })?
+        };
+        // Whoever held the lock before may have connected, or failed.
+        if let Some(connection) = self.cached(index) {
+            return Ok(connection);
         }
-        .await;
-        match result {
-            Ok(connection) => {
-                *cached = Some(connection.clone());
-                *slot.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Ok(connection)
-            }
-            Err(e) => {
-                drop(cached);
-                // Wrong credentials are not a sign of a dead node.
-                if e.code() != Some(cairn_net::protocol::ErrorCode::Unauthorized) {
-                    self.mark_down(index, &e).await;
+        if self.is_down(index) {
+            return Err(down());
+        }
+        // The attempt runs as a task of its own and always finishes, even
+        // if this request stops waiting (a read that found its shards
+        // elsewhere): a dead node is then marked down once, instead of
+        // every later request starting an attempt that hangs in its turn.
+        let slot = slot.clone();
+        let options = self.options.clone();
+        let credentials = self.credentials.clone();
+        let attempt = tokio::spawn(async move {
+            let _connecting = connecting;
+            let result = async {
+                let connection = Connection::connect(&slot.address, &options, false).await?;
+                if let Credentials::User { user, auth } = &credentials {
+                    let key = auth.for_node(slot.id.0.as_bytes());
+                    connection.login(user, key.expose_secret()).await?;
                 }
-                Err(e)
+                Ok::<_, ClientError>(connection)
             }
-        }
+            .await;
+            match &result {
+                Ok(connection) => {
+                    *slot.connection.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(connection.clone());
+                    *slot.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                // Wrong credentials are not a sign of a dead node, but they
+                // will not change while this client lives.
+                Err(ClientError::Node(body))
+                    if body.code == cairn_net::protocol::ErrorCode::Unauthorized =>
+                {
+                    *slot.refused.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(body.message.clone());
+                }
+                Err(e) => slot.mark_down(e),
+            }
+            result
+        });
+        attempt
+            .await
+            .map_err(|e| ClientError::Broken(format!("the connection attempt failed: {e}")))?
     }
 
     /// Connects to every node at once; returns which answered.
@@ -217,7 +300,31 @@ impl Cluster {
         F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let connection = self.connection(index).await?;
+        self.on_with(index, true, op).await
+    }
+
+    /// As [`on`](Self::on), but fails at once instead of waiting while
+    /// another request is connecting to the node: for reads that can be
+    /// served by other nodes (a shard has n − k stand-ins), so that a node
+    /// whose connection attempt hangs for the connect timeout does not hold
+    /// them up.
+    ///
+    /// # Errors
+    /// As [`on`](Self::on).
+    pub async fn on_now<T, F, Fut>(&self, index: usize, op: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        self.on_with(index, false, op).await
+    }
+
+    async fn on_with<T, F, Fut>(&self, index: usize, wait: bool, op: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let connection = self.connection_with(index, wait).await?;
         let result = op(connection).await;
         if let Err(e) = &result
             && matches!(e, ClientError::Broken(_) | ClientError::Timeout { .. })
@@ -243,10 +350,82 @@ impl Cluster {
             .collect()
     }
 
+    /// Nodes that must acknowledge an index write: a majority.
+    pub fn write_quorum(&self) -> usize {
+        self.len() / 2 + 1
+    }
+
+    /// Nodes whose answers to an index read are enough: any this many
+    /// include one of every write quorum (R + W > N), so together they hold
+    /// the newest entry a write quorum acknowledged.
+    pub fn read_quorum(&self) -> usize {
+        self.len() - self.write_quorum() + 1
+    }
+
+    /// Runs `op` on every node at once and returns each node's result, in
+    /// node order, as soon as every node answered, or `needed` succeeded and
+    /// the others had [`Self::QUORUM_GRACE`] more to answer; nodes cut short
+    /// that way report a timeout.
+    ///
+    /// With `needed` a read or write quorum, a dead node (whose connection
+    /// attempt can take the whole connect timeout, as over QUIC, where
+    /// nothing refuses the connection) does not hold up reads and writes of
+    /// the index once enough nodes have answered.
+    pub async fn quorum<T, F, Fut>(&self, needed: usize, op: F) -> Vec<Result<T, ClientError>>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let mut pending: FuturesUnordered<_> = (0..self.len())
+            .map(|node| {
+                let future = op(node);
+                async move { (node, future.await) }
+            })
+            .collect();
+        let mut results: Vec<Option<Result<T, ClientError>>> =
+            (0..self.len()).map(|_| None).collect();
+        let mut succeeded = 0;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => pending.next().await,
+            };
+            let Some((node, result)) = next else { break };
+            if result.is_ok() {
+                succeeded += 1;
+            }
+            results[node] = Some(result);
+            if succeeded >= needed && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + Self::QUORUM_GRACE);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ClientError::Timeout {
+                        what: "an answer after a quorum had answered".into(),
+                        after: Self::QUORUM_GRACE,
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         for slot in &self.slots {
-            if let Some(connection) = slot.connection.lock().await.take() {
+            let connection = slot
+                .connection
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(connection) = connection {
                 connection.close().await;
             }
         }

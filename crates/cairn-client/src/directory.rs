@@ -118,16 +118,18 @@ impl Client {
         remote: &RemotePath,
     ) -> Result<Option<Entry>, DirectoryError> {
         let name = index::entry_name(&self.keys.index_name, remote);
-        let replies = futures::future::join_all((0..self.cluster.len()).map(|node| async move {
-            let reply = self
-                .cluster
-                .on(node, |connection| async move {
+        let replies = self
+            .cluster
+            .quorum(self.cluster.read_quorum(), |node| {
+                // A node another request is still connecting to is skipped:
+                // the read quorum does not need it.
+                self.cluster.on_now(node, move |connection| async move {
                     connection.get_index(&name).await
                 })
-                .await;
-            (node, reply)
-        }))
-        .await;
+            })
+            .await
+            .into_iter()
+            .enumerate();
         let mut newest: Option<(Entry, Bytes)> = None;
         let mut answered: Vec<(usize, Option<u64>)> = Vec::new();
         let mut failed = Vec::new();
@@ -242,7 +244,7 @@ impl Client {
     ) -> Result<(), StoreError> {
         let name = index::entry_name(&self.keys.index_name, remote);
         let total = self.cluster.len();
-        let needed = total / 2 + 1;
+        let needed = self.cluster.write_quorum();
         let mut floor = match self.lookup(remote).await {
             Ok(Some(entry)) => entry.version,
             _ => Version(0),
@@ -261,19 +263,17 @@ impl Client {
                 kind: kind.clone(),
             };
             let sealed = Bytes::from(entry.seal(&self.keys.index)?);
-            let results = futures::future::join_all((0..total).map(|node| {
-                let sealed = sealed.clone();
-                async move {
-                    let result = self
-                        .cluster
-                        .on(node, |c| async move {
-                            c.put_index(&name, version.0, sealed).await
-                        })
-                        .await;
-                    (node, result)
-                }
-            }))
-            .await;
+            let results = self
+                .cluster
+                .quorum(self.cluster.write_quorum(), |node| {
+                    let sealed = sealed.clone();
+                    self.cluster.on(node, move |c| async move {
+                        c.put_index(&name, version.0, sealed).await
+                    })
+                })
+                .await
+                .into_iter()
+                .enumerate();
             let mut acknowledged = 0;
             let mut conflict = false;
             failed.clear();
@@ -326,10 +326,12 @@ impl Client {
         prefix: &str,
         health: bool,
     ) -> Result<Vec<FileInfo>, DirectoryError> {
-        let pages = futures::future::join_all(
-            (0..self.cluster.len()).map(|node| async move { (node, self.list_node(node).await) }),
-        )
-        .await;
+        let pages = self
+            .cluster
+            .quorum(self.cluster.read_quorum(), |node| self.list_node(node))
+            .await
+            .into_iter()
+            .enumerate();
         // name → newest entry, and what each node has for it.
         let mut newest: HashMap<[u8; 32], (Entry, Bytes)> = HashMap::new();
         let mut held: HashMap<[u8; 32], Vec<(usize, u64)>> = HashMap::new();
@@ -622,6 +624,15 @@ impl Client {
             .enumerate()
             .map(|(i, n)| (self.cluster.address(i).to_string(), n))
             .collect()
+    }
+
+    /// What the index says of `remote` (size, time, version), without
+    /// touching its data.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NotFound`] if there is no such file.
+    pub async fn file_info(&self, remote: &RemotePath) -> Result<FileInfo, DirectoryError> {
+        self.file(remote).await.map(|(info, _)| info)
     }
 
     /// The live entry of `remote`.

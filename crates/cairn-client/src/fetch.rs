@@ -26,6 +26,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use crate::Client;
 use crate::placement;
 
+/// How long a shard may take before the next parity shard is asked for
+/// alongside it.
+pub const HEDGE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a get did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchReport {
@@ -101,7 +105,9 @@ impl Client {
         overwrite: bool,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
+        let started = std::time::Instant::now();
         let capability = self.capability(remote).await?;
+        tracing::debug!("looked up {remote} in {:?}", started.elapsed());
         self.fetch_capability_to_file(&capability, local, overwrite, progress)
             .await
     }
@@ -190,7 +196,9 @@ impl Client {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
         let counts = Counts::default();
+        let started = std::time::Instant::now();
         let manifest = self.fetch_manifest(capability, &counts).await?;
+        tracing::debug!("fetched the manifest in {:?}", started.elapsed());
         let chunks = manifest.chunks.len();
         let size = manifest.size;
         let stripes: Vec<StripeRef> = manifest.chunks.iter().map(|c| c.stripe.clone()).collect();
@@ -274,7 +282,26 @@ impl Client {
             tried.push(node);
             attempts.push(self.get_from(node, shard, stripe, counts));
         }
-        while let Some((shard, result)) = attempts.next().await {
+        // A shard that has not arrived within the hedge delay gets company:
+        // the next parity shard is asked for too, so a node that stalls (or
+        // a dead node, whose connection attempt takes the connect timeout)
+        // does not stall the chunk.
+        let hedge = tokio::time::sleep(HEDGE_AFTER);
+        tokio::pin!(hedge);
+        loop {
+            let next = tokio::select! {
+                next = attempts.next() => next,
+                () = &mut hedge, if next_parity < n => {
+                    let parity = next_parity;
+                    next_parity += 1;
+                    let node = primary(parity);
+                    tried[parity].push(node);
+                    attempts.push(self.get_from(node, parity, stripe, counts));
+                    hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+                    continue;
+                }
+            };
+            let Some((shard, result)) = next else { break };
             match result {
                 Some(bytes) => {
                     slots[shard] = Some(bytes);
@@ -335,7 +362,7 @@ impl Client {
         let id = stripe.shards[shard];
         let result: Result<Bytes, ClientError> = self
             .cluster
-            .on(
+            .on_now(
                 node,
                 |connection| async move { connection.get_shard(&id).await },
             )
