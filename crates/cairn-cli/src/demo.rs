@@ -1,32 +1,33 @@
-//! `cairn demo`: the storage pipeline at work on local directories.
+//! `cairn demo`: a local cluster doing cairn's main job.
 //!
-//! Generates a file, seals it into 2-of-4 shards spread over four stores
-//! (one directory each, as four nodes would have), destroys two of the
-//! stores, rebuilds the file from the other two and checks it bit for bit,
-//! printing each step with sizes and timings. Shard i of every chunk goes
-//! to store i + 1; the networked cluster will place them by rendezvous
-//! hashing instead.
+//! Starts four nodes as child processes in a temporary directory (one on
+//! https://, two on tcp://, one on quic://), creates a user on each, writes
+//! the client configuration, stores a generated file and a small
+//! directory, lists them, kills two nodes, fetches the file back from the
+//! other two and checks it bit for bit, restarts the killed nodes, verifies
+//! every file, and stops everything. Each step prints what it did and how
+//! long it took.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cairn_core::pipeline::{open_manifest, seal_manifest};
-use cairn_core::{
-    Capability, FileOpener, FileSealer, Id, KdfParams, Redundancy, StripeRef, UserKeys,
-};
-use cairn_store::{Store, StoreOptions};
+use cairn_client::{Client, ClientConfig, RemotePath};
+use cairn_core::Id;
+use cairn_net::Scheme;
+use cairn_node::local::LocalNode;
 
 use crate::cli::DemoArgs;
 use crate::units::{duration, rate, size};
 
 const MIB: u64 = 1024 * 1024;
-const STORES: usize = 4;
-const DESTROYED: [usize; 2] = [1, 3];
 const USER: &str = "demo";
 const PASSPHRASE: &str = "correct horse battery staple";
+const TRANSPORTS: [Scheme; 4] = [Scheme::Https, Scheme::Tcp, Scheme::Tcp, Scheme::Quic];
+/// The nodes the demo kills (node-2 and node-4).
+const KILLED: [usize; 2] = [1, 3];
 
 /// Prints numbered steps, each with its duration.
 struct Steps {
@@ -38,7 +39,7 @@ impl Steps {
     /// Prints the step's title and returns when it started.
     fn begin(&mut self, title: &str) -> Instant {
         self.done += 1;
-        print!("[{}/{}] {title:<62}", self.done, self.total);
+        print!("[{:>2}/{}] {title:<64}", self.done, self.total);
         let _ = io::stdout().flush();
         Instant::now()
     }
@@ -50,140 +51,43 @@ impl Steps {
 
     /// A line of detail under the current step.
     fn detail(&self, line: impl AsRef<str>) {
-        println!("      {}", line.as_ref());
+        println!("        {}", line.as_ref());
     }
 }
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> Result<()> {
     let all = Instant::now();
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::node::init_logging();
+    }
     let work = tempfile::Builder::new()
         .prefix("cairn-demo-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let redundancy = Redundancy::new(2, STORES)?;
     println!(
-        "cairn demo: a {} file through the pipeline, onto {STORES} local stores ({redundancy})",
+        "cairn demo: a {} file and a small directory on a local cluster of four nodes",
         size(args.size_mib * MIB)
     );
     println!("working in {}\n", work.path().display());
-    let mut steps = Steps { done: 0, total: 8 };
-
-    // 1. The file.
-    let original = work.path().join("original.bin");
-    let text_len = args.size_mib * MIB / 4;
-    let random_len = args.size_mib * MIB - text_len;
-    let t = steps.begin(&format!(
-        "Generate a {} file ({} random, {} text)",
-        size(args.size_mib * MIB),
-        size(random_len),
-        size(text_len)
-    ));
-    generate(&original, random_len, text_len)?;
-    steps.end(t);
-
-    // 2. Keys.
-    let t = steps.begin(&format!(
-        "Derive the keys of user \"{USER}\" from a passphrase (Argon2id)"
-    ));
-    let keys = UserKeys::derive(USER, PASSPHRASE.as_bytes(), &KdfParams::default())?;
-    steps.end(t);
-    steps.detail("auth key for the nodes, master key for the data: neither leaves this process");
-
-    // 3. Stores.
-    let dirs: Vec<PathBuf> = (1..=STORES)
-        .map(|i| work.path().join(format!("node-{i}")))
-        .collect();
-    let t = steps.begin(&format!("Open {STORES} stores: node-1 … node-{STORES}"));
-    let mut stores: Vec<Option<Store>> = dirs
-        .iter()
-        .map(|dir| {
-            Store::open(dir, StoreOptions::default())
-                .with_context(|| format!("cannot open a store in {}", dir.display()))
-                .map(Some)
-        })
-        .collect::<Result<_>>()?;
-    steps.end(t);
-
-    // 4. Seal and spread.
-    let t = steps.begin("Chunk, compress, encrypt, erasure-code and store the file");
-    let seal = seal_file(&original, &keys, redundancy, &stores)?;
-    let sealing = t.elapsed();
-    steps.end(t);
-    steps.detail(format!(
-        "{} chunks (FastCDC), {} on average",
-        seal.chunks,
-        size(seal.plain / seal.chunks.max(1) as u64)
-    ));
-    steps.detail(format!(
-        "{} → {} sealed: zstd shrank {} text-like chunks, AES-256-GCM sealed all",
-        size(seal.plain),
-        size(seal.sealed),
-        seal.compressed
-    ));
-    steps.detail(format!(
-        "→ {} shards, {} in all, {} on each store, every write fsync'd",
-        seal.shards,
-        size(seal.shard_bytes),
-        size(seal.shard_bytes / STORES as u64)
-    ));
-    steps.detail(format!("{} of file data", rate(seal.plain, sealing)));
-
-    // 5. Manifest and capability.
-    let t = steps.begin("Seal the manifest and make the capability that reads the file");
-    let (capability, shards) =
-        seal_manifest(&seal.manifest, &keys.master.manifests_key(), redundancy)?;
-    for (shard, store) in shards.iter().zip(&stores) {
-        let store = store.as_ref().expect("all stores are up");
-        store.put(USER, &shard.id, &shard.bytes, None)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut nodes = Vec::new();
+    let outcome = runtime.block_on(demo(args, work.path(), &mut nodes));
+    // Whatever happened, nothing is left running.
+    for node in &mut nodes {
+        if node.is_running() {
+            let _ = node.stop(Duration::from_secs(10));
+        }
     }
-    steps.end(t);
-    let capability_text = capability.to_string();
-    steps.detail(format!(
-        "manifest: {} sealed, stored as {redundancy} shards like a chunk",
-        size(u64::from(capability.manifest.blob_len))
-    ));
-    steps.detail(format!("capability: {capability_text}"));
-
-    // 6. Disaster.
-    let t = steps.begin("Destroy node-2 and node-4: delete their directories");
-    for index in DESTROYED {
-        drop(stores[index].take());
-        fs::remove_dir_all(&dirs[index])
-            .with_context(|| format!("cannot delete {}", dirs[index].display()))?;
-    }
-    steps.end(t);
-    steps.detail("half the shards of every chunk are gone, data and parity alike");
-
-    // 7. Rebuild.
-    let rebuilt = work.path().join("rebuilt.bin");
-    let t = steps.begin("Rebuild the file from node-1 and node-3 alone");
-    let rebuild = rebuild_file(&capability_text, &stores, &rebuilt)?;
-    let rebuilding = t.elapsed();
-    steps.end(t);
-    steps.detail(format!(
-        "{} chunks: {} rebuilt from parity with Reed-Solomon, every shard checked against its id",
-        rebuild.chunks, rebuild.decoded
-    ));
-    steps.detail(format!("{} of file data", rate(seal.plain, rebuilding)));
-
-    // 8. Check.
-    let t = steps.begin("Compare the rebuilt file with the original");
-    let (a, b) = (hash_file(&original)?, hash_file(&rebuilt)?);
-    let identical = a == b && files_equal(&original, &rebuilt)?;
-    steps.end(t);
-    steps.detail(format!("BLAKE3 original {}…", &a.to_string()[..16]));
-    steps.detail(format!("BLAKE3 rebuilt  {}…", &b.to_string()[..16]));
-    if !identical {
-        bail!("the rebuilt file differs from the original");
-    }
-    steps.detail(format!("{} bytes, identical bit for bit", seal.plain));
-
+    drop(nodes);
+    outcome?;
     println!();
     if args.keep {
         let kept = work.keep();
         println!(
-            "Done in {}. Kept {}.",
+            "Done in {}. Stopped the nodes; kept {}.",
             duration(all.elapsed()),
             kept.display()
         );
@@ -192,10 +96,171 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         work.close()
             .with_context(|| format!("cannot remove {}", path.display()))?;
         println!(
-            "Done in {}. Removed {}.",
+            "Done in {}. Stopped the nodes and removed {}.",
             duration(all.elapsed()),
             path.display()
         );
+    }
+    Ok(())
+}
+
+async fn demo(args: &DemoArgs, work: &Path, nodes: &mut Vec<LocalNode>) -> Result<()> {
+    let mut steps = Steps { done: 0, total: 10 };
+    let bin = std::env::current_exe().context("cannot find the cairn binary")?;
+
+    // 1. Nodes.
+    let t = steps.begin("Start four nodes, each a `cairn node run` process");
+    for (i, scheme) in TRANSPORTS.iter().enumerate() {
+        let mut node = LocalNode::init(&bin, &work.join(format!("node-{}", i + 1)), &[*scheme])?;
+        node.start()?;
+        nodes.push(node);
+    }
+    steps.end(t);
+    for (i, node) in nodes.iter().enumerate() {
+        let address = node.addresses()[0].to_string();
+        steps.detail(format!(
+            "node-{}: {}…",
+            i + 1,
+            &address[..address.len() - 48]
+        ));
+    }
+
+    // 2. User.
+    let t = steps.begin(&format!("Create user \"{USER}\" on every node"));
+    for node in nodes.iter() {
+        node.add_user(USER, PASSPHRASE, None)?;
+    }
+    steps.end(t);
+    steps.detail("each node keeps a salted hash of a key derived for it alone from the passphrase");
+
+    // 3. Client config.
+    let t = steps.begin("Write the client's configuration");
+    let servers = nodes.iter().map(|n| n.addresses()[0].clone()).collect();
+    let config = ClientConfig::new(USER, servers);
+    let config_path = work.join("client.toml");
+    fs::write(&config_path, config.to_toml())?;
+    let client = Client::open(&config, PASSPHRASE.as_bytes()).await?;
+    steps.end(t);
+    steps.detail(format!(
+        "{}: 4 pinned nodes, {}; the passphrase became keys by Argon2id",
+        config_path.display(),
+        client.redundancy()
+    ));
+
+    // 4. Data.
+    let files = work.join("files");
+    fs::create_dir_all(files.join("notes"))?;
+    let big = files.join("big.bin");
+    let text_len = args.size_mib * MIB / 4;
+    let random_len = args.size_mib * MIB - text_len;
+    let t = steps.begin(&format!(
+        "Generate a {} file and a directory of three notes",
+        size(args.size_mib * MIB)
+    ));
+    generate(&big, random_len, text_len)?;
+    for (name, text) in [
+        ("notes/todo.txt", "buy rope\nmark the trail\n"),
+        ("notes/map.txt", "north at the third cairn\n"),
+        ("notes/empty.txt", ""),
+    ] {
+        fs::write(files.join(name), text)?;
+    }
+    steps.end(t);
+    steps.detail(format!(
+        "{} random, {} of log-like text that compresses",
+        size(random_len),
+        size(text_len)
+    ));
+
+    // 5. Put the file.
+    let remote: RemotePath = "demo/big.bin".parse()?;
+    let t = steps.begin("Put the file: chunk, compress, encrypt, erasure-code, spread");
+    let stored = client.store(&big, &remote).await?;
+    let took = t.elapsed();
+    steps.end(t);
+    steps.detail(format!(
+        "{} chunks, {} of shards sent, {} on {} distinct nodes per chunk, {}",
+        stored.chunks,
+        size(stored.bytes_sent),
+        stored.redundancy,
+        stored.fewest_nodes,
+        rate(stored.size, took)
+    ));
+
+    // 6. Put the directory.
+    let t = steps.begin("Put the directory");
+    for name in ["notes/todo.txt", "notes/map.txt", "notes/empty.txt"] {
+        let remote: RemotePath = format!("demo/{name}").parse()?;
+        client.store(&files.join(name), &remote).await?;
+    }
+    steps.end(t);
+    steps.detail("names are sealed in index entries on every node; nodes see neither names nor sizes of plaintext");
+
+    // 7. List.
+    let t = steps.begin("List what is stored under demo/");
+    let listed = client.list("demo").await?;
+    steps.end(t);
+    for file in &listed {
+        steps.detail(format!(
+            "{:<24} {:>10}",
+            file.path.to_string(),
+            size(file.size)
+        ));
+    }
+    client.close().await;
+
+    // 8. Disaster.
+    let t = steps.begin("Kill node-2 and node-4 (SIGKILL)");
+    for &i in &KILLED {
+        nodes[i].kill();
+    }
+    steps.end(t);
+    steps.detail("half of every chunk's shards are out of reach");
+
+    // 9. Get the file back.
+    let copy = work.join("big.copy");
+    let t = steps.begin("Get the file back from node-1 and node-3 alone");
+    let client = Client::open(&config, PASSPHRASE.as_bytes()).await?;
+    let fetched = client.fetch(&remote, &copy).await?;
+    let took = t.elapsed();
+    let identical = same_bytes(&big, &copy)?;
+    steps.end(t);
+    steps.detail(format!(
+        "{} chunks, {} rebuilt from parity, every shard checked against its id, {}",
+        fetched.chunks,
+        fetched.rebuilt,
+        rate(fetched.size, took)
+    ));
+    if !identical {
+        bail!("the fetched file differs from the original");
+    }
+    steps.detail(format!(
+        "BLAKE3 {}…: identical bit for bit",
+        &hash_file(&copy)?.to_string()[..16]
+    ));
+    client.close().await;
+
+    // 10. Restart and verify.
+    let t = steps.begin("Restart node-2 and node-4, verify every file");
+    for &i in &KILLED {
+        nodes[i].start()?;
+    }
+    let client = Client::open(&config, PASSPHRASE.as_bytes()).await?;
+    let mut lines = Vec::new();
+    for file in client.list("demo").await? {
+        let layout = client.verify(&file.path).await?;
+        lines.push(format!(
+            "{:<24} {} ({} shards missing, {} corrupt)",
+            file.path.to_string(),
+            layout.health,
+            layout.missing,
+            layout.corrupt
+        ));
+    }
+    client.close().await;
+    steps.end(t);
+    for line in lines {
+        steps.detail(line);
     }
     Ok(())
 }
@@ -230,123 +295,14 @@ fn generate(path: &Path, random: u64, text: u64) -> Result<()> {
     Ok(())
 }
 
-/// What sealing the file produced.
-struct Sealed {
-    manifest: cairn_core::Manifest,
-    chunks: usize,
-    compressed: usize,
-    plain: u64,
-    sealed: u64,
-    shards: usize,
-    shard_bytes: u64,
-}
-
-/// Seals the file at `path` and puts shard i of every chunk in store i.
-fn seal_file(
-    path: &Path,
-    keys: &UserKeys,
-    redundancy: Redundancy,
-    stores: &[Option<Store>],
-) -> Result<Sealed> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut sealer = FileSealer::new(file, &keys.master.convergence_key(), redundancy);
-    let (mut chunks, mut compressed, mut sealed, mut shards, mut shard_bytes) = (0, 0, 0, 0, 0);
-    for stripe in sealer.by_ref() {
-        let stripe = stripe?;
-        chunks += 1;
-        let blob = u64::from(stripe.chunk.stripe.blob_len);
-        sealed += blob;
-        if blob < u64::from(stripe.chunk.len) {
-            compressed += 1;
-        }
-        for (shard, store) in stripe.shards.iter().zip(stores) {
-            let store = store.as_ref().expect("all stores are up");
-            store
-                .put(USER, &shard.id, &shard.bytes, None)
-                .with_context(|| format!("cannot store shard {}", shard.id))?;
-            shards += 1;
-            shard_bytes += shard.bytes.len() as u64;
-        }
-    }
-    let manifest = sealer.finish()?;
-    Ok(Sealed {
-        plain: manifest.size,
-        manifest,
-        chunks,
-        compressed,
-        sealed,
-        shards,
-        shard_bytes,
-    })
-}
-
-/// What rebuilding the file took.
-struct Rebuilt {
-    chunks: usize,
-    decoded: usize,
-}
-
-/// Shard `id` from store `index`, if the store is there and the shard
-/// reads back intact.
-fn fetch(stores: &[Option<Store>], index: usize, id: &Id) -> Option<Vec<u8>> {
-    let store = stores.get(index)?.as_ref()?;
-    match store.get(id) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            eprintln!("      warning: node-{}: {e}", index + 1);
-            None
-        }
-    }
-}
-
-/// Every shard of `stripe` that the remaining stores give back intact.
-fn fetch_stripe(stores: &[Option<Store>], stripe: &StripeRef) -> Vec<Option<Vec<u8>>> {
-    stripe
-        .shards
-        .iter()
-        .enumerate()
-        .map(|(index, id)| fetch(stores, index, id))
-        .collect()
-}
-
-/// Rebuilds the file a capability names from whatever stores remain, into
-/// a temporary file renamed to `out` once its hash checks out.
-fn rebuild_file(capability: &str, stores: &[Option<Store>], out: &Path) -> Result<Rebuilt> {
-    let capability: Capability = capability.parse()?;
-    let manifest = open_manifest(&capability, &fetch_stripe(stores, &capability.manifest))?;
-
-    let partial = out.with_extension("partial");
-    let writer = BufWriter::with_capacity(MIB as usize, File::create(&partial)?);
-    let mut opener = FileOpener::new(manifest, writer);
-    let (mut chunks, mut decoded) = (0, 0);
-    while let Some((_, chunk)) = opener.next_chunk() {
-        let shards = fetch_stripe(stores, &chunk.stripe);
-        if shards[..chunk.stripe.redundancy.data()]
-            .iter()
-            .any(Option::is_none)
-        {
-            decoded += 1;
-        }
-        opener.write_chunk(&shards)?;
-        chunks += 1;
-    }
-    let writer = opener.finish()?;
-    writer
-        .into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()?;
-    fs::rename(&partial, out)?;
-    Ok(Rebuilt { chunks, decoded })
-}
-
 fn hash_file(path: &Path) -> Result<Id> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(File::open(path)?)?;
     Ok(hasher.finalize().into())
 }
 
-/// Compares two files byte by byte.
-fn files_equal(a: &Path, b: &Path) -> Result<bool> {
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     let (mut a, mut b) = (
         BufReader::new(File::open(a)?),
         BufReader::new(File::open(b)?),
@@ -396,12 +352,12 @@ mod tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         fs::write(&a, vec![1u8; 3 * MIB as usize + 5]).unwrap();
         fs::write(&b, vec![1u8; 3 * MIB as usize + 5]).unwrap();
-        assert!(files_equal(&a, &b).unwrap());
+        assert!(same_bytes(&a, &b).unwrap());
         let mut changed = vec![1u8; 3 * MIB as usize + 5];
         changed[2 * MIB as usize + 1] = 2;
         fs::write(&b, &changed).unwrap();
-        assert!(!files_equal(&a, &b).unwrap());
+        assert!(!same_bytes(&a, &b).unwrap());
         fs::write(&b, vec![1u8; 3 * MIB as usize]).unwrap();
-        assert!(!files_equal(&a, &b).unwrap());
+        assert!(!same_bytes(&a, &b).unwrap());
     }
 }

@@ -49,7 +49,7 @@ fn bad_usage_exits_2_with_a_message() {
 }
 
 #[test]
-fn demo_rebuilds_the_file_and_cleans_up() {
+fn demo_runs_a_cluster_loses_two_nodes_and_cleans_up() {
     let out = cairn(&["demo", "--size-mib", "8"]);
     let text = stdout(&out);
     assert!(
@@ -57,17 +57,33 @@ fn demo_rebuilds_the_file_and_cleans_up() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in 1..=8 {
-        assert!(text.contains(&format!("[{step}/8]")), "{text}");
+    for step in 1..=10 {
+        assert!(text.contains(&format!("[{step:>2}/10]")), "{text}");
+    }
+    for transport in ["https://", "tcp://", "quic://"] {
+        assert!(text.contains(transport), "{text}");
     }
     assert!(text.contains("identical bit for bit"), "{text}");
-    assert!(text.contains("capability: cairn:"), "{text}");
+    assert_eq!(
+        text.matches(" ok (0 shards missing, 0 corrupt)").count(),
+        4,
+        "{text}"
+    );
     let removed = text
         .lines()
         .find_map(|line| {
-            line.split_once("Removed ")
+            line.split_once("removed ")
                 .map(|(_, p)| p.trim_end_matches('.'))
         })
         .expect("the demo says what it removed");
     assert!(!Path::new(removed).exists(), "{removed} was left behind");
+    // No node of the demo is left running.
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(removed),
+        "a node of the demo is still running"
+    );
 }

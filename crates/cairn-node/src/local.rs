@@ -336,7 +336,16 @@ fn cairn(bin: &Path, args: &[String], stdin: &str) -> Result<String, LocalError>
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(stdin.as_bytes())?;
+        .write_all(stdin.as_bytes())
+        // A command that refuses early exits before reading its input; its
+        // own message (below) says why.
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     let output = child.wait_with_output()?;
     if !output.status.success() {
         return Err(LocalError::Command {
