@@ -133,9 +133,47 @@ pub enum Command {
     #[command(subcommand)]
     Node(NodeCommand),
 
-    /// Measure throughput on this machine.
+    /// Measure throughput on this machine: by default a local cluster of
+    /// four nodes storing and fetching a large file and many small ones;
+    /// `cairn bench node` measures one node's shard transfers.
+    Bench(BenchArgs),
+}
+
+/// `cairn bench [node]`: without a subcommand, the cluster benchmark.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    /// Measure one node instead of a cluster.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    pub command: Option<BenchCommand>,
+    /// Options of the cluster benchmark.
+    #[command(flatten)]
+    pub cluster: ClusterBenchArgs,
+}
+
+/// Options of `cairn bench` (the cluster benchmark).
+#[derive(Debug, Args)]
+pub struct ClusterBenchArgs {
+    /// Size of the large file, in MiB.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub size_mib: u64,
+    /// Number of small files.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub files: usize,
+    /// Size of each small file, in bytes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
+    pub file_size: usize,
+    /// Small files stored or fetched at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub concurrency: usize,
+    /// Mix transports as the demo does (https, tcp, tcp, quic) instead of
+    /// tcp:// for all four nodes.
+    #[arg(long)]
+    pub mixed: bool,
+    /// Where to put the temporary cluster (default: the system's temporary
+    /// directory). It should be on the disk you want to measure.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `cairn bench …`

@@ -35,7 +35,14 @@ fn main() -> ExitCode {
             }))
         }
         cli::Command::Node(command) => node::run(command),
-        cli::Command::Bench(cli::BenchCommand::Node(args)) => bench::node(&args),
+        cli::Command::Bench(cli::BenchArgs {
+            command: Some(cli::BenchCommand::Node(args)),
+            ..
+        }) => bench::node(&args),
+        cli::Command::Bench(cli::BenchArgs {
+            command: None,
+            cluster,
+        }) => bench::cluster(&cluster),
         command => client::run(&cli.global, command),
     };
     match result {

@@ -37,6 +37,10 @@ use tokio::sync::mpsc;
 use crate::Client;
 use crate::placement;
 
+/// Shards larger than this are sent only after asking the node whether
+/// the user already holds them; smaller ones are sent straight away.
+pub const ASK_FIRST_ABOVE: usize = 64 * 1024;
+
 /// What a put did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreReport {
@@ -46,7 +50,8 @@ pub struct StoreReport {
     pub chunks: usize,
     /// Shards sent to nodes.
     pub shards_sent: usize,
-    /// Shards the nodes already held, not sent again.
+    /// Shards the nodes already held: not written again, and, above
+    /// [`ASK_FIRST_ABOVE`] bytes, not even sent.
     pub shards_present: usize,
     /// Bytes of shards sent.
     pub bytes_sent: u64,
@@ -373,15 +378,24 @@ impl Client {
     ) -> Result<(), ClientError> {
         self.cluster
             .on(node, |connection| async move {
-                let has = connection.has_shards(&[id]).await?;
-                if has.mine[0] {
-                    tally.present.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
                 let len = bytes.len() as u64;
-                connection.put_shard(&id, bytes).await?;
-                tally.sent.fetch_add(1, Ordering::Relaxed);
-                tally.bytes.fetch_add(len, Ordering::Relaxed);
+                // Asking first saves sending a large shard the node holds;
+                // a small one costs less to send than the extra round trip
+                // (a put of a shard already held stores nothing).
+                if bytes.len() > ASK_FIRST_ABOVE {
+                    let has = connection.has_shards(&[id]).await?;
+                    if has.mine[0] {
+                        tally.present.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                let written = connection.put_shard(&id, bytes).await?;
+                if written || len > ASK_FIRST_ABOVE as u64 {
+                    tally.sent.fetch_add(1, Ordering::Relaxed);
+                    tally.bytes.fetch_add(len, Ordering::Relaxed);
+                } else {
+                    tally.present.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(())
             })
             .await
