@@ -194,7 +194,7 @@ async fn demo(args: &DemoArgs, work: &Path, nodes: &mut Vec<LocalNode>) -> Resul
         client.store(&files.join(name), &remote).await?;
     }
     steps.end(t);
-    steps.detail("names are sealed in index entries on every node; nodes see neither names nor sizes of plaintext");
+    steps.detail("names live in sealed index entries on every node: no node sees a name or a path");
 
     // 7. List.
     let t = steps.begin("List what is stored under demo/");
