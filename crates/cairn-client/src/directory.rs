@@ -410,10 +410,20 @@ impl Client {
             );
         }
         if health {
-            for (path, capability) in capabilities {
-                let layout = self.layout(&capability).await;
+            // Several files at once: each costs a manifest fetch and a
+            // round of shard queries.
+            use futures::stream::{self, StreamExt};
+            let healths: Vec<(String, Health)> = stream::iter(capabilities)
+                .map(|(path, capability)| async move {
+                    let layout = self.layout(&capability).await;
+                    (path, layout.map_or(Health::Lost, |(_, _, _, _, h)| h))
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+            for (path, health) in healths {
                 if let Some(info) = files.get_mut(&path) {
-                    info.health = Some(layout.map_or(Health::Lost, |(_, _, _, _, h)| h));
+                    info.health = Some(health);
                 }
             }
         }

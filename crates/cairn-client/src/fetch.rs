@@ -64,7 +64,7 @@ pub enum FetchError {
         source: std::io::Error,
     },
     /// Fewer than k shards of a chunk (or of the manifest) could be had.
-    #[error("{what}: only {found} of the {needed} shards needed could be fetched; failed nodes: {}", failed.join(", "))]
+    #[error("{what}: only {found} of the {needed} shards needed could be fetched; {}", failed.join("; "))]
     Unavailable {
         /// "chunk N" or "the manifest".
         what: String,
@@ -72,7 +72,7 @@ pub enum FetchError {
         found: usize,
         /// k.
         needed: usize,
-        /// Nodes that failed, with why.
+        /// The last shard requests that failed, with why.
         failed: Vec<String>,
     },
     /// The shards decoded to something that does not check out.
@@ -83,11 +83,37 @@ pub enum FetchError {
     Index(#[from] crate::index::IndexEntryError),
 }
 
-/// Shard fetches of one operation, counted.
+/// Shard fetches of one operation, counted, with why the last ones failed.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     fetched: AtomicUsize,
     failed: AtomicUsize,
+    /// `address: shard N: why`, for the error if a stripe cannot be had
+    /// (the most recent few only).
+    reasons: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Counts {
+    /// How many reasons an error lists at most.
+    const REASONS: usize = 8;
+
+    fn failed(&self, reason: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
+        if reasons.len() == Self::REASONS {
+            reasons.pop_front();
+        }
+        reasons.push_back(reason);
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 impl Client {
@@ -347,7 +373,7 @@ impl Client {
             what: what.to_owned(),
             found,
             needed: k,
-            failed: self.cluster.failures(),
+            failed: counts.reasons(),
         })
     }
 
@@ -373,8 +399,9 @@ impl Client {
                 (shard, Some(bytes))
             }
             Err(e) => {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(node = %self.cluster.address(node), shard, "shard not fetched: {e}");
+                let address = self.cluster.address(node);
+                tracing::debug!(node = %address, shard, "shard not fetched: {e}");
+                counts.failed(format!("{}: shard {shard}: {e}", address.url()));
                 (shard, None)
             }
         }
