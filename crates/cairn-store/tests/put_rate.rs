@@ -1,0 +1,135 @@
+//! How many puts a store completes per second with 1, 8 and 32 threads
+//! putting at once: a measurement, not a test (it asserts nothing about
+//! speed), so it is `#[ignore]`d. Run it in release mode:
+//!
+//! ```text
+//! cargo test -p cairn-store --release --test put_rate -- --ignored --nocapture
+//! ```
+//!
+//! Each case opens a new store (fsync on, as a node runs) in a temporary
+//! directory (on the disk that holds the system's temporary directory), and
+//! every thread puts distinct shards as one user until the time is up
+//! (`CAIRN_PUT_RATE_SECS`, default 3 s). Cases: 1 MiB shards (a large
+//! file's), 4 KiB shards (a small file's), and index entries of 200 bytes
+//! (a small file's other database write). Each shard is hashed once by the
+//! thread for its id, as a client does, on top of the store's own check.
+//!
+//! What this watches: the database's single writer. A node's concurrent
+//! puts each made their own durable commit, one after another; see the
+//! `meta` module docs for group commit.
+
+mod common;
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cairn_core::Id;
+use cairn_store::{IndexEntry, Store};
+use common::{open, user_record};
+
+/// What each thread puts.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// Shards of this many bytes.
+    Shards(usize),
+    /// Index entries of 200 bytes.
+    Index,
+}
+
+impl Load {
+    fn label(self) -> String {
+        match self {
+            Self::Shards(len) if len >= 1 << 20 => format!("{} MiB shards", len >> 20),
+            Self::Shards(len) => format!("{} KiB shards", len >> 10),
+            Self::Index => "index entries".to_owned(),
+        }
+    }
+}
+
+/// Puts per second by `threads` threads putting `load` for `time`.
+fn rate(load: Load, threads: usize, time: Duration) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.add_user("bench", &user_record(1, None)).unwrap();
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let start = Barrier::new(threads + 1);
+    let elapsed = thread::scope(|s| {
+        for t in 0..threads {
+            let (store, done, stop, start) = (&store, &done, &stop, &start);
+            s.spawn(move || {
+                let mut bytes = match load {
+                    Load::Shards(len) => cairn_testing::seeded_bytes(t as u64, len),
+                    Load::Index => vec![0; 0],
+                };
+                start.wait();
+                for n in 0u64.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    put(store, load, t as u64, n, &mut bytes);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        start.wait();
+        let began = Instant::now();
+        thread::sleep(time);
+        stop.store(true, Ordering::Relaxed);
+        // Leaving the scope joins the threads, whose last puts count.
+        began
+    });
+    let elapsed = elapsed.elapsed();
+    done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+}
+
+/// Thread `t`'s `n`th put: a shard made distinct by its first 16 bytes, or
+/// an index entry of a new name.
+fn put(store: &Store, load: Load, t: u64, n: u64, bytes: &mut [u8]) {
+    let mut unique = [0u8; 16];
+    unique[..8].copy_from_slice(&t.to_be_bytes());
+    unique[8..].copy_from_slice(&n.to_be_bytes());
+    match load {
+        Load::Shards(_) => {
+            bytes[..16].copy_from_slice(&unique);
+            let id = Id::of(bytes);
+            store.put("bench", &id, bytes, None).unwrap();
+        }
+        Load::Index => {
+            let mut name = [0u8; 32];
+            name[..16].copy_from_slice(&unique);
+            let entry = IndexEntry {
+                name,
+                version: 1,
+                data: vec![7; 200],
+            };
+            store.put_index("bench", &entry).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "a measurement; run with --release -- --ignored --nocapture"]
+fn puts_per_second() {
+    let secs = std::env::var("CAIRN_PUT_RATE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let time = Duration::from_secs_f64(secs);
+    println!(
+        "{:<16} {:>8} {:>10} {:>10}",
+        "load", "threads", "puts/s", "MB/s"
+    );
+    for load in [Load::Shards(1 << 20), Load::Shards(4 << 10), Load::Index] {
+        for threads in [1, 8, 32] {
+            let rate = rate(load, threads, time);
+            let mb = match load {
+                Load::Shards(len) => format!("{:.1}", rate * len as f64 / 1e6),
+                Load::Index => "-".to_owned(),
+            };
+            println!("{:<16} {threads:>8} {rate:>10.0} {mb:>10}", load.label());
+        }
+    }
+}
