@@ -471,27 +471,7 @@ impl Client {
             .flat_map(|s| s.shards.iter().copied())
             .collect();
         let present = self.where_are(&ids).await;
-        let mut per_node = vec![0usize; self.cluster.len()];
-        for nodes in present.values() {
-            for &node in nodes {
-                per_node[node] += 1;
-            }
-        }
-        let mut missing = 0;
-        let mut health = Health::Ok;
-        for stripe in &stripes {
-            let have = stripe
-                .shards
-                .iter()
-                .filter(|id| present.get(*id).is_some_and(|n| !n.is_empty()))
-                .count();
-            missing += stripe.shards.len() - have;
-            if have < stripe.redundancy.data() {
-                health = Health::Lost;
-            } else if have < stripe.shards.len() && health == Health::Ok {
-                health = Health::Degraded;
-            }
-        }
+        let (per_node, missing, health) = assess(&stripes, &present, self.cluster.len());
         let chunks = manifest.chunks.len();
         Ok((manifest, per_node, missing, chunks, health))
     }
@@ -590,27 +570,8 @@ impl Client {
                 }
             }
         }
-        let mut per_node = vec![0usize; self.cluster.len()];
-        for nodes in good.values() {
-            for &node in nodes {
-                per_node[node] += 1;
-            }
-        }
-        let mut missing = 0;
-        let mut health = Health::Ok;
-        for stripe in &stripes {
-            let have = stripe
-                .shards
-                .iter()
-                .filter(|id| good.contains_key(*id))
-                .count();
-            missing += stripe.shards.len() - have;
-            if have < stripe.redundancy.data() {
-                health = Health::Lost;
-            } else if have < stripe.shards.len() && health == Health::Ok {
-                health = Health::Degraded;
-            }
-        }
+        let stripes: Vec<&StripeRef> = stripes.iter().collect();
+        let (per_node, missing, health) = assess(&stripes, &good, self.cluster.len());
         Ok(FileLayout {
             info: FileInfo {
                 health: Some(health),
@@ -750,6 +711,37 @@ impl Client {
             shards_kept: kept.len(),
         })
     }
+}
+
+/// Shards each node holds, shards held nowhere, and the health they make,
+/// given for each shard id the nodes holding a (good) copy.
+fn assess(
+    stripes: &[&StripeRef],
+    holders: &HashMap<Id, Vec<usize>>,
+    nodes: usize,
+) -> (Vec<usize>, usize, Health) {
+    let mut per_node = vec![0usize; nodes];
+    for holding in holders.values() {
+        for &node in holding {
+            per_node[node] += 1;
+        }
+    }
+    let mut missing = 0;
+    let mut health = Health::Ok;
+    for stripe in stripes {
+        let have = stripe
+            .shards
+            .iter()
+            .filter(|id| holders.get(*id).is_some_and(|n| !n.is_empty()))
+            .count();
+        missing += stripe.shards.len() - have;
+        if have < stripe.redundancy.data() {
+            health = Health::Lost;
+        } else if have < stripe.shards.len() && health == Health::Ok {
+            health = Health::Degraded;
+        }
+    }
+    (per_node, missing, health)
 }
 
 /// Whether `a` is newer than `b` (the index's recency order).

@@ -114,7 +114,6 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let node = shared.node.clone();
-    let limits = *node.limits();
     let (answers, outbox) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_answers(write, outbox, shared.request_timeout));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -138,29 +137,16 @@ where
             Ok(Ok(_)) => {}
         }
         // The whole frame must follow within the request limit.
-        let received = tokio::time::timeout(shared.request_timeout, async {
-            let Some(len) = frame::read_len(&mut read, &limits).await? else {
-                return Err(FrameError::Truncated);
-            };
-            let budget = shared
-                .body_budget
-                .clone()
-                .acquire_many_owned(Shared::budget_permits(len))
-                .await
-                .expect("the budget is never closed");
-            Ok((frame::read_payload(&mut read, len, &limits).await?, budget))
-        })
-        .await;
-        let (frame, budget) = match received {
-            Ok(Ok(received)) => received,
-            Err(_) => {
+        let (frame, budget) = match shared.read_request(&mut read).await {
+            Ok(received) => received,
+            Err(None) => {
                 debug!(%peer, "request not received in time; closing");
                 let _ = answers
                     .send(refusal(0, ErrorCode::BadRequest, "request timed out"))
                     .await;
                 break;
             }
-            Ok(Err(e @ FrameError::TooLarge { .. })) => {
+            Err(Some(e @ FrameError::TooLarge { .. })) => {
                 // Answer on the frame's own stream if its id can be read.
                 let stream = stream_id(&mut read).await.unwrap_or(0);
                 debug!(%peer, "refusing a frame: {e}");
@@ -169,14 +155,14 @@ where
                     .await;
                 break;
             }
-            Ok(Err(e @ FrameError::Malformed(_))) => {
+            Err(Some(e @ FrameError::Malformed(_))) => {
                 debug!(%peer, "refusing a frame: {e}");
                 let _ = answers
                     .send(refusal(0, ErrorCode::BadRequest, &e.to_string()))
                     .await;
                 break;
             }
-            Ok(Err(_)) => break,
+            Err(Some(_)) => break,
         };
         let request = match frame::decode::<Request>(&frame.message) {
             Ok(request) => request,

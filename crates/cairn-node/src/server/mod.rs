@@ -141,6 +141,38 @@ impl Shared {
     pub fn budget_permits(len: usize) -> u32 {
         u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX)
     }
+
+    /// Reads one request frame, whole, within the request timeout, holding
+    /// room in the body budget for it (from its length field on, before
+    /// the body is read). The permit is released when the caller drops it,
+    /// once the request is answered.
+    ///
+    /// `Err(None)` means the frame did not arrive in time.
+    pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        read: &mut R,
+    ) -> Result<
+        (cairn_net::frame::Frame, tokio::sync::OwnedSemaphorePermit),
+        Option<cairn_net::frame::FrameError>,
+    > {
+        use cairn_net::frame::{self, FrameError};
+        let limits = *self.node.limits();
+        tokio::time::timeout(self.request_timeout, async {
+            let Some(len) = frame::read_len(read, &limits).await? else {
+                return Err(FrameError::Truncated);
+            };
+            let budget = self
+                .body_budget
+                .clone()
+                .acquire_many_owned(Self::budget_permits(len))
+                .await
+                .expect("the budget is never closed");
+            Ok((frame::read_payload(read, len, &limits).await?, budget))
+        })
+        .await
+        .map_err(|_| None)?
+        .map_err(Some)
+    }
 }
 
 /// Serves `node` on `listeners` until `shutdown` completes, then drains.

@@ -135,26 +135,12 @@ async fn request(
     session: &Mutex<Session>,
 ) {
     let node = &shared.node;
-    let limits = *node.limits();
-    let received = tokio::time::timeout(shared.request_timeout, async {
-        let Some(len) = frame::read_len(&mut recv, &limits).await? else {
-            return Err(FrameError::Truncated);
-        };
-        let budget = shared
-            .body_budget
-            .clone()
-            .acquire_many_owned(Shared::budget_permits(len))
-            .await
-            .expect("the budget is never closed");
-        Ok((frame::read_payload(&mut recv, len, &limits).await?, budget))
-    })
-    .await;
-    let (stream, response, body) = match received {
-        Err(_) => refusal(ErrorCode::BadRequest, "request timed out"),
-        Ok(Err(e @ FrameError::TooLarge { .. })) => refusal(ErrorCode::TooLarge, &e.to_string()),
-        Ok(Err(e @ FrameError::Malformed(_))) => refusal(ErrorCode::BadRequest, &e.to_string()),
-        Ok(Err(_)) => return,
-        Ok(Ok((frame, budget))) => match frame::decode::<Request>(&frame.message) {
+    let (stream, response, body) = match shared.read_request(&mut recv).await {
+        Err(None) => refusal(ErrorCode::BadRequest, "request timed out"),
+        Err(Some(e @ FrameError::TooLarge { .. })) => refusal(ErrorCode::TooLarge, &e.to_string()),
+        Err(Some(e @ FrameError::Malformed(_))) => refusal(ErrorCode::BadRequest, &e.to_string()),
+        Err(Some(_)) => return,
+        Ok((frame, budget)) => match frame::decode::<Request>(&frame.message) {
             Err(e) => refusal(ErrorCode::BadRequest, &e.to_string()),
             Ok(request) => {
                 let (response, body) = if matches!(request, Request::Login { .. }) {
