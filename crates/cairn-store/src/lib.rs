@@ -58,7 +58,14 @@
 //! one id are serialised by a striped lock held from the database commit
 //! to the rename or unlink that goes with it; other ids proceed in
 //! parallel, apart from the database's single writer (which is shared with
-//! any [`Admin`]s in other processes).
+//! any [`Admin`]s in other processes). Concurrent puts, drops and index
+//! writes share that writer's commits: whatever is queued while one
+//! commit runs goes into the next, one transaction and one flush for all
+//! (group commit; see the `meta` module docs). Each still learns its own
+//! outcome, a put refused for quota among them, and only once the commit
+//! is durable. Only the commit is shared: a put still holds its id's lock
+//! while it waits for the commit and until its rename, so everything said
+//! here of one put holds of each put in a batch.
 //!
 //! A put commits the reference *before* renaming the file into place, and a
 //! drop commits *before* unlinking. A crash in between leaves a reference
@@ -104,6 +111,7 @@
 //! ```
 
 mod admin;
+mod commit;
 mod error;
 pub mod index;
 mod meta;
@@ -247,7 +255,10 @@ pub struct Store {
     /// before the drop, which then sees a holder left and keeps the file.
     /// The same reasoning covers scrub deleting unreferenced files and
     /// quarantining damaged ones. Distinct ids sharing a stripe only wait
-    /// for each other, which is harmless.
+    /// for each other, which is harmless. A commit shared with other
+    /// changes (group commit) changes none of this: the stripe is held
+    /// while the change waits for its batch, through the commit, to the
+    /// rename or unlink, so no other change to the id can be in the batch.
     locks: Box<[Mutex<()>; LOCK_STRIPES]>,
     /// `store.lock`, locked exclusively for the store's lifetime; never
     /// read or written. It keeps any other store (in this process or
@@ -307,6 +318,12 @@ impl Store {
     /// usage after the call; a shard the user already references costs
     /// nothing again. The quota is checked before anything is written, and
     /// again, authoritatively, in the transaction that adds the reference.
+    /// That transaction may be shared with concurrent puts (group commit):
+    /// the check then counts the puts applied before this one in it, and a
+    /// refusal refuses this put alone.
+    ///
+    /// Returns only once the reference is committed durably and the file
+    /// is in place (flushed, with `sync`).
     ///
     /// A shard already on disk is compared with `bytes` under the id's
     /// lock: an intact file only gains the reference, and a damaged one is
@@ -719,6 +736,339 @@ mod tests {
         let synced = shards::tests::synced_under(&top_path);
         assert!(synced.contains(&dir), "{synced:?}");
         assert!(synced.contains(&top_path.join("a/b")), "{synced:?}");
+    }
+
+    /// Group commit: what the store's commits and batches look like.
+    mod group_commit {
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::thread;
+        use std::time::{Duration, Instant};
+
+        use super::*;
+        use crate::index::IndexPut;
+
+        /// Durable commits the store has made so far.
+        fn commits(store: &Store) -> u64 {
+            store.meta.hooks.commits.load(SeqCst)
+        }
+
+        /// `count` shards of `len` bytes whose ids start with distinct
+        /// bytes, so that their puts never wait for each other's lock and
+        /// can all queue for one batch.
+        fn shards(count: usize, len: usize) -> Vec<(Id, Vec<u8>)> {
+            let mut seen = [false; 256];
+            (0u64..)
+                .map(|seed| {
+                    let bytes = cairn_testing::seeded_bytes(seed, len);
+                    (Id::of(&bytes), bytes)
+                })
+                .filter(|(id, _)| {
+                    !std::mem::replace(&mut seen[usize::from(id.as_bytes()[0])], true)
+                })
+                .take(count)
+                .collect()
+        }
+
+        type Op<'a, T> = Box<dyn FnOnce() -> T + Send + 'a>;
+
+        fn op<'a, T>(f: impl FnOnce() -> T + Send + 'a) -> Op<'a, T> {
+            Box::new(f)
+        }
+
+        /// Runs `ops` on threads, starting each once the one before has
+        /// queued its change, so that they form one batch in this order;
+        /// checks that the batch made exactly one commit (none if
+        /// `commits_fail`), and returns the results in order. Every op must
+        /// queue exactly one change.
+        fn in_one_batch<'a, T: Send + 'a>(
+            store: &'a Store,
+            ops: Vec<Op<'a, T>>,
+            commits_fail: bool,
+        ) -> Vec<T> {
+            let batches = &store.meta.batches;
+            let before = commits(store);
+            batches.hold();
+            let results = thread::scope(|s| {
+                let mut handles = Vec::new();
+                for (n, op) in ops.into_iter().enumerate() {
+                    handles.push(s.spawn(op));
+                    let since = Instant::now();
+                    while batches.queued() <= n {
+                        if since.elapsed() > Duration::from_secs(30) {
+                            batches.release();
+                            panic!("change {n} never queued");
+                        }
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                batches.release();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap())
+                    .collect()
+            });
+            let expected = u64::from(!commits_fail);
+            assert_eq!(commits(store) - before, expected, "one batch, one commit");
+            results
+        }
+
+        #[test]
+        fn a_lone_put_commits_at_once_and_is_durable_when_it_returns() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let admin = Admin::open(dir.path()).unwrap();
+            for (n, (id, bytes)) in shards(3, 100).into_iter().enumerate() {
+                store.put("ann", &id, &bytes, None).unwrap();
+                // One commit each, nothing waited for; and another handle
+                // on the database sees the reference at once.
+                assert_eq!(commits(&store), n as u64 + 1);
+                assert!(admin.has_ref("ann", &id).unwrap());
+            }
+        }
+
+        /// Concurrent puts each made their own commit, one after another.
+        #[test]
+        fn concurrent_puts_share_commits_and_keep_references_and_usage_exact() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let users = ["ann", "bob", "cy"];
+            let all = shards(80, 3000);
+            let (batched, free) = all.split_at(16);
+
+            // Sixteen puts queued together: one commit.
+            let ops: Vec<Op<'_, PutOutcome>> = batched
+                .iter()
+                .enumerate()
+                .map(|(n, (id, bytes))| {
+                    let store = &store;
+                    let user = users[n % 3];
+                    op(move || store.put(user, id, bytes, None).unwrap())
+                })
+                .collect();
+            for outcome in in_one_batch(&store, ops, false) {
+                assert!(outcome.stored && outcome.newly_referenced);
+            }
+
+            // Then eight threads putting as fast as they can, each shard
+            // for two users, one at a time.
+            thread::scope(|s| {
+                for chunk in free.chunks(8) {
+                    let store = &store;
+                    s.spawn(move || {
+                        for (n, (id, bytes)) in chunk.iter().enumerate() {
+                            for user in [users[n % 3], users[(n + 1) % 3]] {
+                                store.put(user, id, bytes, None).unwrap();
+                            }
+                        }
+                    });
+                }
+            });
+            let puts = batched.len() + 2 * free.len();
+            let made = commits(&store);
+            assert!(made < puts as u64, "{made} commits for {puts} puts");
+
+            let mut expected = [0u64; 3];
+            for (n, (id, bytes)) in batched.iter().enumerate() {
+                expected[n % 3] += bytes.len() as u64;
+                assert!(store.has_ref(users[n % 3], id).unwrap());
+                assert_eq!(store.get(id).unwrap(), *bytes);
+            }
+            for chunk in free.chunks(8) {
+                for (n, (id, bytes)) in chunk.iter().enumerate() {
+                    for user in [n % 3, (n + 1) % 3] {
+                        expected[user] += bytes.len() as u64;
+                        assert!(store.has_ref(users[user], id).unwrap());
+                    }
+                    assert_eq!(store.get(id).unwrap(), *bytes);
+                }
+            }
+            for (user, expected) in users.iter().zip(expected) {
+                assert_eq!(store.usage(user).unwrap(), expected, "{user}");
+            }
+            assert_eq!(store.shard_count().unwrap(), all.len() as u64);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
+
+        /// A refusal for quota must refuse that put alone, and count the
+        /// puts before it in the same batch.
+        #[test]
+        fn quota_is_checked_per_put_in_batch_order() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let five = shards(5, 1000);
+            let quota = Some(3000);
+            let ops: Vec<Op<'_, Result<PutOutcome, PutError>>> = five
+                .iter()
+                .map(|(id, bytes)| {
+                    let store = &store;
+                    op(move || store.put("ann", id, bytes, quota))
+                })
+                .collect();
+            let results = in_one_batch(&store, ops, false);
+
+            for (result, (id, bytes)) in results[..3].iter().zip(&five) {
+                let outcome = result.as_ref().unwrap();
+                assert!(outcome.stored && outcome.newly_referenced);
+                assert_eq!(store.get(id).unwrap(), *bytes);
+            }
+            for (result, (id, _)) in results[3..].iter().zip(&five[3..]) {
+                assert!(
+                    matches!(
+                        result,
+                        Err(PutError::QuotaExceeded {
+                            usage: 3000,
+                            needed: 1000,
+                            ..
+                        })
+                    ),
+                    "{result:?}"
+                );
+                assert!(!store.has_ref("ann", id).unwrap());
+                assert!(!store.contains(id));
+            }
+            assert_eq!(store.usage("ann").unwrap(), 3000);
+            assert_eq!(store.shard_count().unwrap(), 3);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
+
+        /// Index puts and deletes in one batch apply in order, each with
+        /// its own outcome.
+        #[test]
+        fn index_changes_in_one_batch_each_get_their_own_outcome() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let record = UserRecord {
+                salt: [1; 16],
+                auth_hash: [2; 32],
+                quota: None,
+                created_unix: 0,
+            };
+            store.add_user("ann", &record).unwrap();
+            let entry = |version, data: &[u8]| IndexEntry {
+                name: [7; 32],
+                version,
+                data: data.to_vec(),
+            };
+            let store = &store;
+            let ops: Vec<Op<'_, Result<IndexPut, IndexError>>> = vec![
+                Box::new(move || store.put_index("ann", &entry(2, b"a"))),
+                Box::new(move || store.put_index("ann", &entry(1, b"old"))),
+                Box::new(move || store.put_index("ann", &entry(2, b"b"))),
+                Box::new(move || store.put_index("ann", &entry(2, b"a"))),
+                Box::new(move || store.put_index("nobody", &entry(1, b"x"))),
+                Box::new(move || {
+                    assert_eq!(store.delete_index("ann", &[7; 32]).unwrap(), Some(2));
+                    Ok(IndexPut::Unchanged)
+                }),
+                Box::new(move || store.put_index("ann", &entry(1, b"after"))),
+            ];
+            let results = in_one_batch(store, ops, false);
+            assert!(
+                matches!(results[0], Ok(IndexPut::Stored { replaced: None })),
+                "{results:?}"
+            );
+            assert!(matches!(
+                results[1],
+                Err(IndexError::Stale {
+                    stored: 2,
+                    offered: 1
+                })
+            ));
+            assert!(matches!(
+                results[2],
+                Err(IndexError::Conflict { version: 2 })
+            ));
+            assert!(matches!(results[3], Ok(IndexPut::Unchanged)));
+            assert!(matches!(results[4], Err(IndexError::NoSuchUser { .. })));
+            assert!(matches!(
+                results[6],
+                Ok(IndexPut::Stored { replaced: None })
+            ));
+            assert_eq!(
+                store.get_index("ann", &[7; 32]).unwrap(),
+                Some(entry(1, b"after"))
+            );
+        }
+
+        /// A change whose own part fails takes out only itself, with
+        /// whatever it had written.
+        #[test]
+        fn a_change_that_fails_alone_leaves_its_batch_to_the_others() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            store
+                .meta
+                .hooks
+                .failing_users
+                .lock()
+                .unwrap()
+                .push("eve".to_owned());
+            let three = shards(3, 500);
+            let users = ["ann", "eve", "bob"];
+            let ops: Vec<Op<'_, Result<PutOutcome, PutError>>> = three
+                .iter()
+                .zip(users)
+                .map(|((id, bytes), user)| {
+                    let store = &store;
+                    op(move || store.put(user, id, bytes, None))
+                })
+                .collect();
+            let results = in_one_batch(&store, ops, false);
+            assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+            assert!(
+                matches!(
+                    &results[1],
+                    Err(PutError::Database(redb::Error::Corrupted(_)))
+                ),
+                "{results:?}"
+            );
+            assert!(store.has_ref("ann", &three[0].0).unwrap());
+            assert!(store.has_ref("bob", &three[2].0).unwrap());
+            // Eve's writes were aborted with the first transaction.
+            assert!(!store.has_ref("eve", &three[1].0).unwrap());
+            assert_eq!(store.usage("eve").unwrap(), 0);
+            assert!(!store.meta.is_held(&three[1].0).unwrap());
+            assert!(!store.contains(&three[1].0));
+        }
+
+        /// A failed commit fails every put of its batch, as a full disk;
+        /// one that fails once is retried after a reopen.
+        #[test]
+        fn a_failed_commit_fails_the_whole_batch_and_a_reopen_retries_it() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let six = shards(6, 500);
+            let batch = |shards: &[(Id, Vec<u8>)], commits_fail| {
+                let ops: Vec<Op<'_, Result<PutOutcome, PutError>>> = shards
+                    .iter()
+                    .map(|(id, bytes)| {
+                        let store = &store;
+                        op(move || store.put("ann", id, bytes, None))
+                    })
+                    .collect();
+                in_one_batch(&store, ops, commits_fail)
+            };
+
+            // Fails, and fails again after the reopen: every put hears it.
+            store.meta.hooks.failing_commits.store(2, SeqCst);
+            for (result, (id, _)) in batch(&six[..3], true).iter().zip(&six) {
+                assert!(
+                    matches!(result, Err(PutError::DiskFull { .. })),
+                    "{result:?}"
+                );
+                assert!(!store.contains(id));
+            }
+            assert_eq!(store.usage("ann").unwrap(), 0);
+
+            // Fails once: the reopen's retry commits the batch.
+            store.meta.hooks.failing_commits.store(1, SeqCst);
+            for (result, (id, bytes)) in batch(&six[3..], false).iter().zip(&six[3..]) {
+                assert!(result.is_ok(), "{result:?}");
+                assert_eq!(store.get(id).unwrap(), *bytes);
+            }
+            assert_eq!(store.usage("ann").unwrap(), 1500);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
     }
 
     #[test]

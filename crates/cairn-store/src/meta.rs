@@ -66,6 +66,40 @@
 //! Apple platforms, Windows), and refuses non-durable commits, which other
 //! processes could not see: every commit is flushed to disk.
 //!
+//! # Group commit
+//!
+//! redb runs one write transaction at a time, and each durable commit
+//! flushes the file: milliseconds, where applying a change takes
+//! microseconds. Had every put committed alone, a node's concurrent puts
+//! would queue for the writer, one flush each. So the changes callers make
+//! all the time (adding and removing references, for puts and drops, and
+//! putting and deleting index entries) are batched by a
+//! [`GroupCommit`](crate::commit): a caller that finds no batch running
+//! applies its own change and every change queued meanwhile in one
+//! transaction, commits it once, and hands each caller its own result;
+//! changes that arrive during that commit wait for the next batch, which
+//! one of their callers leads. A lone change commits at once; under load,
+//! one commit serves every change that arrived during the one before.
+//!
+//! - **Each change as if alone.** A batch applies its changes in the order
+//!   they were queued, each seeing those before it: a put's quota is
+//!   checked against the usage left by the batch's earlier puts, an index
+//!   version against the batch's earlier index puts. A refusal (over
+//!   quota, stale, conflict, no such user) writes nothing, and the batch's
+//!   other changes go on.
+//! - **Acknowledged only once durable.** No caller hears of its change
+//!   before the commit that holds it has returned.
+//! - **Failures.** If the transaction or its commit fails, every change in
+//!   the batch fails with that error (the first caller gets it, the others
+//!   a copy that keeps its kind, so a full disk is `DiskFull` for each),
+//!   once the batch has been retried after a reopen as below. A change
+//!   whose own part fails with an error reopening would not cure is taken
+//!   out alone: the transaction is aborted, and the others are applied
+//!   again without it.
+//!
+//! Writes that are rare (users, quotas, removing a user or every reference
+//! to a shard, the scrub record) commit alone, as before.
+//!
 //! # I/O failures
 //!
 //! After a commit fails with an I/O error (a full disk, typically), redb
@@ -73,7 +107,8 @@
 //! closed and opened again. Every operation here therefore runs through
 //! `Meta::run`, which on such an error reopens the database, under a lock
 //! that first waits for this process's other transactions, and runs the
-//! operation once more. While the disk stays full the reopen fails too
+//! operation once more (for a batch, the whole batch, in its leader's
+//! thread). While the disk stays full the reopen fails too
 //! (redb writes as it opens): the operation returns that error (a put's is
 //! [`PutError::DiskFull`](crate::PutError::DiskFull)) and the next one
 //! tries again. Nothing is left for the operator to do but free space; no
@@ -91,6 +126,7 @@ use redb::{
     TableDefinition, TableError, TableHandle, WriteTransaction,
 };
 
+use crate::commit::GroupCommit;
 use crate::error::{IndexError, OpenError, QueryError, UserError};
 use crate::index::{self, IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
 use crate::scrub::ScrubRecord;
@@ -158,6 +194,57 @@ pub(crate) struct Meta {
     /// this process is running while the database is closed and opened
     /// again.
     handle: RwLock<Handle>,
+    /// The changes that concurrent callers share commits for; see
+    /// [Group commit](self#group-commit).
+    pub(crate) batches: GroupCommit<Change, Result<Changed, redb::Error>>,
+    /// What the unit tests count and inject.
+    #[cfg(test)]
+    pub(crate) hooks: Hooks,
+}
+
+/// Counts and failures for the unit tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Hooks {
+    /// Write transactions committed.
+    pub(crate) commits: std::sync::atomic::AtomicU64,
+    /// How many of the next commits fail, as for a full disk (the
+    /// transaction is aborted instead).
+    pub(crate) failing_commits: std::sync::atomic::AtomicU64,
+    /// Users whose references fail to be added, after the writes, with an
+    /// error that reopening would not cure.
+    pub(crate) failing_users: std::sync::Mutex<Vec<String>>,
+}
+
+/// A change to the database that concurrent callers batch into one
+/// transaction; see [Group commit](self#group-commit). Each owns its data:
+/// another thread may apply it.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// [`Meta::add_ref`].
+    AddRef {
+        user: String,
+        id: Id,
+        len: u64,
+        quota: Option<u64>,
+    },
+    /// [`Meta::remove_ref`].
+    RemoveRef { user: String, id: Id },
+    /// [`Meta::put_index`].
+    PutIndex { user: String, entry: IndexEntry },
+    /// [`Meta::delete_index`].
+    DeleteIndex { user: String, name: [u8; 32] },
+}
+
+/// What a [`Change`] did, by kind. Refusals (over quota, a stale index
+/// version, …) are outcomes here, not errors of the batch: they changed
+/// nothing, and the batch's other changes go on.
+#[derive(Debug)]
+pub(crate) enum Changed {
+    Added(Added),
+    Removed(Removed),
+    PutIndex(Result<IndexPut, IndexError>),
+    DeletedIndex(Result<Option<u64>, IndexError>),
 }
 
 /// The open database, and how many times it has been reopened.
@@ -223,6 +310,134 @@ impl Meta {
                 db: Some(db),
                 generation: 0,
             }),
+            batches: GroupCommit::default(),
+            #[cfg(test)]
+            hooks: Hooks::default(),
+        })
+    }
+
+    /// Commits `txn`: the one way this module commits, so that tests can
+    /// count commits.
+    fn commit(&self, txn: WriteTransaction) -> Result<(), redb::Error> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::SeqCst;
+            let failing = &self.hooks.failing_commits;
+            if failing
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                drop(txn);
+                return Err(io::Error::from(io::ErrorKind::StorageFull).into());
+            }
+        }
+        txn.commit()?;
+        #[cfg(test)]
+        self.hooks
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Applies `change` in the next batch (see [Group commit](self#group-commit)),
+    /// committed with every change queued with it; returns what it did once
+    /// that commit is durable.
+    fn change(&self, change: Change) -> Result<Changed, redb::Error> {
+        self.batches
+            .submit(change, |batch| self.commit_batch(&batch))
+            // The batch's leader panicked before committing.
+            .unwrap_or(Err(redb::Error::TransactionPoisoned))
+    }
+
+    /// Applies `batch` in one transaction and commits it; one result per
+    /// change, in order. A failure of the transaction or its commit fails
+    /// every change of the batch, after [`run`](Self::run)'s reopen and
+    /// retry.
+    fn commit_batch(&self, batch: &[Change]) -> Vec<Result<Changed, redb::Error>> {
+        match self.run(|db| self.apply_batch(db, batch)) {
+            Ok(results) => results,
+            Err(e) => {
+                let mut results: Vec<_> =
+                    batch.iter().skip(1).map(|_| Err(copy_error(&e))).collect();
+                results.insert(0, Err(e));
+                results
+            }
+        }
+    }
+
+    /// One attempt at [`commit_batch`](Self::commit_batch). A change
+    /// whose own part fails with an error that reopening would not cure
+    /// (damage in the database, say) fails alone: the transaction, which
+    /// may hold some of its writes, is dropped (aborted) and the others are
+    /// applied again in a new one without it. Any other failure fails the
+    /// batch (`Err`).
+    fn apply_batch(
+        &self,
+        db: &Database,
+        batch: &[Change],
+    ) -> Result<Vec<Result<Changed, redb::Error>>, redb::Error> {
+        let mut failed: Vec<Option<redb::Error>> = batch.iter().map(|_| None).collect();
+        'attempt: loop {
+            let txn = db.begin_write()?;
+            let mut changed = Vec::with_capacity(batch.len());
+            for (change, failure) in batch.iter().zip(&mut failed) {
+                if failure.is_some() {
+                    changed.push(None);
+                    continue;
+                }
+                match self.apply(&txn, change) {
+                    Ok(done) => changed.push(Some(done)),
+                    Err(e) if e.needs_reopen() => return Err(e),
+                    Err(e) => {
+                        *failure = Some(e);
+                        continue 'attempt;
+                    }
+                }
+            }
+            self.commit(txn)?;
+            return Ok(changed
+                .into_iter()
+                .zip(failed)
+                .map(|(done, failure)| match (done, failure) {
+                    (Some(done), _) => Ok(done),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => unreachable!("every change is applied or failed"),
+                })
+                .collect());
+        }
+    }
+
+    /// Applies one change in `txn`. An `Err` may leave some of its writes
+    /// in `txn`, which must then be aborted; a refusal leaves none.
+    fn apply(&self, txn: &WriteTransaction, change: &Change) -> Result<Changed, redb::Error> {
+        #[cfg(test)]
+        let fail = |user: &str| {
+            let failing = self.hooks.failing_users.lock().unwrap();
+            if failing.iter().any(|failing| failing == user) {
+                return Err(redb::Error::Corrupted(format!(
+                    "injected failure for {user}"
+                )));
+            }
+            Ok(())
+        };
+        Ok(match change {
+            Change::AddRef {
+                user,
+                id,
+                len,
+                quota,
+            } => {
+                let added = add_ref_in(txn, user, id, *len, *quota)?;
+                // After the writes, so that a test sees them aborted.
+                #[cfg(test)]
+                fail(user)?;
+                Changed::Added(added)
+            }
+            Change::RemoveRef { user, id } => Changed::Removed(remove_ref_in(txn, user, id)?),
+            Change::PutIndex { user, entry } => Changed::PutIndex(put_index_in(txn, user, entry)?),
+            Change::DeleteIndex { user, name } => {
+                Changed::DeletedIndex(delete_index_in(txn, user, name)?)
+            }
         })
     }
 
@@ -308,27 +523,16 @@ impl Meta {
         len: u64,
         quota: Option<u64>,
     ) -> Result<Added, redb::Error> {
-        self.run(|db| {
-            let txn = db.begin_write()?;
-            {
-                let mut refs = txn.open_table(REFS)?;
-                if refs.get((user, id.as_bytes()))?.is_some() {
-                    return Ok(Added::AlreadyHeld);
-                }
-                let mut usage = txn.open_table(USAGE)?;
-                let before = usage.get(user)?.map_or(0, |v| v.value());
-                let after = before.saturating_add(len);
-                if quota.is_some_and(|quota| after > quota) {
-                    // Dropping the transaction aborts it.
-                    return Ok(Added::OverQuota { usage: before });
-                }
-                refs.insert((user, id.as_bytes()), len)?;
-                txn.open_table(HOLDERS)?.insert((id.as_bytes(), user), ())?;
-                usage.insert(user, after)?;
-            }
-            txn.commit()?;
-            Ok(Added::New)
-        })
+        let change = Change::AddRef {
+            user: user.to_owned(),
+            id: *id,
+            len,
+            quota,
+        };
+        let Changed::Added(added) = self.change(change)? else {
+            unreachable!("adding a reference yields `Added`")
+        };
+        Ok(added)
     }
 
     /// What [`add_ref`](Self::add_ref) would do now, in a read transaction
@@ -359,25 +563,14 @@ impl Meta {
     /// Removes `user`'s reference to `id`, if any, and says whether anyone
     /// still holds the shard.
     pub(crate) fn remove_ref(&self, user: &str, id: &Id) -> Result<Removed, redb::Error> {
-        self.run(|db| {
-            let txn = db.begin_write()?;
-            let removed = {
-                let mut refs = txn.open_table(REFS)?;
-                let Some(len) = refs.remove((user, id.as_bytes()))?.map(|v| v.value()) else {
-                    return Ok(Removed::NotReferenced);
-                };
-                let mut holders = txn.open_table(HOLDERS)?;
-                holders.remove((id.as_bytes(), user))?;
-                subtract_usage(&mut txn.open_table(USAGE)?, user, len)?;
-                if first_holder(&holders, id)?.is_some() {
-                    Removed::OthersRemain
-                } else {
-                    Removed::LastHolder
-                }
-            };
-            txn.commit()?;
-            Ok(removed)
-        })
+        let change = Change::RemoveRef {
+            user: user.to_owned(),
+            id: *id,
+        };
+        let Changed::Removed(removed) = self.change(change)? else {
+            unreachable!("removing a reference yields `Removed`")
+        };
+        Ok(removed)
     }
 
     /// Removes every user's reference to `id`, adjusting their usage.
@@ -399,7 +592,7 @@ impl Meta {
                     removed += 1;
                 }
             }
-            txn.commit()?;
+            self.commit(txn)?;
             Ok(removed)
         })
     }
@@ -505,7 +698,7 @@ impl Meta {
                 }
                 users.insert(name, record.encode().as_slice())?;
             }
-            txn.commit()?;
+            self.commit(txn)?;
             Ok(())
         })
     }
@@ -555,7 +748,7 @@ impl Meta {
                 record.quota = quota;
                 users.insert(name, record.encode().as_slice())?;
             }
-            txn.commit()?;
+            self.commit(txn)?;
             Ok(())
         })
     }
@@ -608,7 +801,7 @@ impl Meta {
                     name: name.to_owned(),
                 });
             }
-            txn.commit()?;
+            self.commit(txn)?;
             Ok(removed)
         })
     }
@@ -623,42 +816,14 @@ impl Meta {
                 max: MAX_INDEX_ENTRY_LEN,
             });
         }
-        self.run(|db| {
-            let txn = db.begin_write()?;
-            let replaced = {
-                if txn.open_table(USERS)?.get(user)?.is_none() {
-                    return Err(IndexError::NoSuchUser {
-                        user: user.to_owned(),
-                    });
-                }
-                let mut index_table = txn.open_table(INDEX)?;
-                let replaced = match index_table.get((user, &entry.name))? {
-                    None => None,
-                    Some(value) => {
-                        let (stored, data) = index::decode(value.value(), user, &entry.name)?;
-                        if stored > entry.version {
-                            return Err(IndexError::Stale {
-                                stored,
-                                offered: entry.version,
-                            });
-                        }
-                        if stored == entry.version {
-                            return if data == entry.data.as_slice() {
-                                Ok(IndexPut::Unchanged)
-                            } else {
-                                Err(IndexError::Conflict { version: stored })
-                            };
-                        }
-                        Some(stored)
-                    }
-                };
-                let value = index::encode(entry.version, &entry.data);
-                index_table.insert((user, &entry.name), value.as_slice())?;
-                replaced
-            };
-            txn.commit()?;
-            Ok(IndexPut::Stored { replaced })
-        })
+        let change = Change::PutIndex {
+            user: user.to_owned(),
+            entry: entry.clone(),
+        };
+        let Changed::PutIndex(put) = self.change(change)? else {
+            unreachable!("putting an index entry yields `PutIndex`")
+        };
+        put
     }
 
     /// `user`'s index entry `name`, if any.
@@ -721,21 +886,14 @@ impl Meta {
         user: &str,
         name: &[u8; 32],
     ) -> Result<Option<u64>, IndexError> {
-        self.run(|db| {
-            let txn = db.begin_write()?;
-            let version = {
-                let mut index_table = txn.open_table(INDEX)?;
-                let Some(value) = index_table.remove((user, name))? else {
-                    return Ok(None);
-                };
-                // Decoded to report the version; an undecodable entry is
-                // refused rather than deleted blind, which keeps it for an
-                // operator to look at.
-                index::decode(value.value(), user, name)?.0
-            };
-            txn.commit()?;
-            Ok(Some(version))
-        })
+        let change = Change::DeleteIndex {
+            user: user.to_owned(),
+            name: *name,
+        };
+        let Changed::DeletedIndex(deleted) = self.change(change)? else {
+            unreachable!("deleting an index entry yields `DeletedIndex`")
+        };
+        deleted
     }
 
     /// Records a finished scrub, replacing the previous record.
@@ -744,7 +902,7 @@ impl Meta {
             let txn = db.begin_write()?;
             txn.open_table(META)?
                 .insert(LAST_SCRUB_KEY, record.encode().as_slice())?;
-            txn.commit()?;
+            self.commit(txn)?;
             Ok(())
         })
     }
@@ -933,6 +1091,131 @@ fn successor(id: &[u8; Id::LEN]) -> Option<[u8; Id::LEN]> {
         }
     }
     None
+}
+
+/// Adds `user`'s reference to `id` (`len` bytes) in `txn`, unless they
+/// hold it already or `quota` would be exceeded by the usage as `txn` sees
+/// it, which counts the changes of the batch applied before this one.
+fn add_ref_in(
+    txn: &WriteTransaction,
+    user: &str,
+    id: &Id,
+    len: u64,
+    quota: Option<u64>,
+) -> Result<Added, redb::Error> {
+    let mut refs = txn.open_table(REFS)?;
+    if refs.get((user, id.as_bytes()))?.is_some() {
+        return Ok(Added::AlreadyHeld);
+    }
+    let mut usage = txn.open_table(USAGE)?;
+    let before = usage.get(user)?.map_or(0, |v| v.value());
+    let after = before.saturating_add(len);
+    if quota.is_some_and(|quota| after > quota) {
+        // Nothing written: the batch's other changes go on.
+        return Ok(Added::OverQuota { usage: before });
+    }
+    refs.insert((user, id.as_bytes()), len)?;
+    txn.open_table(HOLDERS)?.insert((id.as_bytes(), user), ())?;
+    usage.insert(user, after)?;
+    Ok(Added::New)
+}
+
+/// Removes `user`'s reference to `id` in `txn`, if any, and says whether
+/// anyone still holds the shard.
+fn remove_ref_in(txn: &WriteTransaction, user: &str, id: &Id) -> Result<Removed, redb::Error> {
+    let mut refs = txn.open_table(REFS)?;
+    let Some(len) = refs.remove((user, id.as_bytes()))?.map(|v| v.value()) else {
+        return Ok(Removed::NotReferenced);
+    };
+    let mut holders = txn.open_table(HOLDERS)?;
+    holders.remove((id.as_bytes(), user))?;
+    subtract_usage(&mut txn.open_table(USAGE)?, user, len)?;
+    Ok(if first_holder(&holders, id)?.is_some() {
+        Removed::OthersRemain
+    } else {
+        Removed::LastHolder
+    })
+}
+
+/// Stores `entry` for `user` in `txn` if the user exists and the stored
+/// version allows. The outer error is the database's; the inner result is
+/// the put's own outcome, whose refusals write nothing.
+fn put_index_in(
+    txn: &WriteTransaction,
+    user: &str,
+    entry: &IndexEntry,
+) -> Result<Result<IndexPut, IndexError>, redb::Error> {
+    if txn.open_table(USERS)?.get(user)?.is_none() {
+        return Ok(Err(IndexError::NoSuchUser {
+            user: user.to_owned(),
+        }));
+    }
+    let mut index_table = txn.open_table(INDEX)?;
+    let replaced = match index_table.get((user, &entry.name))? {
+        None => None,
+        Some(value) => {
+            let (stored, data) = match index::decode(value.value(), user, &entry.name) {
+                Ok(decoded) => decoded,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if stored > entry.version {
+                return Ok(Err(IndexError::Stale {
+                    stored,
+                    offered: entry.version,
+                }));
+            }
+            if stored == entry.version {
+                return Ok(if data == entry.data.as_slice() {
+                    Ok(IndexPut::Unchanged)
+                } else {
+                    Err(IndexError::Conflict { version: stored })
+                });
+            }
+            Some(stored)
+        }
+    };
+    let value = index::encode(entry.version, &entry.data);
+    index_table.insert((user, &entry.name), value.as_slice())?;
+    Ok(Ok(IndexPut::Stored { replaced }))
+}
+
+/// Deletes `user`'s index entry `name` in `txn`; returns the version it
+/// had. Errors as for [`put_index_in`].
+fn delete_index_in(
+    txn: &WriteTransaction,
+    user: &str,
+    name: &[u8; 32],
+) -> Result<Result<Option<u64>, IndexError>, redb::Error> {
+    let mut index_table = txn.open_table(INDEX)?;
+    let Some(value) = index_table.get((user, name))? else {
+        return Ok(Ok(None));
+    };
+    // Decoded to report the version; an undecodable entry is refused
+    // rather than deleted blind, which keeps it for an operator to look at.
+    let version = match index::decode(value.value(), user, name) {
+        Ok((version, _)) => version,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    drop(value);
+    index_table.remove((user, name))?;
+    Ok(Ok(Some(version)))
+}
+
+/// A copy of `e`, for the other changes of a batch that `e` failed. Errors
+/// that say what to do (a full disk, a closed database) keep their kind;
+/// any other is passed on as its message.
+fn copy_error(e: &redb::Error) -> redb::Error {
+    match e {
+        redb::Error::Io(io) => redb::Error::Io(match io.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(io.kind(), io.to_string()),
+        }),
+        redb::Error::PreviousIo => redb::Error::PreviousIo,
+        redb::Error::DatabaseClosed => redb::Error::DatabaseClosed,
+        redb::Error::TransactionPoisoned => redb::Error::TransactionPoisoned,
+        redb::Error::Corrupted(message) => redb::Error::Corrupted(message.clone()),
+        other => redb::Error::Backend(Box::new(io::Error::other(other.to_string()))),
+    }
 }
 
 /// Lowers `user`'s usage by `len`, dropping the entry when it reaches 0.

@@ -14,9 +14,10 @@
 //! (a small file's other database write). Each shard is hashed once by the
 //! thread for its id, as a client does, on top of the store's own check.
 //!
-//! What this watches: the database's single writer. A node's concurrent
-//! puts each made their own durable commit, one after another; see the
-//! `meta` module docs for group commit.
+//! What this watches: the database's single writer, whose durable commits
+//! cost milliseconds. Concurrent puts share them (group commit; see the
+//! `meta` module docs), so puts per second should grow with the threads
+//! well past one commit's worth.
 
 mod common;
 
