@@ -737,14 +737,85 @@ fn assess(
         missing += stripe.shards.len() - have;
         if have < stripe.redundancy.data() {
             health = Health::Lost;
-        } else if have < stripe.shards.len() && health == Health::Ok {
+        } else if spread(&stripe.shards, holders) < stripe.shards.len() && health == Health::Ok {
+            // Every shard may exist and still not be safe: two shards of a
+            // chunk on one node (a put made while a node was down) go
+            // together when that node does.
             health = Health::Degraded;
         }
     }
     (per_node, missing, health)
 }
 
+/// How many of `shards` sit on distinct nodes: the size of a largest
+/// matching of shards to nodes holding them, so that losing any one node
+/// costs at most one of the shards counted. (Kuhn's augmenting paths; a
+/// stripe has at most 32 shards.)
+fn spread(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> usize {
+    fn augment(
+        shard: usize,
+        options: &[&[usize]],
+        owner: &mut HashMap<usize, usize>,
+        visited: &mut Vec<usize>,
+    ) -> bool {
+        for &node in options[shard] {
+            if visited.contains(&node) {
+                continue;
+            }
+            visited.push(node);
+            let free = match owner.get(&node) {
+                None => true,
+                Some(&other) => augment(other, options, owner, visited),
+            };
+            if free {
+                owner.insert(node, shard);
+                return true;
+            }
+        }
+        false
+    }
+    let options: Vec<&[usize]> = shards
+        .iter()
+        .map(|id| holders.get(id).map_or(&[][..], Vec::as_slice))
+        .collect();
+    let mut owner = HashMap::new();
+    (0..shards.len())
+        .filter(|&shard| augment(shard, &options, &mut owner, &mut Vec::new()))
+        .count()
+}
+
 /// Whether `a` is newer than `b` (the index's recency order).
 fn newer(a: &Entry, b: &Entry) -> bool {
     a.cmp_recency(b) == std::cmp::Ordering::Greater
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> Id {
+        Id::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn spread_counts_shards_on_distinct_nodes() {
+        let shards = [id(1), id(2), id(3), id(4)];
+        let mut holders = HashMap::new();
+        for (i, shard) in shards.iter().enumerate() {
+            holders.insert(*shard, vec![i]);
+        }
+        assert_eq!(spread(&shards, &holders), 4);
+        // Node 3 was down at put time: its shard went to node 0 as well.
+        holders.insert(id(4), vec![0]);
+        assert_eq!(spread(&shards, &holders), 3);
+        // A copy on node 3 too, found by moving shard 4 off node 0.
+        holders.insert(id(4), vec![0, 3]);
+        assert_eq!(spread(&shards, &holders), 4);
+        // An augmenting path: shard 1 can move from node 0 to node 3.
+        holders.insert(id(1), vec![0, 3]);
+        holders.insert(id(4), vec![0]);
+        assert_eq!(spread(&shards, &holders), 4);
+        holders.remove(&id(2));
+        assert_eq!(spread(&shards, &holders), 3);
+    }
 }

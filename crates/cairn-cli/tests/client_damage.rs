@@ -1,0 +1,179 @@
+//! Shard files damaged or deleted on a node's disk, and puts of files the
+//! nodes already (partly) hold.
+//!
+//! Bugs these guard against:
+//! - a get that returns, or gives up on, bytes a node's disk corrupted,
+//!   instead of detecting them by hash and using other shards;
+//! - `stat`/`verify` that report a damaged or missing shard as `ok`, or
+//!   count it wrongly;
+//! - a put that sends shards the nodes hold (a re-run, a file with a few
+//!   changed chunks), or that does not send one a node lost.
+
+mod common;
+
+use cairn_client::directory::Health;
+use common::{MIB, TestCluster, remote};
+
+/// Flips one bit in the middle of every file in `files`.
+fn flip_bits(files: &[std::path::PathBuf]) {
+    for file in files {
+        let mut bytes = std::fs::read(file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(file, bytes).unwrap();
+    }
+}
+
+/// Files in node `i`'s quarantine.
+fn quarantined(cluster: &TestCluster, i: usize) -> usize {
+    std::fs::read_dir(cluster.nodes[i].dir().join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_corrupted_every_shard_still_gives_exact_bytes_and_verify_says_so() {
+    let cluster = TestCluster::start();
+    let data = cairn_testing::seeded_bytes(50, 16 * MIB + 1);
+    let local = cluster.file("data", &data);
+    let name = remote("data.bin");
+    let client = cluster.client("alice");
+    let report = client.store(&local, &name).await.unwrap();
+    let stripes = report.chunks + 1; // the manifest is striped like a chunk
+
+    // Every shard file node 2 holds: one per stripe.
+    let damaged = cluster.shard_files(2);
+    assert_eq!(damaged.len(), stripes);
+    flip_bits(&damaged);
+
+    let out = cluster.path("copy");
+    let fetched = client.fetch(&name, &out).await.unwrap();
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the get returned other bytes"
+    );
+    // Node 2 is the home of a data shard of about half the stripes: those
+    // reads failed their hash and were replaced by parity from elsewhere.
+    assert!(fetched.shards_failed > 0, "{fetched:?}");
+    assert!(fetched.rebuilt > 0, "{fetched:?}");
+    let caught_by_get = quarantined(&cluster, 2);
+    assert_eq!(caught_by_get, fetched.shards_failed, "{fetched:?}");
+    assert!(cluster.nodes[2].wait_for_log("damaged"));
+
+    // verify reads every copy: the shards the get did not touch are caught
+    // now; none of node 2's shards has a good copy anywhere.
+    let verified = client.verify(&name).await.unwrap();
+    assert_eq!(verified.health, Health::Degraded, "{verified:?}");
+    assert_eq!(verified.corrupt, stripes - caught_by_get, "{verified:?}");
+    assert_eq!(verified.missing, stripes, "{verified:?}");
+    assert_eq!(verified.shards_per_node[2].1, 0, "{verified:?}");
+    for other in [0, 1, 3] {
+        assert_eq!(verified.shards_per_node[other].1, stripes, "{verified:?}");
+    }
+    assert_eq!(quarantined(&cluster, 2), stripes);
+    // stat, which only asks which shards are stored, now agrees.
+    let stat = client.stat(&name).await.unwrap();
+    assert_eq!(stat.health, Health::Degraded, "{stat:?}");
+    assert_eq!(stat.missing, stripes, "{stat:?}");
+    let listed = client.list_files("", true).await.unwrap();
+    assert_eq!(listed[0].health, Some(Health::Degraded));
+
+    // A put of the same file puts the lost shards back.
+    let again = client.store(&local, &name).await.unwrap();
+    assert_eq!(again.shards_sent, stripes, "{again:?}");
+    assert_eq!(client.verify(&name).await.unwrap().health, Health::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_deleted_shard_files_and_a_second_put_sends_exactly_those() {
+    let cluster = TestCluster::start();
+    let data = cairn_testing::seeded_bytes(51, 4 * MIB + 7);
+    let local = cluster.file("data", &data);
+    let name = remote("data.bin");
+    let client = cluster.client("alice");
+    let first = client.store(&local, &name).await.unwrap();
+    let all = (first.chunks + 1) * 4;
+    assert_eq!(first.shards_sent, all, "{first:?}");
+
+    // Stored again unchanged: nothing is sent.
+    let again = client.store(&local, &name).await.unwrap();
+    assert_eq!(
+        (again.shards_sent, again.shards_present, again.bytes_sent),
+        (0, all, 0),
+        "{again:?}"
+    );
+
+    // One shard file gone from node 0's disk.
+    let on_node_0 = cluster.shard_files(0);
+    std::fs::remove_file(&on_node_0[0]).unwrap();
+    let verified = client.verify(&name).await.unwrap();
+    assert_eq!(verified.health, Health::Degraded, "{verified:?}");
+    assert_eq!((verified.missing, verified.corrupt), (1, 0), "{verified:?}");
+    assert_eq!(
+        verified.shards_per_node[0].1,
+        on_node_0.len() - 1,
+        "{verified:?}"
+    );
+    let stat = client.stat(&name).await.unwrap();
+    assert_eq!(
+        (stat.health, stat.missing),
+        (Health::Degraded, 1),
+        "{stat:?}"
+    );
+
+    // Two more, on node 1 and node 3.
+    std::fs::remove_file(&cluster.shard_files(1)[0]).unwrap();
+    std::fs::remove_file(cluster.shard_files(3).last().unwrap()).unwrap();
+    assert_eq!(client.verify(&name).await.unwrap().missing, 3);
+
+    // The node still has the user's reference but not the file: the put
+    // sends exactly the three lost shards, and the file is whole again.
+    let repaired = client.store(&local, &name).await.unwrap();
+    assert_eq!(
+        (repaired.shards_sent, repaired.shards_present),
+        (3, all - 3),
+        "{repaired:?}"
+    );
+    let verified = client.verify(&name).await.unwrap();
+    assert_eq!((verified.health, verified.missing), (Health::Ok, 0));
+    let out = cluster.path("copy");
+    client.fetch(&name, &out).await.unwrap();
+    assert!(std::fs::read(&out).unwrap() == data);
+}
+
+/// A 16 MiB file with 1 MiB in the middle changed: content-defined chunks
+/// and convergent encryption mean only the chunks around the change (and
+/// the manifest) are new, and only their shards are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_sends_only_its_changed_chunks() {
+    let cluster = TestCluster::start();
+    let mut data = cairn_testing::seeded_bytes(52, 16 * MIB);
+    let local = cluster.file("data", &data);
+    let name = remote("data.bin");
+    let client = cluster.client("alice");
+    let first = client.store(&local, &name).await.unwrap();
+
+    let change = cairn_testing::seeded_bytes(53, MIB);
+    data[8 * MIB..9 * MIB].copy_from_slice(&change);
+    std::fs::write(&local, &data).unwrap();
+    let second = client.store(&local, &name).await.unwrap();
+    let all = (second.chunks + 1) * 4;
+    assert_eq!(second.shards_sent + second.shards_present, all);
+    // New are the chunks the changed MiB falls in, a neighbour whose
+    // boundary moved, and the manifest: a handful of 17 or so stripes.
+    // Anything near a full re-send is the bug.
+    assert!(second.shards_sent > 0, "{second:?}");
+    assert!(
+        second.shards_sent * 4 <= all,
+        "a quarter of the shards or fewer: {second:?} after {first:?}"
+    );
+    assert!(
+        second.bytes_sent * 4 <= first.bytes_sent,
+        "{second:?} after {first:?}"
+    );
+    assert_eq!(second.shards_sent % 4, 0, "whole stripes: {second:?}");
+
+    let out = cluster.path("copy");
+    client.fetch(&name, &out).await.unwrap();
+    assert!(std::fs::read(&out).unwrap() == data, "the new version");
+}
