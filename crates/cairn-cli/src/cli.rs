@@ -115,6 +115,18 @@ pub enum Command {
     /// naming it.
     Verify(VerifyArgs),
 
+    /// Give every chunk of a file (or of every file) its n shards on n
+    /// distinct nodes again.
+    ///
+    /// Reads every copy of every shard as `verify` does; for each chunk
+    /// with a shard missing, corrupt, or sharing a node with another shard
+    /// of the chunk, fetches any k shards, rebuilds the missing ones (from
+    /// the encrypted bytes: nothing is decrypted) and stores them on nodes
+    /// in placement order. Running it again when everything is in place
+    /// changes nothing. Exits 1 if a file is still not `ok` afterwards (a
+    /// node is down, or a chunk has fewer than k shards left), naming it.
+    Repair(RepairArgs),
+
     /// Print the capability string of a stored file (and only that, on
     /// stdout). Anyone with it can fetch that one file with `cairn get
     /// --cap CAP LOCAL --server URL#NODE_ID`, and nothing else.
@@ -455,6 +467,18 @@ pub struct VerifyArgs {
     /// The stored file to check [default: every file].
     #[arg(value_name = "REMOTE")]
     pub remote: Option<RemotePath>,
+}
+
+/// Options of `cairn repair`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["remote", "all"]))]
+pub struct RepairArgs {
+    /// The stored file to repair.
+    #[arg(value_name = "REMOTE")]
+    pub remote: Option<RemotePath>,
+    /// Repair every stored file.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Options of `cairn share`.

@@ -46,8 +46,8 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{
-    Command, GetArgs, GlobalArgs, InitArgs, LsArgs, PutArgs, RmArgs, ShareArgs, StatArgs,
-    VerifyArgs,
+    Command, GetArgs, GlobalArgs, InitArgs, LsArgs, PutArgs, RepairArgs, RmArgs, ShareArgs,
+    StatArgs, VerifyArgs,
 };
 use crate::config_file::{self, PassphraseSource};
 use crate::units::size;
@@ -86,6 +86,7 @@ pub fn run(global: &GlobalArgs, command: Command) -> Result<()> {
                 Command::Rm(args) => rm(global, &out, args).await,
                 Command::Stat(args) => stat(global, &out, args).await,
                 Command::Verify(args) => verify(global, &out, args).await,
+                Command::Repair(args) => repair(global, &out, args).await,
                 Command::Share(args) => share(global, &out, args).await,
                 Command::Demo(_) | Command::Node(_) | Command::Bench(_) => {
                     unreachable!("not a client command")
@@ -1481,6 +1482,137 @@ async fn verify(global: &GlobalArgs, out: &Output, args: VerifyArgs) -> Result<(
             "{} of {} files not ok: {}",
             not_ok.len(),
             counts.iter().sum::<usize>(),
+            not_ok.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RepairedJson {
+    path: String,
+    before: String,
+    after: String,
+    chunks_repaired: usize,
+    shards_written: usize,
+    bytes_written: u64,
+    corrupt: usize,
+    unplaced: usize,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RepairJson {
+    files: Vec<RepairedJson>,
+    repaired: usize,
+    not_ok: Vec<String>,
+}
+
+async fn repair(global: &GlobalArgs, out: &Output, args: RepairArgs) -> Result<()> {
+    let client = open(global, out).await?;
+    let paths: Vec<RemotePath> = match &args.remote {
+        Some(remote) => vec![remote.clone()],
+        None => client
+            .list_files("", false)
+            .await
+            .context("cannot list the files")?
+            .into_iter()
+            .map(|f| f.path)
+            .collect(),
+    };
+    let bar = out.count_bar(paths.len() as u64, "repairing");
+    let mut files = Vec::new();
+    let mut not_ok = Vec::new();
+    let mut repaired = 0;
+    for path in &paths {
+        bar.set_message(path.to_string());
+        let report = match client.repair(path).await {
+            Ok(report) => report,
+            Err(DirectoryError::NotFound(_)) if args.remote.is_none() => {
+                bar.inc(1);
+                continue; // removed since the listing
+            }
+            Err(DirectoryError::NotFound(_)) => {
+                bar.finish_and_clear();
+                client.close().await;
+                bail!("no file {path} (`cairn ls` lists what is stored)");
+            }
+            Err(e) => {
+                not_ok.push(format!("{path} ({e})"));
+                bar.suspend(|| out.data(&format!("{:<8}  {path} ({e})", Health::Lost)))?;
+                bar.inc(1);
+                continue;
+            }
+        };
+        let line = if report.shards_written > 0 {
+            repaired += 1;
+            format!(
+                "{:<8}  {path}: {} rebuilt on {} ({}), was {}",
+                report.after.to_string(),
+                plural(report.shards_written, "shard", ""),
+                plural(report.stripes_repaired, "chunk", ""),
+                size(report.bytes_written),
+                report.before
+            )
+        } else {
+            format!("{:<8}  {path}", report.after.to_string())
+        };
+        let mut line = line;
+        if report.corrupt > 0 {
+            line.push_str(&format!(
+                "; {} found and quarantined",
+                plural(report.corrupt, "corrupt copy", "")
+            ));
+        }
+        if report.unplaced > 0 {
+            line.push_str(&format!(
+                "; {} waiting for a free node (is a node down?)",
+                plural(report.unplaced, "shard", "")
+            ));
+        }
+        for problem in &report.problems {
+            line.push_str(&format!("; {problem}"));
+        }
+        if report.after != Health::Ok {
+            not_ok.push(format!("{path} ({})", report.after));
+        }
+        if !out.json && (report.after != Health::Ok || report.shards_written > 0 || !out.quiet) {
+            bar.suspend(|| out.data(&line))?;
+        }
+        files.push(RepairedJson {
+            path: path.to_string(),
+            before: report.before.to_string(),
+            after: report.after.to_string(),
+            chunks_repaired: report.stripes_repaired,
+            shards_written: report.shards_written,
+            bytes_written: report.bytes_written,
+            corrupt: report.corrupt,
+            unplaced: report.unplaced,
+            problems: report.problems,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    client.close().await;
+    let total = files.len();
+    if out.json {
+        out.json(&RepairJson {
+            files,
+            repaired,
+            not_ok: not_ok.clone(),
+        })?;
+    } else {
+        out.note(&format!(
+            "checked {}: {repaired} repaired, {} not ok",
+            plural(total, "file", ""),
+            not_ok.len()
+        ))?;
+    }
+    if !not_ok.is_empty() {
+        bail!(
+            "{} of {} still not ok: {}",
+            not_ok.len(),
+            plural(total, "file", ""),
             not_ok.join(", ")
         );
     }

@@ -463,6 +463,26 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
         "{}",
         stderr(&out)
     );
+
+    // Repair puts the shard back; a second run has nothing to do.
+    let out = alice.cairn(&["repair", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("ok        d.bin: 1 shard rebuilt on 1 chunk"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("checked 6 files: 1 repaired, 0 not ok"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(new[0].exists(), "the shard is back on node 0");
+    alice.ok(&["verify", "d.bin"]);
+    let again = alice.json(&["repair", "d.bin", "--json"]);
+    assert_eq!(again["repaired"], 0, "{again}");
+    assert_eq!(again["files"][0]["shards_written"], 0, "{again}");
+    assert_eq!(again["files"][0]["after"], "ok", "{again}");
 }
 
 /// The shard files on a node's disk.
@@ -504,12 +524,16 @@ fn bad_usage_exits_2_and_every_command_explains_itself() {
         vec!["ls", "--frobnicate"],
         vec!["stat", "a//b"],
         vec!["put", "file", "a/../b"],
+        vec!["repair"],
+        vec!["repair", "d.bin", "--all"],
     ] {
         let err = shell.fails(2, &args);
         assert!(err.contains("error"), "{args:?}: {err}");
     }
     assert!(!shell.config_path().exists());
-    for command in ["init", "put", "get", "ls", "rm", "stat", "verify", "share"] {
+    for command in [
+        "init", "put", "get", "ls", "rm", "stat", "verify", "repair", "share",
+    ] {
         let help = shell.ok(&[command, "--help"]);
         assert!(help.contains("Usage: cairn"), "{command}: {help}");
         assert!(help.contains("--config"), "{command}: {help}");

@@ -110,6 +110,20 @@ pub struct RemoveReport {
     pub shards_kept: usize,
 }
 
+/// The good copies of a file's shards, as [`Client::check_copies`] found
+/// them.
+#[derive(Debug)]
+pub(crate) struct CheckedCopies {
+    /// The file's manifest.
+    pub manifest: Manifest,
+    /// The manifest's stripe, then each chunk's.
+    pub stripes: Vec<StripeRef>,
+    /// For each shard id, the nodes whose copy matched it.
+    pub good: HashMap<Id, Vec<usize>>,
+    /// Copies that failed their hash.
+    pub corrupt: usize,
+}
+
 impl Client {
     /// The newest entry named `remote` among the reachable nodes, repairing
     /// nodes that hold an older one.
@@ -158,14 +172,15 @@ impl Client {
             return Err(DirectoryError::NoNode { failed });
         }
         if let Some((entry, data)) = &newest {
-            self.repair(&name, entry.version.0, data, &answered).await;
+            self.read_repair(&name, entry.version.0, data, &answered)
+                .await;
         }
         Ok(newest.map(|(entry, _)| entry))
     }
 
     /// Sends the newest entry to the nodes that answered with an older one
     /// or none (best effort: a failure here is retried at the next read).
-    async fn repair(
+    async fn read_repair(
         &self,
         name: &[u8; 32],
         version: u64,
@@ -385,7 +400,7 @@ impl Client {
                 .iter()
                 .any(|(_, v)| v.is_none_or(|v| v < entry.version.0))
             {
-                self.repair(name, entry.version.0, data, &have).await;
+                self.read_repair(name, entry.version.0, data, &have).await;
             }
         }
         let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
@@ -543,8 +558,37 @@ impl Client {
     /// As [`stat`](Self::stat).
     pub async fn verify(&self, remote: &RemotePath) -> Result<FileLayout, DirectoryError> {
         let (info, capability) = self.file(remote).await?;
+        let checked = self.check_copies(&capability).await?;
+        let stripes: Vec<&StripeRef> = checked.stripes.iter().collect();
+        let (per_node, missing, health) = assess(&stripes, &checked.good, self.cluster.len());
+        Ok(FileLayout {
+            info: FileInfo {
+                health: Some(health),
+                ..info
+            },
+            redundancy: checked
+                .manifest
+                .chunks
+                .first()
+                .map_or(capability.manifest.redundancy, |c| c.stripe.redundancy),
+            chunks: checked.manifest.chunks.len(),
+            shards_per_node: self.per_node(per_node),
+            missing,
+            corrupt: checked.corrupt,
+            health,
+        })
+    }
+
+    /// Reads every copy of every shard of the file `capability` names from
+    /// every node that claims it, and keeps the nodes whose copy matched
+    /// its id. (A node quarantines a copy that fails its check on read.)
+    pub(crate) async fn check_copies(
+        &self,
+        capability: &Capability,
+    ) -> Result<CheckedCopies, FetchError> {
+        use futures::stream::{self, StreamExt};
         let counts = crate::fetch::Counts::default();
-        let manifest = self.fetch_manifest(&capability, &counts).await?;
+        let manifest = self.fetch_manifest(capability, &counts).await?;
         let stripes: Vec<StripeRef> = std::iter::once(capability.manifest.clone())
             .chain(manifest.chunks.iter().map(|c| c.stripe.clone()))
             .collect();
@@ -553,39 +597,39 @@ impl Client {
             .flat_map(|s| s.shards.iter().copied())
             .collect();
         let claimed = self.where_are(&ids).await;
-        let mut good: HashMap<Id, Vec<usize>> = HashMap::new();
-        let mut corrupt = 0;
-        for (id, nodes) in &claimed {
-            for &node in nodes {
-                let id = *id;
-                match self
+        let copies = claimed
+            .iter()
+            .flat_map(|(id, nodes)| nodes.iter().map(move |&node| (*id, node)));
+        // A few reads at once per node: a large file has thousands of shards.
+        let outcomes: Vec<(Id, usize, Result<Bytes, ClientError>)> = stream::iter(copies)
+            .map(|(id, node)| async move {
+                let read = self
                     .cluster
                     .on(node, |c| async move { c.get_shard(&id).await })
-                    .await
-                {
-                    Ok(_) => good.entry(id).or_default().push(node),
-                    Err(ClientError::Corrupt { .. }) => corrupt += 1,
-                    Err(e) if e.code() == Some(ErrorCode::Corrupt) => corrupt += 1,
-                    Err(_) => {}
-                }
+                    .await;
+                (id, node, read)
+            })
+            .buffer_unordered(4 * self.cluster.len())
+            .collect()
+            .await;
+        let mut good: HashMap<Id, Vec<usize>> = HashMap::new();
+        let mut corrupt = 0;
+        for (id, node, read) in outcomes {
+            match read {
+                Ok(_) => good.entry(id).or_default().push(node),
+                Err(ClientError::Corrupt { .. }) => corrupt += 1,
+                Err(e) if e.code() == Some(ErrorCode::Corrupt) => corrupt += 1,
+                Err(_) => {}
             }
         }
-        let stripes: Vec<&StripeRef> = stripes.iter().collect();
-        let (per_node, missing, health) = assess(&stripes, &good, self.cluster.len());
-        Ok(FileLayout {
-            info: FileInfo {
-                health: Some(health),
-                ..info
-            },
-            redundancy: manifest
-                .chunks
-                .first()
-                .map_or(capability.manifest.redundancy, |c| c.stripe.redundancy),
-            chunks: manifest.chunks.len(),
-            shards_per_node: self.per_node(per_node),
-            missing,
+        for nodes in good.values_mut() {
+            nodes.sort_unstable();
+        }
+        Ok(CheckedCopies {
+            manifest,
+            stripes,
+            good,
             corrupt,
-            health,
         })
     }
 
@@ -607,7 +651,10 @@ impl Client {
     }
 
     /// The live entry of `remote`.
-    async fn file(&self, remote: &RemotePath) -> Result<(FileInfo, Capability), DirectoryError> {
+    pub(crate) async fn file(
+        &self,
+        remote: &RemotePath,
+    ) -> Result<(FileInfo, Capability), DirectoryError> {
         match self.lookup(remote).await? {
             Some(Entry {
                 path,
@@ -715,7 +762,7 @@ impl Client {
 
 /// Shards each node holds, shards held nowhere, and the health they make,
 /// given for each shard id the nodes holding a (good) copy.
-fn assess(
+pub(crate) fn assess(
     stripes: &[&StripeRef],
     holders: &HashMap<Id, Vec<usize>>,
     nodes: usize,
@@ -748,10 +795,16 @@ fn assess(
 }
 
 /// How many of `shards` sit on distinct nodes: the size of a largest
-/// matching of shards to nodes holding them, so that losing any one node
-/// costs at most one of the shards counted. (Kuhn's augmenting paths; a
-/// stripe has at most 32 shards.)
+/// matching of shards to nodes holding them (see [`spread_out`]).
 fn spread(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> usize {
+    spread_out(shards, holders).iter().flatten().count()
+}
+
+/// A largest set of shards held on distinct nodes, as the node counted for
+/// each shard (`None` for a shard left out): losing any one node costs at
+/// most one of the shards counted. Kuhn's augmenting paths; a stripe has at
+/// most 32 shards.
+pub(crate) fn spread_out(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> Vec<Option<usize>> {
     fn augment(
         shard: usize,
         options: &[&[usize]],
@@ -779,9 +832,14 @@ fn spread(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> usize {
         .map(|id| holders.get(id).map_or(&[][..], Vec::as_slice))
         .collect();
     let mut owner = HashMap::new();
-    (0..shards.len())
-        .filter(|&shard| augment(shard, &options, &mut owner, &mut Vec::new()))
-        .count()
+    for shard in 0..shards.len() {
+        augment(shard, &options, &mut owner, &mut Vec::new());
+    }
+    let mut nodes = vec![None; shards.len()];
+    for (node, shard) in owner {
+        nodes[shard] = Some(node);
+    }
+    nodes
 }
 
 /// Whether `a` is newer than `b` (the index's recency order).

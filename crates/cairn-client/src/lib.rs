@@ -35,6 +35,7 @@ pub mod directory;
 pub mod fetch;
 pub mod index;
 pub mod placement;
+pub mod repair;
 pub mod store;
 
 use std::path::Path;
