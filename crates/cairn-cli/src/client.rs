@@ -1122,7 +1122,17 @@ async fn get_capability(
     for server in &trusted {
         eprintln!("trusting {server} on first use");
     }
-    let client = Client::anonymous(&servers, options).context("cannot use these servers")?;
+    let mut client = Client::anonymous(&servers, options).context("cannot use these servers")?;
+    // A configured scan applies to files fetched by capability too, even
+    // with the servers given on the command line.
+    let scan_command = match &config {
+        Some(config) => config.scan_command.clone(),
+        None => match config_file::path(global.config.as_deref()) {
+            Ok(path) => config_file::load_if_present(&path)?.and_then(|c| c.scan_command),
+            Err(_) => None,
+        },
+    };
+    client.set_scan_command(scan_command);
     let bar = out.bytes_bar(None, &local.display().to_string());
     let progress = |written| bar.set_position(written);
     let result = if to_stdout {

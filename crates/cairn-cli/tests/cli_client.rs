@@ -485,6 +485,63 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     assert_eq!(again["files"][0]["after"], "ok", "{again}");
 }
 
+/// A "virus scanner" that refuses any file containing the word EICAR.
+const SCANNER: &str = r#"scan_command = ["sh", "-c", "if grep -q EICAR \"$1\"; then echo \"$1: Eicar FOUND\"; exit 1; fi", "scan"]"#;
+
+#[test]
+fn scan_command_blocks_a_put_and_keeps_a_refused_get_out_of_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes(dir.path(), &["tcp", "tcp", "quic"]);
+    let alice = Shell::with_passphrase(dir.path(), "alice", PASSPHRASE);
+    alice.init("alice", &addresses(&nodes), &[]);
+    // Stored before the scan was configured.
+    alice.write("old.txt", b"an EICAR test string");
+    alice.ok(&["put", "old.txt"]);
+
+    let mut config = std::fs::read_to_string(alice.config_path()).unwrap();
+    config.push_str(SCANNER);
+    config.push('\n');
+    std::fs::write(alice.config_path(), config).unwrap();
+
+    alice.write("clean.txt", b"nothing to see");
+    alice.ok(&["put", "clean.txt"]);
+    alice.write("bad.txt", b"X5O!P%@AP EICAR-STANDARD-ANTIVIRUS-TEST-FILE");
+    let err = alice.fails(1, &["put", "bad.txt"]);
+    assert!(err.contains("not stored"), "{err}");
+    assert!(err.contains("Eicar FOUND"), "{err}");
+    assert_eq!(alice.ok(&["ls"]), "clean.txt\nold.txt\n");
+    // A stream cannot be scanned: refused, not let through.
+    let err = alice.fails(1, &["put", "-", "stdin.txt"]);
+    assert!(err.contains("needs a file"), "{err}");
+
+    alice.ok(&["get", "clean.txt", "clean-copy.txt"]);
+    assert_eq!(alice.read("clean-copy.txt"), b"nothing to see");
+    let err = alice.fails(1, &["get", "old.txt", "old-copy.txt"]);
+    assert!(err.contains("Eicar FOUND"), "{err}");
+    assert!(err.contains("old-copy.txt.cairn-blocked"), "{err}");
+    assert!(!alice.home.join("old-copy.txt").exists());
+    assert_eq!(
+        alice.read("old-copy.txt.cairn-blocked"),
+        b"an EICAR test string"
+    );
+    // By capability too, with the servers on the command line.
+    let capability = alice.ok(&["share", "old.txt"]);
+    let server = addresses(&nodes)[0].clone();
+    let err = alice.fails(
+        1,
+        &[
+            "get",
+            "--cap",
+            capability.trim(),
+            "cap-copy.txt",
+            "--server",
+            &server,
+        ],
+    );
+    assert!(err.contains("Eicar FOUND"), "{err}");
+    assert!(!alice.home.join("cap-copy.txt").exists());
+}
+
 /// The shard files on a node's disk.
 fn shard_files(node: &NodeProcess) -> Vec<PathBuf> {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {

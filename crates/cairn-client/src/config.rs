@@ -19,6 +19,7 @@
 //! connect_timeout_secs = 3
 //! request_timeout_secs = 30
 //! window = 8
+//! # scan_command = ["clamdscan", "--fdpass", "--no-summary"]
 //! ```
 //!
 //! # Rules
@@ -70,6 +71,11 @@ pub struct ClientConfig {
     /// Chunks in flight at once during a put or a get; memory use grows with
     /// it. Default: 8.
     pub window: usize,
+    /// A program run on every file before it is stored and after it is
+    /// fetched, with the file's path as its last argument (for example
+    /// `["clamdscan", "--fdpass", "--no-summary"]`). A non-zero exit blocks
+    /// the put, or keeps the fetched file out of place. Default: none.
+    pub scan_command: Option<Vec<String>>,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +89,7 @@ impl Default for ClientConfig {
             connect_timeout_secs: 3,
             request_timeout_secs: 30,
             window: 8,
+            scan_command: None,
         }
     }
 }
@@ -154,6 +161,11 @@ pub enum ConfigError {
         /// The setting.
         field: &'static str,
     },
+    /// `scan_command` names no program.
+    #[error(
+        "client config: scan_command is empty: name a program, e.g. [\"clamdscan\", \"--fdpass\"]"
+    )]
+    ScanCommand,
     /// `window` is zero or over [`MAX_WINDOW`].
     #[error("client config: window = {window} must be between 1 and {max}")]
     Window {
@@ -290,6 +302,13 @@ impl ClientConfig {
                 max: MAX_WINDOW,
             });
         }
+        if self
+            .scan_command
+            .as_ref()
+            .is_some_and(|argv| argv.first().is_none_or(|program| program.trim().is_empty()))
+        {
+            return Err(ConfigError::ScanCommand);
+        }
         Ok(())
     }
 
@@ -313,6 +332,16 @@ impl ClientConfig {
             None => format!("# {key} = {shown}"),
         };
         let min_shards = self.min_shards.unwrap_or((data + 1).min(total));
+        let scan_command = match &self.scan_command {
+            Some(argv) => format!(
+                "scan_command = [{}]",
+                argv.iter()
+                    .map(|a| string(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => r#"# scan_command = ["clamdscan", "--fdpass", "--no-summary"]"#.to_owned(),
+        };
         format!(
             r#"# cairn client settings. `cairn init` wrote this file; edit it freely.
 
@@ -348,6 +377,12 @@ request_timeout_secs = {request}
 # Chunks in flight at once during a put or a get, 1 to {max_window}; memory use
 # grows with it (default: 8).
 window = {window}
+
+# A program run on every file before a put and after a get, with the file's
+# path as its last argument: a non-zero exit blocks the put, or keeps the
+# fetched file out of place (as LOCAL.cairn-blocked). For example a virus
+# scanner. Default (when commented out): none.
+{scan_command}
 "#,
             user = string(&self.user),
             data = optional("data", self.data, data),
@@ -357,6 +392,7 @@ window = {window}
             request = self.request_timeout_secs,
             max_window = MAX_WINDOW,
             window = self.window,
+            scan_command = scan_command,
         )
     }
 }
@@ -422,6 +458,7 @@ mod tests {
         explicit.connect_timeout_secs = 5;
         explicit.request_timeout_secs = 90;
         explicit.window = 16;
+        explicit.scan_command = Some(vec!["clamdscan".into(), "--fdpass".into()]);
         let mut mixed = config(3);
         mixed.servers[1] = "https://[::1]:7443"
             .parse::<NodeAddress>()
@@ -443,6 +480,7 @@ mod tests {
                 "connect_timeout_secs",
                 "request_timeout_secs",
                 "window",
+                "scan_command",
             ] {
                 assert!(
                     text.contains(&format!("\n{key} = "))
@@ -556,6 +594,14 @@ mod tests {
         assert!(matches!(
             check(&|c| c.window = MAX_WINDOW + 1),
             ConfigError::Window { .. }
+        ));
+        assert!(matches!(
+            check(&|c| c.scan_command = Some(Vec::new())),
+            ConfigError::ScanCommand
+        ));
+        assert!(matches!(
+            check(&|c| c.scan_command = Some(vec![" ".into()])),
+            ConfigError::ScanCommand
         ));
         let many = config(33);
         let mut too_many = many.clone();

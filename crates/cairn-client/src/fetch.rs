@@ -81,6 +81,21 @@ pub enum FetchError {
     /// The index could not be read.
     #[error(transparent)]
     Index(#[from] crate::index::IndexEntryError),
+    /// The scan command refused the fetched file, which was kept at
+    /// `kept` instead of its place.
+    #[error("{source}; the file was kept as {kept}, not at {local}")]
+    Blocked {
+        /// Where the file was meant to go.
+        local: String,
+        /// Where it is.
+        kept: String,
+        /// What the scan said.
+        source: crate::scan::ScanError,
+    },
+    /// The scan command could not run, or a stream was asked for while a
+    /// scan is configured.
+    #[error(transparent)]
+    Scan(#[from] crate::scan::ScanError),
 }
 
 /// Shard fetches of one operation, counted, with why the last ones failed.
@@ -150,6 +165,9 @@ impl Client {
         out: &mut W,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
+        if self.scan.is_some() {
+            return Err(crate::scan::ScanError::NeedsFile.into());
+        }
         let capability = self.capability(remote).await?;
         self.fetch_capability_to(&capability, out, progress).await
     }
@@ -188,11 +206,25 @@ impl Client {
             .map_err(write_error)?;
         let file = tokio::fs::File::from_std(partial.reopen().map_err(write_error)?);
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let report = self
-            .fetch_capability_to(capability, &mut out, progress)
-            .await?;
+        let report = self.fetch_unscanned(capability, &mut out, progress).await?;
         out.flush().await.map_err(write_error)?;
         out.into_inner().sync_all().await.map_err(write_error)?;
+        if let Some(argv) = &self.scan
+            && let Err(refused) = crate::scan::scan(argv, partial.path()).await
+        {
+            if let crate::scan::ScanError::Failed { .. } = refused {
+                return Err(refused.into()); // the partial file goes
+            }
+            // Out of place, where it can be looked at, never where a program
+            // expecting LOCAL would pick it up.
+            let kept = parent.join(format!("{name}.cairn-blocked"));
+            partial.persist(&kept).map_err(|e| write_error(e.error))?;
+            return Err(FetchError::Blocked {
+                local: local.display().to_string(),
+                kept: kept.display().to_string(),
+                source: refused,
+            });
+        }
         // Renamed only now that every chunk and the whole-file hash checked out.
         if overwrite {
             partial.persist(local).map_err(|e| write_error(e.error))?;
@@ -214,8 +246,22 @@ impl Client {
     /// checked at the end, so only an `Ok` means `out` holds the file.
     ///
     /// # Errors
-    /// As [`fetch_file`](Self::fetch_file).
+    /// As [`fetch_file`](Self::fetch_file); [`crate::scan::ScanError::NeedsFile`]
+    /// while a scan command is configured.
     pub async fn fetch_capability_to<W: AsyncWrite + Unpin>(
+        &self,
+        capability: &Capability,
+        out: &mut W,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        if self.scan.is_some() {
+            return Err(crate::scan::ScanError::NeedsFile.into());
+        }
+        self.fetch_unscanned(capability, out, progress).await
+    }
+
+    /// [`fetch_capability_to`](Self::fetch_capability_to), scanned or not.
+    async fn fetch_unscanned<W: AsyncWrite + Unpin>(
         &self,
         capability: &Capability,
         out: &mut W,

@@ -36,6 +36,7 @@ pub mod fetch;
 pub mod index;
 pub mod placement;
 pub mod repair;
+pub mod scan;
 pub mod store;
 
 use std::path::Path;
@@ -87,6 +88,8 @@ pub struct Client {
     /// Breaks ties between index entries of equal version.
     pub(crate) writer: [u8; 16],
     pub(crate) clock: Mutex<crate::index::Clock>,
+    /// `scan_command`, if any.
+    pub(crate) scan: Option<Vec<String>>,
 }
 
 impl Client {
@@ -173,8 +176,16 @@ impl Client {
             window: config.window.max(1),
             writer,
             clock: Mutex::new(crate::index::Clock::default()),
+            scan: config.scan_command.clone(),
             cluster,
         }
+    }
+
+    /// Sets the program that scans every file stored and fetched (see
+    /// [`ClientConfig::scan_command`]); for clients not opened from a
+    /// config, such as [`anonymous`](Self::anonymous) ones.
+    pub fn set_scan_command(&mut self, argv: Option<Vec<String>>) {
+        self.scan = argv;
     }
 
     /// Stores the file at `local` as `remote`.

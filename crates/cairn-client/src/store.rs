@@ -123,6 +123,10 @@ pub enum StoreError {
     /// The index entry could not be written for another reason.
     #[error(transparent)]
     Index(#[from] crate::index::IndexEntryError),
+    /// The scan command refused the file (or could not run): nothing was
+    /// stored.
+    #[error("not stored: {0}")]
+    Scan(#[from] crate::scan::ScanError),
 }
 
 /// Counters shared by the uploads of one put.
@@ -163,6 +167,9 @@ impl Client {
             path: local.display().to_string(),
             source,
         };
+        if let Some(argv) = &self.scan {
+            crate::scan::scan(argv, local).await?;
+        }
         let file = std::fs::File::open(local).map_err(read_error)?;
         let metadata = file.metadata().map_err(read_error)?;
         let modified = metadata
@@ -170,7 +177,7 @@ impl Client {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
-        self.store_reader(file, remote, modified, progress).await
+        self.store_from(file, remote, modified, progress).await
     }
 
     /// Stores what the asynchronous `reader` yields as `remote`, with
@@ -187,8 +194,11 @@ impl Client {
     ) -> Result<StoreReport, StoreError> {
         // The sealer reads on a blocking thread; the bridge turns the async
         // reader into a blocking one there.
+        if self.scan.is_some() {
+            return Err(crate::scan::ScanError::NeedsFile.into());
+        }
         let reader = tokio_util::io::SyncIoBridge::new(reader);
-        self.store_reader(reader, remote, modified_unix_ms, progress)
+        self.store_from(reader, remote, modified_unix_ms, progress)
             .await
     }
 
@@ -196,8 +206,24 @@ impl Client {
     /// `modified_unix_ms`. `reader` is read on a blocking thread.
     ///
     /// # Errors
-    /// As [`store_file`](Self::store_file).
+    /// As [`store_file`](Self::store_file); [`crate::scan::ScanError::NeedsFile`]
+    /// while a scan command is configured.
     pub async fn store_reader<R: std::io::Read + Send + 'static>(
+        &self,
+        reader: R,
+        remote: &crate::index::RemotePath,
+        modified_unix_ms: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<StoreReport, StoreError> {
+        if self.scan.is_some() {
+            return Err(crate::scan::ScanError::NeedsFile.into());
+        }
+        self.store_from(reader, remote, modified_unix_ms, progress)
+            .await
+    }
+
+    /// [`store_reader`](Self::store_reader), scanned or not.
+    async fn store_from<R: std::io::Read + Send + 'static>(
         &self,
         reader: R,
         remote: &crate::index::RemotePath,

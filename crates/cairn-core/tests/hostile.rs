@@ -9,8 +9,8 @@
 
 use cairn_core::erasure::MAX_BLOB_LEN;
 use cairn_core::keys::{ConvergenceKey, ManifestKey};
-use cairn_core::pipeline::{FileOpener, FileSealer, OpenError};
 use cairn_core::manifest::ManifestError;
+use cairn_core::pipeline::{FileOpener, FileSealer, OpenError};
 use cairn_core::{Capability, Manifest, Redundancy};
 
 fn redundancy() -> Redundancy {
