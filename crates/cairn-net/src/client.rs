@@ -509,6 +509,8 @@ struct TcpMux {
     writer: tokio::sync::Mutex<BufWriter<WriteHalf<TlsStream<TcpStream>>>>,
     /// Waiting requests by stream id; `None` once the connection is gone.
     pending: Pending,
+    /// Why the connection ended, once it has (for the requests it fails).
+    ended: Arc<Mutex<Option<String>>>,
     next_stream: AtomicU32,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -543,10 +545,17 @@ impl TcpMux {
             })?;
         let (read, write) = tokio::io::split(stream);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let reader = tokio::spawn(read_answers(read, pending.clone(), options.limits));
+        let ended = Arc::new(Mutex::new(None));
+        let reader = tokio::spawn(read_answers(
+            read,
+            pending.clone(),
+            ended.clone(),
+            options.limits,
+        ));
         Ok(Self {
             writer: tokio::sync::Mutex::new(BufWriter::with_capacity(64 * 1024, write)),
             pending,
+            ended,
             next_stream: AtomicU32::new(1),
             reader,
         })
@@ -578,9 +587,10 @@ impl TcpMux {
                 .await
                 .map_err(|e| ClientError::Broken(e.to_string()))?;
         }
-        let answer = rx
-            .await
-            .map_err(|_| ClientError::Broken("the node closed the connection".into()));
+        let answer = rx.await.map_err(|_| {
+            let why = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            ClientError::Broken(why.unwrap_or_else(|| "the node closed the connection".into()))
+        });
         drop(forget);
         answer
     }
@@ -617,14 +627,21 @@ impl Drop for ForgetOnDrop<'_> {
 
 /// Hands each answer to its request until the connection ends, then fails
 /// every request still waiting.
-async fn read_answers(mut read: ReadHalf<TlsStream<TcpStream>>, pending: Pending, limits: Limits) {
-    loop {
+async fn read_answers(
+    mut read: ReadHalf<TlsStream<TcpStream>>,
+    pending: Pending,
+    ended: Arc<Mutex<Option<String>>>,
+    limits: Limits,
+) {
+    let why = loop {
         let frame = match frame::read_frame(&mut read, &limits).await {
             Ok(Some(frame)) => frame,
-            Ok(None) | Err(_) => break,
+            Ok(None) => break "the node closed the connection".to_owned(),
+            Err(e) => break format!("the node's answer was refused: {e}"),
         };
-        let Ok(response) = frame::decode::<Response>(&frame.message) else {
-            break;
+        let response = match frame::decode::<Response>(&frame.message) {
+            Ok(response) => response,
+            Err(e) => break format!("the node's answer was refused: {e}"),
         };
         let waiter = pending
             .lock()
@@ -634,7 +651,8 @@ async fn read_answers(mut read: ReadHalf<TlsStream<TcpStream>>, pending: Pending
         if let Some(waiter) = waiter {
             let _ = waiter.send((response, frame.body));
         }
-    }
+    };
+    *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     // Dropping the senders wakes every waiting request with an error.
     pending.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
