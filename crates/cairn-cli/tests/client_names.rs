@@ -220,3 +220,59 @@ async fn a_capability_is_fetched_by_another_user_and_by_an_anonymous_client() {
         "an anonymous client lists nothing"
     );
 }
+
+/// A put writes its index entry from the clock, without reading the name
+/// first; an entry a node holds with a later version (from a machine whose
+/// clock runs an hour ahead, or a write that reached one node and died)
+/// must send the put back to write above it, even when a majority of nodes
+/// accepted it, or readers, who take the newest entry, would not see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_lands_above_a_newer_entry_that_a_single_node_holds() {
+    let cluster = TestCluster::start();
+    let name = remote("skewed.bin");
+    let first = cairn_testing::seeded_bytes(66, 5000);
+    let client = cluster.client("alice");
+    client
+        .store(&cluster.file("first", &first), &name)
+        .await
+        .unwrap();
+
+    // A tombstone an hour in the future, on node 1 only.
+    let keys = common::keys("alice");
+    let tombstone = cairn_client::index::Entry {
+        path: name.clone(),
+        version: cairn_client::index::Version::new(
+            cairn_client::index::Clock::now_unix_ms() + 3_600_000,
+            0,
+        ),
+        writer: [9; 16],
+        kind: cairn_client::index::EntryKind::Deleted,
+    };
+    let sealed = tombstone.seal(&keys.master.index_key()).unwrap();
+    let entry_name = cairn_client::index::entry_name(&keys.master.index_name_key(), &name);
+    let address = cluster.servers()[1].clone();
+    let connection = cairn_net::client::Connection::connect(&address, &common::options(), false)
+        .await
+        .unwrap();
+    let node_key = keys.auth.for_node(address.node_id.unwrap().0.as_bytes());
+    connection
+        .login("alice", node_key.expose_secret())
+        .await
+        .unwrap();
+    connection
+        .put_index(&entry_name, tombstone.version.0, sealed.into())
+        .await
+        .unwrap();
+    connection.close().await;
+
+    let second = cairn_testing::seeded_bytes(67, 7000);
+    let other = cluster.client("alice");
+    other
+        .store(&cluster.file("second", &second), &name)
+        .await
+        .unwrap();
+    let reader = cluster.client("alice");
+    let out = cluster.path("read");
+    reader.fetch(&name, &out).await.unwrap();
+    assert!(std::fs::read(&out).unwrap() == second, "the put was lost");
+}

@@ -252,6 +252,12 @@ impl Client {
 
     /// Writes an entry for `remote` on every node, with a version above
     /// any seen; succeeds on a majority of the configured nodes.
+    ///
+    /// A node holding a newer entry refuses the write (`Conflict`: a node
+    /// the first read did not hear from, or another writer in between).
+    /// Any refusal sends the writer back to read the newest entry and write
+    /// above it, even when a majority accepted: readers take the newest
+    /// entry any node holds, so a put that lands below one is lost to them.
     pub(crate) async fn write_entry(
         &self,
         remote: &RemotePath,
@@ -305,7 +311,7 @@ impl Client {
                     Err(e) => failed.push(format!("{} ({e})", self.cluster.address(node))),
                 }
             }
-            if acknowledged >= needed {
+            if acknowledged >= needed && !conflict {
                 return Ok(());
             }
             if !conflict {
