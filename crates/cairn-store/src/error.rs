@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use cairn_core::Id;
 
-use crate::shards::{Damage, FileError};
+use crate::shards::{Damage, FileError, StageError};
 use crate::users::InvalidNameReason;
 
 /// Why [`Store::open`](crate::Store::open) or
@@ -138,9 +138,31 @@ pub enum PutError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The shard file, read back after it was written and flushed, held
+    /// other bytes than were written (see
+    /// [`StoreOptions::verify_writes`](crate::StoreOptions::verify_writes)):
+    /// the disk, or something between it and cairn, does not store data
+    /// faithfully. The file was deleted and nothing was committed; check
+    /// the disk.
+    #[error(
+        "write verification failed: {path}, read back after it was written and flushed, holds other bytes than were written; the disk is not storing data faithfully"
+    )]
+    Unverified {
+        /// The temporary file that was written (and is deleted now).
+        path: PathBuf,
+    },
     /// The metadata database failed; nothing was committed.
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
+}
+
+impl From<StageError> for PutError {
+    fn from(e: StageError) -> Self {
+        match e {
+            StageError::File(e) => e.into(),
+            StageError::Unverified { path } => Self::Unverified { path },
+        }
+    }
 }
 
 impl From<FileError> for PutError {

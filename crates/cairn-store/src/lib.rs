@@ -173,11 +173,26 @@ pub struct StoreOptions {
     /// with other processes (see [`Admin`]), and redb refuses commits held
     /// only in one process's memory, which the others could not see.
     pub sync: bool,
+    /// Whether to read every shard file back after writing (and, with
+    /// [`sync`](Self::sync), flushing) it, and compare it with the bytes
+    /// written, before the put may succeed. Default: `true`.
+    ///
+    /// This distrusts the disk: one that silently stores other bytes than
+    /// it was given fails the put ([`PutError::Unverified`]) instead of
+    /// acknowledging a shard that no read will ever return. Before the
+    /// read, the file's pages are dropped from the page cache where the
+    /// system allows it (`posix_fadvise`, Linux and FreeBSD), so the bytes
+    /// come from the device; elsewhere, and without `sync`, they may come
+    /// from memory. It costs one read of every shard written.
+    pub verify_writes: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sync: true }
+        Self {
+            sync: true,
+            verify_writes: true,
+        }
     }
 }
 
@@ -186,6 +201,13 @@ impl StoreOptions {
     #[must_use]
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// These options with [`verify_writes`](Self::verify_writes) set.
+    #[must_use]
+    pub fn with_verify_writes(mut self, verify: bool) -> Self {
+        self.verify_writes = verify;
         self
     }
 }
@@ -302,7 +324,7 @@ impl Store {
         // schema before any shard directory is touched.
         let dir_lock = lock_dir(&dir)?;
         let meta = Meta::open(&dir, Opening::CreateIfMissing)?;
-        let files = ShardFiles::open(&dir, options.sync)?;
+        let files = ShardFiles::open(&dir, options.sync, options.verify_writes)?;
         Ok(Self {
             dir,
             files,
@@ -690,6 +712,45 @@ mod tests {
         );
         assert!(err.to_string().contains("cannot be read"), "{err}");
         assert!(!store.contains(&id));
+    }
+
+    /// A disk that stores other bytes than it was given. Without the
+    /// read-back the put was acknowledged, and the shard lost to every
+    /// later read.
+    #[test]
+    fn a_write_that_reads_back_wrong_fails_the_put_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        // Empty, and longer than a read block.
+        for bytes in [Vec::new(), cairn_testing::seeded_bytes(9, 300_000)] {
+            let id = Id::of(&bytes);
+            store.files.faults.damage_stages(1);
+            let err = store.put("ann", &id, &bytes, None).unwrap_err();
+            assert!(matches!(err, PutError::Unverified { .. }), "{err:?}");
+            assert!(err.to_string().contains("write verification"), "{err}");
+            assert!(!store.contains(&id));
+            assert!(!store.has_ref("ann", &id).unwrap());
+            assert_eq!(store.usage("ann").unwrap(), 0);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+            // Once the disk behaves again, the same put succeeds.
+            assert!(store.put("ann", &id, &bytes, None).unwrap().stored);
+            assert_eq!(store.get(&id).unwrap(), bytes);
+            store.drop_ref("ann", &id).unwrap();
+        }
+        drop(store);
+
+        // Without the read-back, the same damage is acknowledged and found
+        // only by the next read.
+        let store = Store::open(
+            dir.path(),
+            StoreOptions::default().with_verify_writes(false),
+        )
+        .unwrap();
+        let bytes = cairn_testing::seeded_bytes(10, 1000);
+        let id = Id::of(&bytes);
+        store.files.faults.damage_stages(1);
+        store.put("ann", &id, &bytes, None).unwrap();
+        assert!(matches!(store.get(&id), Err(GetError::Corrupt { .. })));
     }
 
     /// Running out of descriptors says nothing about the file: it is an

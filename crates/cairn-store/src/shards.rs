@@ -18,6 +18,14 @@
 //!   the directory that gained the name fsynced too. A crash leaves the
 //!   whole file or none, plus perhaps a temporary file the next open
 //!   deletes.
+//! - **Writes are read back** (with `verify_writes`, the default): once the
+//!   temporary file is flushed, its pages are dropped from the page cache
+//!   (`posix_fadvise(DONTNEED)`, where the system has it) and the file is
+//!   read again and compared with the bytes written, before it may be
+//!   renamed into place. A disk that stores other bytes than it was given
+//!   (firmware bugs, misdirected writes, a failing controller) fails the
+//!   put instead of leaving a damaged shard to be found by a later read.
+//!   See [`ShardFiles::stage`] for what this does and does not reach.
 //! - **Directories survive too.** A new name is durable only once its
 //!   directory is flushed, and a new directory only once its parent is.
 //!   Every directory the store creates (the store's own and its missing
@@ -43,7 +51,7 @@
 //! a final name; this module does no locking of its own.
 
 use std::fs::{self, File, ReadDir};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -129,6 +137,23 @@ pub(crate) struct FileError {
     pub(crate) source: io::Error,
 }
 
+/// Why [`ShardFiles::stage`] failed. Either way the temporary file is
+/// already deleted.
+#[derive(Debug)]
+pub(crate) enum StageError {
+    /// Writing, flushing or reading back failed.
+    File(FileError),
+    /// The bytes read back from the flushed temporary file at `path` differ
+    /// from the bytes written.
+    Unverified { path: PathBuf },
+}
+
+impl From<FileError> for StageError {
+    fn from(e: FileError) -> Self {
+        Self::File(e)
+    }
+}
+
 /// Attaches a path to io errors.
 trait AtPath<T> {
     fn at(self, path: &Path) -> Result<T, FileError>;
@@ -156,6 +181,9 @@ pub(crate) struct ShardFiles {
     quarantine: PathBuf,
     /// Whether to fsync files and directories (see `StoreOptions::sync`).
     sync: bool,
+    /// Whether to read every staged file back before it is installed (see
+    /// `StoreOptions::verify_writes`).
+    verify_writes: bool,
     /// The fan-out directories whose parent this process has flushed
     /// since they existed; see [`ensure_dir`](Self::ensure_dir).
     synced: SyncedDirs,
@@ -210,12 +238,13 @@ impl ShardFiles {
     /// (`store.lock`, taken by `Store::open`), or this could delete another
     /// store's writes in progress. Nothing else writes to `tmp/`:
     /// [`Admin`](crate::Admin) never touches the shard directories.
-    pub(crate) fn open(dir: &Path, sync: bool) -> Result<Self, FileError> {
+    pub(crate) fn open(dir: &Path, sync: bool, verify_writes: bool) -> Result<Self, FileError> {
         let files = Self {
             shards: dir.join("shards"),
             tmp: dir.join("tmp"),
             quarantine: dir.join("quarantine"),
             sync,
+            verify_writes,
             synced: SyncedDirs::new(),
             #[cfg(test)]
             faults: Faults::default(),
@@ -270,9 +299,26 @@ impl ShardFiles {
         }
     }
 
-    /// Writes `bytes` to a new temporary file in `tmp/` and flushes it.
+    /// Writes `bytes` to a new temporary file in `tmp/`, flushes it, and
+    /// (with `verify_writes`) reads it back and compares it with `bytes`.
     /// On error the temporary file is already deleted.
-    pub(crate) fn stage(&self, bytes: &[u8]) -> Result<Staged, FileError> {
+    ///
+    /// The read-back first drops the file's pages from the page cache with
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`: after the flush they are clean,
+    /// and Linux then evicts them, so the read reaches the device, not the
+    /// copy the write left in memory. What it cannot reach is a cache inside
+    /// the drive, nor systems without the call (the Apple platforms, which
+    /// read from the cache: there the check covers the path through memory
+    /// only). Without `sync` the pages are still dirty and stay cached. Direct
+    /// I/O (`O_DIRECT`) would bypass the cache for certain, but it needs
+    /// block-aligned buffers and lengths, is refused by some filesystems
+    /// (tmpfs among them) and does not exist on every system: it would need
+    /// this path as a fallback anyway.
+    ///
+    /// The comparison is with the bytes themselves, which the caller has
+    /// checked hash to the shard's id: the same verdict as re-hashing the
+    /// file, at the cost of a `memcmp` instead of a BLAKE3 pass.
+    pub(crate) fn stage(&self, bytes: &[u8]) -> Result<Staged, StageError> {
         let mut file = tempfile::Builder::new()
             .prefix("shard-")
             .suffix(".tmp")
@@ -282,6 +328,18 @@ impl ShardFiles {
         file.write_all(bytes).at(&path)?;
         if self.sync {
             file.as_file().sync_all().at(&path)?;
+        }
+        #[cfg(test)]
+        self.faults.damage_staged(file.as_file(), bytes.len());
+        if self.verify_writes {
+            let file = file.as_file_mut();
+            drop_cached_pages(file);
+            file.seek(io::SeekFrom::Start(0)).at(&path)?;
+            match compare_contents(file, bytes) {
+                Ok(OnDisk::Same) => {}
+                Ok(_) => return Err(StageError::Unverified { path }),
+                Err(source) => return Err(StageError::File(FileError { path, source })),
+            }
         }
         Ok(Staged(file))
     }
@@ -417,32 +475,7 @@ impl ShardFiles {
         };
         #[cfg(test)]
         self.faults.check_read(path)?;
-        if file.metadata()?.len() != expected.len() as u64 {
-            return Ok(OnDisk::Different);
-        }
-        let mut block = vec![0; expected.len().clamp(1, READ_BLOCK as usize)];
-        let mut rest = expected;
-        loop {
-            let n = match file.read(&mut block) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                // The end: a file that shrank since its length was taken
-                // is short.
-                return Ok(if rest.is_empty() {
-                    OnDisk::Same
-                } else {
-                    OnDisk::Different
-                });
-            }
-            match rest.split_at_checked(n) {
-                Some((head, tail)) if head == &block[..n] => rest = tail,
-                // Other bytes, or more of them than expected.
-                _ => return Ok(OnDisk::Different),
-            }
-        }
+        compare_contents(&mut file, expected)
     }
 
     /// How long ago shard `id`'s file was last modified (written, for a
@@ -512,6 +545,52 @@ impl ShardFiles {
     }
 }
 
+/// Compares what `file` holds from its current position on with
+/// `expected`, one block at a time: [`OnDisk::Same`] or
+/// [`OnDisk::Different`] (other bytes, or another length).
+fn compare_contents(file: &mut File, expected: &[u8]) -> io::Result<OnDisk> {
+    if file.metadata()?.len() != expected.len() as u64 {
+        return Ok(OnDisk::Different);
+    }
+    let mut block = vec![0; expected.len().clamp(1, READ_BLOCK as usize)];
+    let mut rest = expected;
+    loop {
+        let n = match file.read(&mut block) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            // The end: a file that shrank since its length was taken is
+            // short.
+            return Ok(if rest.is_empty() {
+                OnDisk::Same
+            } else {
+                OnDisk::Different
+            });
+        }
+        match rest.split_at_checked(n) {
+            Some((head, tail)) if head == &block[..n] => rest = tail,
+            // Other bytes, or more of them than expected.
+            _ => return Ok(OnDisk::Different),
+        }
+    }
+}
+
+/// Asks the kernel to drop `file`'s cached pages, so that the next read
+/// goes to the device. Only clean pages go (flush first); advice that
+/// fails is ignored, since the read that follows is correct either way,
+/// only less searching.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn drop_cached_pages(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+/// No portable way to drop cached pages here: the read-back may be served
+/// from memory.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn drop_cached_pages(_file: &File) {}
+
 /// Whether a read error says something about the process or the system
 /// rather than about the file: interrupted, out of memory, out of file
 /// descriptors. Such an error is returned as an error, and the file is left
@@ -546,6 +625,9 @@ const OUT_OF_DESCRIPTORS: [i32; 0] = [];
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     reads: std::sync::Mutex<Vec<(PathBuf, i32)>>,
+    /// Staged files to damage on disk after their flush, before they are
+    /// read back: a disk that stored other bytes than it was given.
+    damaged_stages: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(test)]
@@ -554,6 +636,32 @@ impl Faults {
     /// `code`.
     pub(crate) fn fail_reads(&self, path: PathBuf, code: i32) {
         self.reads.lock().unwrap().push((path, code));
+    }
+
+    /// Makes the next `count` staged files differ on disk from the bytes
+    /// written (one byte flipped, or one added to an empty file).
+    pub(crate) fn damage_stages(&self, count: u64) {
+        self.damaged_stages.store(count, Ordering::SeqCst);
+    }
+
+    /// Damages `file` (`len` bytes, just flushed) if a test asked for it.
+    fn damage_staged(&self, file: &File, len: usize) {
+        use std::os::unix::fs::FileExt;
+        let take = |n: u64| n.checked_sub(1);
+        if self
+            .damaged_stages
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+            .is_err()
+        {
+            return;
+        }
+        let mut byte = [0u8];
+        if len > 0 {
+            file.read_exact_at(&mut byte, 0).unwrap();
+            byte[0] ^= 0x01;
+        }
+        file.write_all_at(&byte, 0).unwrap();
+        file.sync_all().unwrap();
     }
 
     fn check_read(&self, path: &Path) -> io::Result<()> {
@@ -774,7 +882,7 @@ pub(crate) mod tests {
     }
 
     fn files(dir: &Path) -> ShardFiles {
-        ShardFiles::open(dir, true).unwrap()
+        ShardFiles::open(dir, true, true).unwrap()
     }
 
     #[test]
