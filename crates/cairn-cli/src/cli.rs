@@ -256,6 +256,29 @@ pub enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check every shard of a stopped node now: re-read each file against
+    /// its hash, move damaged or unreadable ones to DIR/quarantine/, list
+    /// shards users reference whose file is gone, and delete files nobody
+    /// references (once an hour old).
+    ///
+    /// The node must be stopped (a running node scrubs itself in the
+    /// background; see scrub_rate and scrub_interval_secs in node.toml).
+    /// The pass is recorded, and `cairn node status` shows it. Lost shards
+    /// keep their references: once the node runs again, the owners'
+    /// clients put them back by repair (or by putting the same files
+    /// again). Exit status 1 if any shard was damaged or missing.
+    Scrub {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Most bytes read per second: 50M, 1G, … [default: as fast as the
+        /// disk allows]
+        #[arg(long, value_name = "SIZE")]
+        rate: Option<Size>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `cairn node user …`

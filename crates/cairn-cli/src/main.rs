@@ -28,6 +28,13 @@ fn main() -> ExitCode {
                 json: json || cli.global.json,
             })
         }
+        cli::Command::Node(cli::NodeCommand::Scrub { dir, rate, json }) => {
+            node::run(cli::NodeCommand::Scrub {
+                dir,
+                rate,
+                json: json || cli.global.json,
+            })
+        }
         cli::Command::Node(cli::NodeCommand::User(cli::UserCommand::List { dir, json })) => {
             node::run(cli::NodeCommand::User(cli::UserCommand::List {
                 dir,

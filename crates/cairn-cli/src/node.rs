@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use cairn_core::{AuthKey, KdfParams};
 use cairn_node::server::{Listeners, run as serve};
 use cairn_node::{Node, auth, dir};
-use cairn_store::{Admin, OpenError, Store, StoreOptions};
+use cairn_store::{Admin, OpenError, ScrubOptions, Store, StoreOptions};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -24,6 +24,7 @@ pub fn run(command: NodeCommand) -> Result<()> {
         NodeCommand::User(command) => user(command),
         NodeCommand::Run { dir } => run_node(&dir),
         NodeCommand::Status { dir, json } => status(&dir, json),
+        NodeCommand::Scrub { dir, rate, json } => scrub(&dir, rate.map(|r| r.0), json),
     }
 }
 
@@ -203,15 +204,15 @@ fn read_passphrase(from_stdin: bool, user: &str) -> Result<Zeroizing<String>> {
 fn run_node(dir: &Path) -> Result<()> {
     init_logging();
     let (identity, config) = dir::load(dir)?;
-    let store =
-        Store::open(dir, StoreOptions::default().with_sync(config.sync)).map_err(|e| match e {
-            OpenError::Locked { .. } => {
-                anyhow::anyhow!("another cairn node is already running in {}", dir.display())
-            }
-            e => {
-                anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display()))
-            }
-        })?;
+    let options = StoreOptions::default()
+        .with_sync(config.sync)
+        .with_verify_writes(config.verify_writes);
+    let store = Store::open(dir, options).map_err(|e| match e {
+        OpenError::Locked { .. } => {
+            anyhow::anyhow!("another cairn node is already running in {}", dir.display())
+        }
+        e => anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display())),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -325,6 +326,113 @@ fn status(dir: &Path, json: bool) -> Result<()> {
             s.corrupt,
             s.missing
         )?,
+    }
+    Ok(())
+}
+
+/// What `node scrub --json` prints.
+#[derive(Debug, Serialize)]
+struct ScrubJson {
+    node_id: String,
+    dir: String,
+    ok: bool,
+    seconds: f64,
+    shards_checked: u64,
+    bytes_checked: u64,
+    damaged: Vec<DamagedJson>,
+    missing: Vec<String>,
+    unreferenced_removed: u64,
+    unreferenced_kept: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct DamagedJson {
+    id: String,
+    damage: String,
+    quarantined: Option<String>,
+}
+
+/// `cairn node scrub`: one full pass over a stopped node's store.
+fn scrub(dir: &Path, rate: Option<u64>, json: bool) -> Result<()> {
+    let (identity, config) = dir::load(dir)?;
+    let options = StoreOptions::default()
+        .with_sync(config.sync)
+        .with_verify_writes(config.verify_writes);
+    let store = Store::open(dir, options).map_err(|e| match e {
+        OpenError::Locked { path } => anyhow::anyhow!(
+            "the node in {} is running ({} is locked): stop it first, or let it scrub itself in the background (scrub_rate and scrub_interval_secs in node.toml)",
+            dir.display(),
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display())),
+    })?;
+    let started = std::time::Instant::now();
+    let report = store
+        .scrub(&ScrubOptions::default().with_max_bytes_per_second(rate))
+        .with_context(|| format!("the scrub of {} failed", dir.display()))?;
+    let took = started.elapsed();
+    let summary = ScrubJson {
+        node_id: identity.id().to_string(),
+        dir: dir.display().to_string(),
+        ok: report.corrupt.is_empty() && report.missing.is_empty(),
+        seconds: took.as_secs_f64(),
+        shards_checked: report.shards_checked,
+        bytes_checked: report.bytes_checked,
+        damaged: report
+            .corrupt
+            .iter()
+            .map(|d| DamagedJson {
+                id: d.id.to_string(),
+                damage: d.damage.to_string(),
+                quarantined: d.quarantined.as_ref().map(|p| p.display().to_string()),
+            })
+            .collect(),
+        missing: report.missing.iter().map(ToString::to_string).collect(),
+        unreferenced_removed: report.unreferenced_removed,
+        unreferenced_kept: report.unreferenced_kept,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "scrubbed node {} in {}: {} shards, {} read in {} ({})",
+            summary.node_id,
+            summary.dir,
+            summary.shards_checked,
+            size(summary.bytes_checked),
+            crate::units::duration(took),
+            crate::units::rate(summary.bytes_checked, took),
+        )?;
+        for d in &summary.damaged {
+            let whereto = d.quarantined.as_deref().map_or_else(
+                || "moving it to quarantine failed".to_owned(),
+                |p| format!("quarantined as {p}"),
+            );
+            writeln!(out, "damaged: {}: {}; {whereto}", d.id, d.damage)?;
+        }
+        for id in &summary.missing {
+            writeln!(out, "missing: {id}: referenced, but no file")?;
+        }
+        if summary.unreferenced_removed > 0 || summary.unreferenced_kept > 0 {
+            writeln!(
+                out,
+                "unreferenced files: {} deleted, {} kept (younger than an hour)",
+                summary.unreferenced_removed, summary.unreferenced_kept
+            )?;
+        }
+        if summary.ok {
+            writeln!(out, "ok: no shard damaged or missing")?;
+        }
+    }
+    if !summary.ok {
+        bail!(
+            "{} damaged and {} missing shards; the damaged ones are in {}. Once the node runs again, its users' clients put the lost shards back by repair (or by putting the same files again)",
+            summary.damaged.len(),
+            summary.missing.len(),
+            dir.join("quarantine").display()
+        );
     }
     Ok(())
 }

@@ -177,3 +177,105 @@ async fn a_changed_file_sends_only_its_changed_chunks() {
     client.fetch(&name, &out).await.unwrap();
     assert!(std::fs::read(&out).unwrap() == data, "the new version");
 }
+
+/// The ids of the shard files in `files` (named by their id).
+fn ids_of(files: &[std::path::PathBuf]) -> std::collections::BTreeSet<String> {
+    files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The ids of the files in node `i`'s quarantine (`<id>.<n>`).
+fn quarantined_ids(cluster: &TestCluster, i: usize) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(cluster.nodes[i].dir().join("quarantine"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.split_once('.').unwrap().0.to_owned()
+        })
+        .collect()
+}
+
+/// A bad disk under one node: random bits flipped in a third of its shard
+/// files, another third truncated at random lengths, the rest deleted.
+/// Guards against a get that returns such bytes or gives up, against a node
+/// that serves them or claims to have them, and against one that deletes
+/// the evidence instead of quarantining it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_disk_that_flips_bits_truncates_and_loses_shards_changes_nothing_a_get_returns() {
+    let cluster = TestCluster::start();
+    let data = cairn_testing::seeded_bytes(54, 12 * MIB + 3);
+    let local = cluster.file("data", &data);
+    let name = remote("data.bin");
+    let client = cluster.client("alice");
+    client.store(&local, &name).await.unwrap();
+
+    let mut rng = fastrand::Rng::with_seed(54);
+    let mut files = cluster.shard_files(1);
+    let all = files.len();
+    assert!(all >= 9, "{all} shards on node 1");
+    rng.shuffle(&mut files);
+    let (flipped, rest) = files.split_at(all / 3);
+    let (truncated, deleted) = rest.split_at(all / 3);
+    for file in flipped {
+        let mut bytes = std::fs::read(file).unwrap();
+        for _ in 0..rng.usize(1..=8) {
+            let at = rng.usize(..bytes.len());
+            bytes[at] ^= 1 << rng.u8(0..8);
+        }
+        std::fs::write(file, bytes).unwrap();
+    }
+    for file in truncated {
+        let len = std::fs::metadata(file).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_len(rng.u64(..len))
+            .unwrap();
+    }
+    for file in deleted {
+        std::fs::remove_file(file).unwrap();
+    }
+    let (flipped, truncated, deleted) = (ids_of(flipped), ids_of(truncated), ids_of(deleted));
+    let damaged: std::collections::BTreeSet<String> = flipped.union(&truncated).cloned().collect();
+
+    // The get gives the exact bytes; what it read of node 1's damage failed
+    // its hash and went to quarantine, and nothing else did.
+    let out = cluster.path("copy");
+    let fetched = client.fetch(&name, &out).await.unwrap();
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the get returned other bytes"
+    );
+    let caught_by_get = quarantined_ids(&cluster, 1);
+    assert!(caught_by_get.is_subset(&damaged), "{caught_by_get:?}");
+    assert!(fetched.shards_failed >= caught_by_get.len(), "{fetched:?}");
+
+    // Asked which shards it has (stat), the node claims none it lost: a
+    // deleted file is not there, and a truncated one has the wrong length,
+    // which sends it to quarantine on the spot. Flipped bits need a read.
+    let stat = client.stat(&name).await.unwrap();
+    let not_claimed = deleted.len()
+        + truncated.len()
+        + (caught_by_get.len() - caught_by_get.intersection(&truncated).count());
+    assert_eq!(stat.missing, not_claimed, "{stat:?}");
+    assert!(quarantined_ids(&cluster, 1).is_superset(&truncated));
+
+    // verify reads every shard: now every damaged file is in quarantine,
+    // and every lost shard is reported.
+    let verified = client.verify(&name).await.unwrap();
+    assert_eq!(verified.health, Health::Degraded, "{verified:?}");
+    assert_eq!(verified.missing, all, "{verified:?}");
+    assert_eq!(quarantined_ids(&cluster, 1), damaged);
+    assert!(cluster.shard_files(1).is_empty());
+
+    // A put of the same file puts back exactly what node 1 lost.
+    let again = client.store(&local, &name).await.unwrap();
+    assert_eq!(again.shards_sent, all, "{again:?}");
+    assert_eq!(client.verify(&name).await.unwrap().health, Health::Ok);
+    let out = cluster.path("copy-after-repair");
+    client.fetch(&name, &out).await.unwrap();
+    assert!(std::fs::read(&out).unwrap() == data);
+}

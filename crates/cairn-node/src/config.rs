@@ -2,7 +2,9 @@
 //!
 //! `cairn node init` writes the file with every setting and its default,
 //! each with a comment; an operator edits it and restarts the node.
-//! Unknown settings are refused, so a typo does not pass silently.
+//! Unknown settings are refused, so a typo does not pass silently; a
+//! setting missing from the file takes its default, so files written by an
+//! older cairn still load.
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,7 +44,20 @@ pub struct NodeConfig {
     /// it. Turning it off risks losing acknowledged data on a power loss.
     /// Default: true.
     pub sync: bool,
+    /// Read every shard back from the disk after writing it, and refuse the
+    /// put if the disk returned other bytes. Costs one read per write.
+    /// Default: true.
+    pub verify_writes: bool,
+    /// Read rate of the background scrub, per second. Default: 50M
+    /// (50 MiB/s).
+    pub scrub_rate: Size,
+    /// Seconds from the end of one full scrub to the start of the next; 0
+    /// turns the background scrub off. Default: 604800 (a week).
+    pub scrub_interval_secs: u64,
 }
+
+/// Default [`NodeConfig::scrub_interval_secs`]: a week.
+pub const DEFAULT_SCRUB_INTERVAL_SECS: u64 = 7 * 24 * 60 * 60;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -56,6 +71,9 @@ impl Default for NodeConfig {
             max_shard_size: Size(cairn_core::erasure::MAX_SHARD_LEN as u64),
             body_memory: Size(512 * 1024 * 1024),
             sync: true,
+            verify_writes: true,
+            scrub_rate: Size(50 * 1024 * 1024),
+            scrub_interval_secs: DEFAULT_SCRUB_INTERVAL_SECS,
         }
     }
 }
@@ -116,6 +134,12 @@ impl NodeConfig {
         if self.body_memory.0 < self.max_shard_size.0 {
             return invalid("body_memory must be at least max_shard_size".into());
         }
+        if self.scrub_rate.0 == 0 {
+            return invalid(
+                "scrub_rate must be at least 1 (to turn the background scrub off, set scrub_interval_secs = 0)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -158,6 +182,23 @@ body_memory = "{body_memory}"
 # Flush every shard and database commit to disk before acknowledging it
 # (default: true). false risks losing acknowledged data on a power loss.
 sync = {sync}
+
+# Read every shard back from the disk after writing it, before acknowledging
+# it, and refuse the put if the disk returned other bytes (default: true).
+# Costs one read of every shard written.
+verify_writes = {verify_writes}
+
+# The background scrub re-reads every shard, checks it against its hash,
+# quarantines damaged ones and lists lost ones in the log and in
+# `cairn node status`. Read rate per second (default: "50M"): 1 TiB takes
+# about 6 hours at 50M.
+scrub_rate = "{scrub_rate}"
+
+# Seconds from the end of one full scrub to the start of the next (default:
+# 604800, a week); 0 turns the background scrub off. A node never scrubbed
+# starts its first pass an hour after it starts (or after this interval, if
+# shorter). `cairn node scrub` runs a pass while the node is stopped.
+scrub_interval_secs = {scrub_interval}
 "#,
             listen = listen.join(", "),
             public_read = self.public_read,
@@ -168,6 +209,9 @@ sync = {sync}
             max_shard = self.max_shard_size,
             body_memory = self.body_memory,
             sync = self.sync,
+            verify_writes = self.verify_writes,
+            scrub_rate = self.scrub_rate,
+            scrub_interval = self.scrub_interval_secs,
         )
     }
 
@@ -184,6 +228,12 @@ sync = {sync}
     /// The shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The time between full scrubs, or `None` if the background scrub is
+    /// off.
+    pub fn scrub_interval(&self) -> Option<Duration> {
+        (self.scrub_interval_secs > 0).then(|| Duration::from_secs(self.scrub_interval_secs))
     }
 
     /// The host names and addresses the node listens on, for its
@@ -312,6 +362,9 @@ mod tests {
             "max_shard_size",
             "body_memory",
             "sync",
+            "verify_writes",
+            "scrub_rate",
+            "scrub_interval_secs",
         ] {
             assert!(text.contains(&format!("\n{key} = ")), "{key}");
         }
@@ -325,5 +378,24 @@ mod tests {
         assert!(NodeConfig::parse("listen = []\n").is_err());
         assert!(NodeConfig::parse(&format!("{ok}max_shard_size = \"1T\"\n")).is_err());
         assert!(NodeConfig::parse("listen = [\"ftp://h:1\"]\n").is_err());
+        assert!(NodeConfig::parse(&format!("{ok}scrub_rate = 0\n")).is_err());
+    }
+
+    /// A node.toml written before the scrub and write-verification
+    /// settings existed must still load, with their defaults.
+    #[test]
+    fn a_file_without_the_newer_settings_loads_with_their_defaults() {
+        let old = "listen = [\"tcp://127.0.0.1:7001\"]\npublic_read = true\nmax_connections = 1024\n\
+                   idle_timeout_secs = 300\nrequest_timeout_secs = 60\nshutdown_grace_secs = 10\n\
+                   max_shard_size = \"64M\"\nbody_memory = \"512M\"\nsync = true\n";
+        let config = NodeConfig::parse(old).unwrap();
+        assert!(config.verify_writes);
+        assert_eq!(config.scrub_rate, Size(50 << 20));
+        assert_eq!(
+            config.scrub_interval(),
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        let off = NodeConfig::parse(&format!("{old}scrub_interval_secs = 0\n")).unwrap();
+        assert_eq!(off.scrub_interval(), None);
     }
 }

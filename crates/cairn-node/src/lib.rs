@@ -5,12 +5,14 @@
 //! - [`auth`]: the credentials a node keeps, and the throttling of guesses,
 //! - [`service`]: what each request does, whatever the transport,
 //! - [`server`]: the transports, limits and graceful shutdown,
+//! - [`scrub`]: the background scrub of a running node,
 //! - [`local`]: nodes as child processes, for the demo, benchmarks and tests.
 
 pub mod auth;
 pub mod config;
 pub mod dir;
 pub mod local;
+pub mod scrub;
 pub mod server;
 pub mod service;
 

@@ -16,6 +16,7 @@
 //! - Store calls block (file I/O, fsync) and run on tokio's blocking pool.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +33,17 @@ use tracing::{debug, warn};
 
 use crate::auth::{self, Throttle};
 use crate::config::NodeConfig;
+
+/// Logs, at warn, a damaged shard file the node found and set aside.
+pub(crate) fn log_damage(id: &Id, damage: &cairn_store::Damage, quarantined: Option<&Path>) {
+    match quarantined {
+        Some(path) => warn!(
+            "shard {id} is damaged ({damage}); quarantined as {}",
+            path.display()
+        ),
+        None => warn!("shard {id} is damaged ({damage}); moving it to quarantine failed"),
+    }
+}
 
 /// Most index entries in one list page.
 pub const MAX_LIST_PAGE: usize = 1000;
@@ -132,6 +144,11 @@ impl Node {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared, for work that outlives a borrow of the node.
+    pub(crate) fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// Checks `user`'s auth key, throttling repeated failures from the
@@ -367,6 +384,13 @@ impl Node {
                 warn!("disk full: {e}");
                 error(ErrorCode::DiskFull, "the node's disk is full")
             }
+            Err(e @ PutError::Unverified { .. }) => {
+                warn!("shard {id} not stored: {e}");
+                error(
+                    ErrorCode::Internal,
+                    "the node's disk returned other bytes than were written (write verification failed); nothing was stored",
+                )
+            }
             Err(e) => return Err(internal("storing a shard", e)),
         })
     }
@@ -386,17 +410,7 @@ impl Node {
                     damage,
                     quarantined,
                 }) => {
-                    match quarantined {
-                        Some(path) => {
-                            warn!(
-                                "shard {id} is damaged ({damage}); quarantined as {}",
-                                path.display()
-                            );
-                        }
-                        None => warn!(
-                            "shard {id} is damaged ({damage}); moving it to quarantine failed"
-                        ),
-                    }
+                    log_damage(&id, &damage, quarantined.as_deref());
                     error(
                         ErrorCode::Corrupt,
                         format!("shard {id} is damaged on this node's disk; it was quarantined"),
@@ -407,22 +421,44 @@ impl Node {
         )
     }
 
+    /// Which of `ids` the node has, and which of those `user` references.
+    ///
+    /// "Has" is [`Store::is_present`]: a file of the recorded length. A
+    /// shard whose file is gone is not claimed even though its references
+    /// remain (they are what a repair restores), and a truncated file is
+    /// quarantined on the spot; both make a client's put or repair send
+    /// the shard again.
     async fn has_shards(&self, user: Option<String>, ids: Vec<Id>) -> Result<Answer, ErrorBody> {
         let (stored, mine) = self
             .blocking("checking shards", move |store| {
-                let stored: Vec<bool> = ids.iter().map(|id| store.contains(id)).collect();
+                let stored = ids
+                    .iter()
+                    .map(|id| match store.is_present(id) {
+                        Ok(present) => Ok(present),
+                        Err(GetError::Corrupt {
+                            id,
+                            damage,
+                            quarantined,
+                        }) => {
+                            log_damage(&id, &damage, quarantined.as_deref());
+                            Ok(false)
+                        }
+                        Err(e) => Err(e.to_string()),
+                    })
+                    .collect::<Result<Vec<bool>, String>>()?;
                 let mine = match &user {
-                    None => Ok(vec![false; ids.len()]),
+                    None => vec![false; ids.len()],
                     Some(user) => ids
                         .iter()
                         .zip(&stored)
                         .map(|(id, &stored)| Ok(stored && store.has_ref(user, id)?))
-                        .collect::<Result<Vec<bool>, cairn_store::QueryError>>(),
+                        .collect::<Result<Vec<bool>, cairn_store::QueryError>>()
+                        .map_err(|e| e.to_string())?,
                 };
-                (stored, mine)
+                Ok::<_, String>((stored, mine))
             })
-            .await?;
-        let mine = mine.map_err(|e| internal("checking shards", e))?;
+            .await?
+            .map_err(|e| internal("checking shards", e))?;
         Ok((Response::Has { stored, mine }, Bytes::new()))
     }
 

@@ -228,6 +228,11 @@ pub enum GetError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The metadata database failed
+    /// ([`Store::is_present`](crate::Store::is_present) only; a get does
+    /// not read it).
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
 }
 
 impl From<FileError> for GetError {

@@ -134,7 +134,9 @@ pub use crate::error::{
     UserError,
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
-pub use crate::scrub::{ScrubError, ScrubOptions, ScrubRecord, ScrubReport};
+pub use crate::scrub::{
+    DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
+};
 pub use crate::shards::{Damage, MAX_SHARD_LEN, Shards};
 pub use crate::users::{
     InvalidNameReason, MAX_USER_NAME_LEN, RemovedUser, UserRecord, check_user_name,
@@ -486,6 +488,42 @@ impl Store {
         self.files.exists(id).unwrap_or(false)
     }
 
+    /// Whether shard `id` is here, as far as can be told without reading
+    /// it: a file under its name, of the length recorded when it was put.
+    /// What a node answers when asked which shards it has.
+    ///
+    /// A file of another length is damaged, since shard files never change
+    /// once in place: truncated, typically. It is re-read under the id's
+    /// lock and, if still damaged, moved to quarantine and reported as
+    /// [`GetError::Corrupt`] (the shard is absent from then on). Damage that
+    /// keeps the length (flipped bits) is found only by reading: a
+    /// [`get`](Self::get) or a [`scrub`](Self::scrub). A file nobody
+    /// references has no recorded length and counts as present.
+    ///
+    /// This keeps a node from claiming a shard it has lost, on which a
+    /// client's repair would otherwise rely, for the price of a `stat` and
+    /// a read transaction.
+    pub fn is_present(&self, id: &Id) -> Result<bool, GetError> {
+        let Some(len) = self.files.len(id)? else {
+            return Ok(false);
+        };
+        match self.meta.held_len(id)? {
+            None => return Ok(true),
+            Some(recorded) if recorded == len => return Ok(true),
+            Some(_) => {}
+        }
+        match self.quarantine_if_damaged(id, &mut |_| {})? {
+            // Replaced by a good file since the look above.
+            (Checked::Intact(_), _) => Ok(true),
+            (Checked::Missing, _) => Ok(false),
+            (Checked::Damaged(damage), quarantined) => Err(GetError::Corrupt {
+                id: *id,
+                damage,
+                quarantined,
+            }),
+        }
+    }
+
     /// Drops `user`'s reference to shard `id`, deleting the file if it was
     /// the last one. A user can only drop their own references.
     pub fn drop_ref(&self, user: &str, id: &Id) -> Result<DropOutcome, DropError> {
@@ -680,7 +718,14 @@ mod tests {
             .fail_reads(store.files.path(&ids[1]), EIO);
 
         let report = store.scrub(&ScrubOptions::default()).unwrap();
-        assert_eq!(report.corrupt, [ids[1]]);
+        let corrupt: Vec<Id> = report.corrupt.iter().map(|d| d.id).collect();
+        assert_eq!(corrupt, [ids[1]]);
+        assert!(
+            matches!(report.corrupt[0].damage, Damage::Unreadable { .. }),
+            "{report:?}"
+        );
+        let quarantined = dir.path().join("quarantine").join(format!("{}.0", ids[1]));
+        assert_eq!(report.corrupt[0].quarantined, Some(quarantined));
         assert_eq!(report.missing, [ids[1]]);
         assert_eq!(report.shards_checked, 3);
         let quarantined = dir.path().join("quarantine").join(format!("{}.0", ids[1]));

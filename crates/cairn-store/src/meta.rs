@@ -606,6 +606,23 @@ impl Meta {
         })
     }
 
+    /// The length recorded for shard `id` when it was put (by its first
+    /// holder, by name; every holder recorded the same, since the bytes of
+    /// an id never vary), or `None` if nobody references it.
+    pub(crate) fn held_len(&self, id: &Id) -> Result<Option<u64>, redb::Error> {
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let holders = txn.open_table(HOLDERS)?;
+            let Some(user) = first_holder(&holders, id)? else {
+                return Ok(None);
+            };
+            let refs = txn.open_table(REFS)?;
+            Ok(refs
+                .get((user.as_str(), id.as_bytes()))?
+                .map(|len| len.value()))
+        })
+    }
+
     /// Whether any user references `id`.
     pub(crate) fn is_held(&self, id: &Id) -> Result<bool, redb::Error> {
         self.run(|db| {

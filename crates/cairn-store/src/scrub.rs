@@ -30,7 +30,10 @@
 //! or deleted behind the store's back. Those are what repair must refetch.
 //!
 //! The scrub runs alongside other operations; shards written while it runs
-//! may or may not be checked.
+//! may or may not be checked. Another thread can stop it through a
+//! [`ScrubStop`] given in its options: it then returns
+//! [`ScrubError::Stopped`] within one read block (256 KiB), or one slice of
+//! a pause (at most 100 ms), and records nothing.
 //!
 //! A scrub that runs to the end records when it finished and its counts as
 //! a [`ScrubRecord`] in the metadata database, replacing the previous one;
@@ -44,6 +47,8 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RecordError;
 use crate::record::{self, Place};
-use crate::shards::{Checked, FileError};
+use crate::shards::{Checked, Damage, FileError};
 use crate::{Store, Unreferenced};
 
 /// How a scrub runs.
@@ -77,6 +82,8 @@ pub struct ScrubOptions {
     /// hand), and the grace keeps the scrub that runs right after it from
     /// deleting what was written or copied in the last hour.
     pub unreferenced_grace: Duration,
+    /// A handle another thread can stop the scrub with. Default: none.
+    pub stop: Option<ScrubStop>,
 }
 
 impl Default for ScrubOptions {
@@ -84,9 +91,41 @@ impl Default for ScrubOptions {
         Self {
             max_bytes_per_second: None,
             unreferenced_grace: Duration::from_secs(60 * 60),
+            stop: None,
         }
     }
 }
+
+/// Stops a running scrub from another thread (see the [module docs](self)).
+/// Clones share one flag; two handles are equal when they share it.
+#[derive(Debug, Clone, Default)]
+pub struct ScrubStop(Arc<AtomicBool>);
+
+impl ScrubStop {
+    /// A handle, not stopped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every scrub given a clone of this handle to stop, now and
+    /// from now on.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl PartialEq for ScrubStop {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ScrubStop {}
 
 impl ScrubOptions {
     /// These options with [`unreferenced_grace`](Self::unreferenced_grace)
@@ -104,6 +143,30 @@ impl ScrubOptions {
         self.max_bytes_per_second = rate;
         self
     }
+
+    /// These options with [`stop`](Self::stop) set.
+    #[must_use]
+    pub fn with_stop(mut self, stop: ScrubStop) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(ScrubStop::is_stopped)
+    }
+}
+
+/// A shard file the scrub found damaged or unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DamagedShard {
+    /// The shard.
+    pub id: Id,
+    /// What is wrong with its file.
+    pub damage: Damage,
+    /// Where the file was moved, or `None` if moving it failed (it then
+    /// stays in place, and the next read or scrub finds it again).
+    pub quarantined: Option<PathBuf>,
 }
 
 /// What a scrub found and did.
@@ -116,8 +179,12 @@ pub struct ScrubReport {
     pub bytes_checked: u64,
     /// Shards whose file failed its hash or could not be read, in the
     /// order found; each was moved to quarantine unless the move failed.
-    pub corrupt: Vec<Id>,
-    /// Shards some user references that have no file, in id order.
+    pub corrupt: Vec<DamagedShard>,
+    /// Shards some user references that have no file, in id order: lost
+    /// (deleted, or never renamed into place by a put a crash cut short),
+    /// or quarantined, by this scrub (so also in
+    /// [`corrupt`](Self::corrupt)) or earlier. Their references stay:
+    /// they are what the owners' repair must put back.
     pub missing: Vec<Id>,
     /// Intact shard files that no user referenced and that were deleted.
     pub unreferenced_removed: u64,
@@ -224,6 +291,11 @@ pub enum ScrubError {
     /// still shows the previous one).
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
+    /// The scrub was stopped through its [`ScrubStop`] before the end.
+    /// What it quarantined or deleted so far stays so; nothing was
+    /// recorded.
+    #[error("the scrub was stopped before the end")]
+    Stopped,
 }
 
 impl From<FileError> for ScrubError {
@@ -235,6 +307,9 @@ impl From<FileError> for ScrubError {
     }
 }
 
+/// Longest single sleep of the throttle: how late a stop can be noticed.
+const PAUSE_SLICE: Duration = Duration::from_millis(100);
+
 /// Keeps a reader at or below a byte rate by sleeping.
 #[derive(Debug)]
 struct Throttle {
@@ -242,18 +317,22 @@ struct Throttle {
     start: Instant,
     /// Bytes read since `start`.
     consumed: u64,
+    /// Sleeping ends early, and for good, once this is stopped.
+    stop: Option<ScrubStop>,
 }
 
 impl Throttle {
-    fn new(rate: Option<u64>) -> Self {
+    fn new(rate: Option<u64>, stop: Option<ScrubStop>) -> Self {
         Self {
             rate: rate.map(|r| r.max(1)),
             start: Instant::now(),
             consumed: 0,
+            stop,
         }
     }
 
-    /// Records `bytes` read and sleeps until reading them was allowed.
+    /// Records `bytes` read and sleeps until reading them was allowed, in
+    /// slices, returning at once when stopped.
     fn consume(&mut self, bytes: u64) {
         self.consumed = self.consumed.saturating_add(bytes);
         let Some(rate) = self.rate else { return };
@@ -261,9 +340,15 @@ impl Throttle {
         // the bound holds exactly.
         let nanos = (u128::from(self.consumed) * 1_000_000_000).div_ceil(u128::from(rate));
         let due = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            thread::sleep(due - elapsed);
+        loop {
+            if self.stop.as_ref().is_some_and(ScrubStop::is_stopped) {
+                return;
+            }
+            let elapsed = self.start.elapsed();
+            if due <= elapsed {
+                return;
+            }
+            thread::sleep((due - elapsed).min(PAUSE_SLICE));
         }
     }
 }
@@ -276,11 +361,15 @@ const HOLDERS_PAGE: usize = 10_000;
 /// file, reading the held shards `page_len` at a time.
 fn find_missing(
     store: &Store,
+    options: &ScrubOptions,
     page_len: usize,
     report: &mut ScrubReport,
 ) -> Result<(), ScrubError> {
     let mut after = None;
     loop {
+        if options.stopped() {
+            return Err(ScrubError::Stopped);
+        }
         // Each page in its own read transaction, released before the
         // per-id checks, which take locks and may wait.
         let page = store.meta.held_shards_page(after.as_ref(), page_len)?;
@@ -298,9 +387,12 @@ fn find_missing(
 
 /// Runs a scrub over `store`; see [`Store::scrub`].
 pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, ScrubError> {
-    let mut throttle = Throttle::new(options.max_bytes_per_second);
+    let mut throttle = Throttle::new(options.max_bytes_per_second, options.stop.clone());
     let mut report = ScrubReport::default();
     for id in store.files.iter() {
+        if options.stopped() {
+            return Err(ScrubError::Stopped);
+        }
         let id = id.map_err(|source| FileError {
             path: store.dir.join("shards"),
             source,
@@ -321,17 +413,21 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
                 }
             }
             Checked::Damaged(_) => {
-                let (recheck, _) =
+                let (recheck, quarantined) =
                     store.quarantine_if_damaged(&id, &mut |n| throttle.consume(n))?;
-                if let Checked::Damaged(_) = recheck {
-                    report.corrupt.push(id);
+                if let Checked::Damaged(damage) = recheck {
+                    report.corrupt.push(DamagedShard {
+                        id,
+                        damage,
+                        quarantined,
+                    });
                 }
             }
         }
         report.shards_checked += 1;
         report.bytes_checked += read;
     }
-    find_missing(store, HOLDERS_PAGE, &mut report)?;
+    find_missing(store, options, HOLDERS_PAGE, &mut report)?;
     let finished_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -348,7 +444,7 @@ mod tests {
     #[test]
     fn throttle_sleeps_until_the_bytes_are_due() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(Some(10_000));
+        let mut throttle = Throttle::new(Some(10_000), None);
         throttle.consume(1_000);
         throttle.consume(1_000);
         // 2,000 bytes at 10,000 bytes/s take at least 0.2 s.
@@ -390,15 +486,61 @@ mod tests {
         missing.sort();
         for page_len in [1, 2, 3, 4, 100] {
             let mut report = ScrubReport::default();
-            find_missing(&store, page_len, &mut report).unwrap();
+            find_missing(&store, &ScrubOptions::default(), page_len, &mut report).unwrap();
             assert_eq!(report.missing, missing, "pages of {page_len}");
         }
+    }
+
+    /// A stop must end a pause that would otherwise last a quarter of an
+    /// hour: a node shutting down cannot wait for its scrub's pacing.
+    #[test]
+    fn a_stop_ends_the_throttles_pause() {
+        let stop = ScrubStop::new();
+        let mut throttle = Throttle::new(Some(1), Some(stop.clone()));
+        thread::scope(|s| {
+            s.spawn(|| {
+                thread::sleep(Duration::from_millis(200));
+                stop.stop();
+            });
+            throttle.consume(1000);
+        });
+        assert!(stop.is_stopped());
+    }
+
+    /// A scrub stopped half way returns `Stopped` and records nothing: a
+    /// partial pass must not pass for a full one in `node status`.
+    #[test]
+    fn a_stopped_scrub_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
+        for n in 0..4u8 {
+            let bytes = [n; 2048];
+            store.put("ann", &Id::of(&bytes), &bytes, None).unwrap();
+        }
+        let stop = ScrubStop::new();
+        // 8 KiB at 1 KiB/s: eight seconds, unless stopped.
+        let options = ScrubOptions::default()
+            .with_max_bytes_per_second(Some(1024))
+            .with_stop(stop.clone());
+        let result = thread::scope(|s| {
+            s.spawn(|| {
+                thread::sleep(Duration::from_millis(300));
+                stop.stop();
+            });
+            store.scrub(&options)
+        });
+        assert!(matches!(result, Err(ScrubError::Stopped)), "{result:?}");
+        assert_eq!(store.last_scrub().unwrap(), None);
+        // Stopped for good: the next scrub with this handle stops at once.
+        assert!(matches!(store.scrub(&options), Err(ScrubError::Stopped)));
+        let report = store.scrub(&ScrubOptions::default()).unwrap();
+        assert_eq!(report.shards_checked, 4);
     }
 
     #[test]
     fn unbounded_throttle_never_sleeps() {
         let start = Instant::now();
-        let mut throttle = Throttle::new(None);
+        let mut throttle = Throttle::new(None, None);
         throttle.consume(u64::MAX);
         throttle.consume(u64::MAX);
         assert!(start.elapsed() < Duration::from_secs(1));

@@ -478,6 +478,16 @@ impl ShardFiles {
         compare_contents(&mut file, expected)
     }
 
+    /// The length of shard `id`'s file, or `None` if there is none.
+    pub(crate) fn len(&self, id: &Id) -> Result<Option<u64>, FileError> {
+        let path = self.path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FileError { path, source }),
+        }
+    }
+
     /// How long ago shard `id`'s file was last modified (written, for a
     /// shard: files are never changed once in place), or `None` if there
     /// is no file. A modification time in the future counts as now.

@@ -125,7 +125,7 @@ fn scrub_finds_and_quarantines_damaged_shards() {
     truncate(&shard_path(dir.path(), &shards[1].0));
 
     let report = store.scrub(&ScrubOptions::default()).unwrap();
-    let mut corrupt = report.corrupt.clone();
+    let mut corrupt: Vec<_> = report.corrupt.iter().map(|d| d.id).collect();
     corrupt.sort();
     let mut expected = vec![shards[0].0, shards[1].0];
     expected.sort();
@@ -248,4 +248,64 @@ fn a_put_over_an_unreadable_file_repairs_it() {
             .join(format!("{id}.0"))
             .is_dir()
     );
+}
+
+/// A shard lost from disk (deleted, or quarantined as damaged) keeps its
+/// references: the scrub lists it as missing every time until it is put
+/// back, the node says it does not have it, and the put that repairs it
+/// costs its owner nothing more. Dropping the references instead would
+/// forget who needs the shard and let the repair fail for quota.
+#[test]
+fn a_lost_shard_keeps_its_references_is_reported_missing_and_a_put_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let shards: Vec<_> = (20..24).map(|seed| shard(seed, 3000)).collect();
+    for (id, bytes) in &shards {
+        store.put("ann", id, bytes, Some(12_000)).unwrap();
+        assert!(store.is_present(id).unwrap());
+    }
+    fs::remove_file(shard_path(dir.path(), &shards[0].0)).unwrap();
+    flip_a_bit(&shard_path(dir.path(), &shards[1].0));
+    truncate(&shard_path(dir.path(), &shards[2].0));
+
+    // Asking which shards are here catches the deletion and, from the
+    // length alone, the truncation (quarantining it); the flipped bit
+    // needs a read.
+    assert!(!store.is_present(&shards[0].0).unwrap());
+    let err = store.is_present(&shards[2].0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GetError::Corrupt {
+                damage: Damage::Mismatch { .. },
+                quarantined: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!store.is_present(&shards[2].0).unwrap());
+    assert!(store.is_present(&shards[1].0).unwrap());
+    assert!(store.is_present(&shards[3].0).unwrap());
+
+    let mut lost = vec![shards[0].0, shards[1].0, shards[2].0];
+    lost.sort();
+    for _ in 0..2 {
+        let report = store.scrub(&ScrubOptions::default()).unwrap();
+        assert_eq!(report.missing, lost);
+        assert_eq!(store.last_scrub().unwrap().unwrap().missing, 3);
+    }
+    for (id, _) in &shards {
+        assert!(store.has_ref("ann", id).unwrap());
+    }
+    // The quota is full; the repair fits all the same.
+    assert_eq!(store.usage("ann").unwrap(), 12_000);
+    for (id, bytes) in &shards[..3] {
+        let outcome = store.put("ann", id, bytes, Some(12_000)).unwrap();
+        assert!(outcome.stored && !outcome.newly_referenced, "{outcome:?}");
+        assert_eq!(&store.get(id).unwrap(), bytes);
+    }
+    assert_eq!(store.usage("ann").unwrap(), 12_000);
+    let report = store.scrub(&ScrubOptions::default()).unwrap();
+    assert!(report.missing.is_empty() && report.corrupt.is_empty());
 }

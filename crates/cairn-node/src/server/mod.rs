@@ -7,6 +7,9 @@
 //! Then it stops accepting, lets every connection finish the requests it
 //! has started, for at most the configured grace period, and returns.
 //!
+//! Beside the transports it runs the [background scrub](crate::scrub),
+//! stopped with them.
+//!
 //! Limits that hold whatever the transport:
 //! - at most `max_connections` connections at once; more are refused at
 //!   once (the peer sees the connection closed);
@@ -230,6 +233,12 @@ pub async fn run(
             .clone()
             .spawn(quic::accept_loop(endpoint, shared.clone()));
     }
+
+    shared.tracker.spawn(crate::scrub::background(
+        node.shared_store(),
+        config.clone(),
+        shared.shutdown.clone(),
+    ));
 
     shutdown.await;
     let busy = config.max_connections - shared.connections.available_permits();
