@@ -4,11 +4,16 @@
 //! and https:// on loopback, data in a temporary directory), then measures:
 //!
 //! 1. the disk: fsync'd 1 MiB files written into the node's directory by 1
-//!    and by 8 writers, the ceiling for durable shard writes;
+//!    and by 8 writers, the ceiling for durable shard writes; and the time
+//!    to read one back from the device, what write verification adds;
 //! 2. per transport, PUT and GET of 1 MiB shards by 1 and by 8 clients,
 //!    each client on its own connection;
 //! 3. the node's resident memory with 100 idle connections open, and its
-//!    peak over the whole run.
+//!    peak over the whole run;
+//! 4. the cost of write verification (`verify_writes`, on by default and in
+//!    the runs above): PUT over tcp:// by 1 and 8 clients with it on and
+//!    off, restarting the node between runs, the two settings alternating
+//!    so that drifts of the machine hit both alike; medians.
 //!
 //! Client and node share the machine's cores, as they would on a node that
 //! also runs a client.
@@ -62,6 +67,10 @@ pub fn node(args: &NodeBenchArgs) -> Result<()> {
         "disk, fsync'd 1 MiB files: 1 writer {}, 8 writers {}",
         mbps(disk_one),
         mbps(disk_eight)
+    );
+    let (write_ms, read_ms) = disk_read_back(&disk_dir, args.shards)?;
+    println!(
+        "disk, one 1 MiB file (medians): write and fsync {write_ms:.2} ms; read back after dropping it from the page cache {read_ms:.2} ms (what verify_writes adds to a put)"
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -118,9 +127,38 @@ pub fn node(args: &NodeBenchArgs) -> Result<()> {
         ),
         Err(e) => println!("\nnode memory with 100 idle connections: failed: {e}"),
     }
+    let verify = if args.verify_rounds > 0 {
+        let address = node.address(Scheme::Tcp).expect("listening").clone();
+        let node_key = key.for_node(address.node_id.expect("pinned").0.as_bytes());
+        let costs = runtime.block_on(verify_cost(
+            &mut node,
+            node_key.expose_secret(),
+            args.shards,
+            args.verify_rounds,
+        ));
+        Some(costs)
+    } else {
+        None
+    };
     let status = node.stop(Duration::from_secs(30))?;
     if !status.success() {
         bail!("the node exited with {status}");
+    }
+    if let Some(costs) = verify {
+        let costs = costs?;
+        println!(
+            "\nwrite verification (verify_writes), PUT over tcp://, median of {} runs each, alternating:",
+            args.verify_rounds
+        );
+        println!("{:>7} {:>12} {:>12} {:>8}", "clients", "on", "off", "cost");
+        for (clients, on, off) in costs {
+            println!(
+                "{clients:>7} {:>12} {:>12} {:>7.0}%",
+                mbps(on),
+                mbps(off),
+                100.0 * (1.0 - on / off)
+            );
+        }
     }
 
     println!(
@@ -160,6 +198,84 @@ fn verdict(met: bool) -> &'static str {
 
 fn mbps(rate: f64) -> String {
     format!("{rate:.0} MB/s")
+}
+
+/// Medians, in milliseconds, of writing and fsyncing one 1 MiB file and of
+/// reading it back after dropping its pages from the page cache, as the
+/// store's write verification does, over `count` files in `dir`.
+fn disk_read_back(dir: &Path, count: usize) -> Result<(f64, f64)> {
+    use std::io::{Read, Seek, Write};
+    let data = cairn_core::Id::of(b"read back")
+        .as_bytes()
+        .repeat(SHARD / 32);
+    let mut back = vec![0u8; SHARD];
+    let (mut writes, mut reads) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        let path = dir.join(format!("read-back-{i}"));
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let started = Instant::now();
+        file.write_all(&data)?;
+        file.sync_all()?;
+        let written = Instant::now();
+        #[cfg(target_os = "linux")]
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+        file.rewind()?;
+        file.read_exact(&mut back)?;
+        writes.push((written - started).as_secs_f64() * 1e3);
+        reads.push(written.elapsed().as_secs_f64() * 1e3);
+        if back != data {
+            bail!("{} read back other bytes than were written", path.display());
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(&mut writes), median(&mut reads)))
+}
+
+/// PUT rates over tcp:// with `verify_writes` on and off, for 1 and 8
+/// clients: `rounds` runs of each, alternating, the node restarted with the
+/// setting before each; returns (clients, median on, median off) in MB/s.
+/// Leaves the node running with `verify_writes` on.
+async fn verify_cost(
+    node: &mut LocalNode,
+    key: &[u8; 32],
+    count: usize,
+    rounds: usize,
+) -> Result<Vec<(usize, f64, f64)>> {
+    let mut rates: [[Vec<f64>; 2]; 2] = Default::default();
+    let mut run = 1000;
+    for _ in 0..rounds {
+        for (setting, verify) in [(0, "true"), (1, "false")] {
+            node.stop(Duration::from_secs(30))?;
+            node.set("verify_writes", verify)?;
+            node.start()?;
+            let address = node.address(Scheme::Tcp).expect("listening").clone();
+            for (slot, clients) in [1, 8].into_iter().enumerate() {
+                let (put, _) = transfer(&address, key, clients, count, run).await?;
+                rates[slot][setting].push(put);
+                run += 1;
+            }
+        }
+    }
+    node.stop(Duration::from_secs(30))?;
+    node.set("verify_writes", "true")?;
+    node.start()?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok([1, 8]
+        .into_iter()
+        .zip(rates.iter_mut())
+        .map(|(clients, [on, off])| (clients, median(on), median(off)))
+        .collect())
 }
 
 /// MB/s of `count` fsync'd 1 MiB files written into `dir` by `writers`

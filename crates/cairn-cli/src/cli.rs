@@ -194,7 +194,8 @@ pub enum BenchCommand {
     /// Start a node (as a child process, data in a temporary directory) and
     /// measure shard PUT and GET over tcp://, quic:// and https:// with 1
     /// and 8 clients, against the disk's rate for fsync'd 1 MiB files (with
-    /// 1 and 8 writers); and the node's memory with 100 idle connections.
+    /// 1 and 8 writers); the node's memory with 100 idle connections; and
+    /// the cost of write verification: PUT with verify_writes on and off.
     Node(NodeBenchArgs),
 }
 
@@ -208,6 +209,10 @@ pub struct NodeBenchArgs {
     /// temporary directory). It should be on the disk you want to measure.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Runs of PUT with verify_writes on, and as many with it off, to
+    /// measure what verification costs (0 skips it).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100))]
+    pub verify_rounds: usize,
 }
 
 /// `cairn node …`

@@ -18,6 +18,10 @@
 //! cost milliseconds. Concurrent puts share them (group commit; see the
 //! `meta` module docs), so puts per second should grow with the threads
 //! well past one commit's worth.
+//!
+//! `verify_writes_cost` measures what reading every shard back costs: 1 MiB
+//! shards by 1 and 8 threads with `verify_writes` on and off, alternating,
+//! three runs of each, medians (`… --ignored --nocapture verify_writes`).
 
 mod common;
 
@@ -27,8 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cairn_core::Id;
-use cairn_store::{IndexEntry, Store};
-use common::{open, user_record};
+use cairn_store::{IndexEntry, Store, StoreOptions};
+use common::user_record;
 
 /// What each thread puts.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +53,11 @@ impl Load {
     }
 }
 
-/// Puts per second by `threads` threads putting `load` for `time`.
-fn rate(load: Load, threads: usize, time: Duration) -> f64 {
+/// Puts per second by `threads` threads putting `load` for `time`, into a
+/// new store opened with `options`.
+fn rate(load: Load, threads: usize, time: Duration, options: StoreOptions) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = Store::open(dir.path(), options).unwrap();
     store.add_user("bench", &user_record(1, None)).unwrap();
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -111,26 +116,61 @@ fn put(store: &Store, load: Load, t: u64, n: u64, bytes: &mut [u8]) {
     }
 }
 
-#[test]
-#[ignore = "a measurement; run with --release -- --ignored --nocapture"]
-fn puts_per_second() {
+/// The time each case runs: `CAIRN_PUT_RATE_SECS`, default 3 s.
+fn case_time() -> Duration {
     let secs = std::env::var("CAIRN_PUT_RATE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let time = Duration::from_secs_f64(secs);
+    Duration::from_secs_f64(secs)
+}
+
+#[test]
+#[ignore = "a measurement; run with --release -- --ignored --nocapture"]
+fn puts_per_second() {
+    let time = case_time();
     println!(
         "{:<16} {:>8} {:>10} {:>10}",
         "load", "threads", "puts/s", "MB/s"
     );
     for load in [Load::Shards(1 << 20), Load::Shards(4 << 10), Load::Index] {
         for threads in [1, 8, 32] {
-            let rate = rate(load, threads, time);
+            let rate = rate(load, threads, time, StoreOptions::default());
             let mb = match load {
                 Load::Shards(len) => format!("{:.1}", rate * len as f64 / 1e6),
                 Load::Index => "-".to_owned(),
             };
             println!("{:<16} {threads:>8} {rate:>10.0} {mb:>10}", load.label());
         }
+    }
+}
+
+#[test]
+#[ignore = "a measurement; run with --release -- --ignored --nocapture"]
+fn verify_writes_cost() {
+    let time = case_time();
+    println!("1 MiB shards, fsync on; MB/s, median of 3 alternating runs of {time:?}");
+    println!(
+        "{:>8} {:>10} {:>10} {:>6}",
+        "threads", "verify", "no verify", "cost"
+    );
+    for threads in [1, 8] {
+        let mut on = Vec::new();
+        let mut off = Vec::new();
+        for _ in 0..3 {
+            for (verify, rates) in [(true, &mut on), (false, &mut off)] {
+                let options = StoreOptions::default().with_verify_writes(verify);
+                rates.push(rate(Load::Shards(1 << 20), threads, time, options) * 1.048_576);
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (on, off) = (median(on), median(off));
+        println!(
+            "{threads:>8} {on:>10.0} {off:>10.0} {:>5.0}%",
+            100.0 * (1.0 - on / off)
+        );
     }
 }
