@@ -19,7 +19,13 @@
 //!   refused before anything is written; a get re-hashes the file and
 //!   returns [`GetError::Corrupt`] rather than bad bytes (see
 //!   [`Damage`]), as it does for a file that cannot be read at all. A put
-//!   over a damaged file replaces it ([`PutOutcome::repaired`]).
+//!   over a damaged file replaces it ([`PutOutcome::repaired`]). With
+//!   [`StoreOptions::verify_writes`] (the default) every file written is
+//!   read back from the device and compared before the put succeeds.
+//! - **Lost is not claimed.** A shard whose file is gone keeps its
+//!   references (a repair's put restores it at no quota cost, and every
+//!   scrub lists it as missing until then), but
+//!   [`Store::is_present`] says it is not here.
 //! - **Atomic.** A shard becomes visible by a rename once its bytes are on
 //!   disk; temporary files left by a crash are deleted at the next open.
 //! - **Reference counted.** Each user references a shard at most once; the

@@ -10,7 +10,7 @@
 //! 2. quarantines it if it is damaged (after re-checking under the id's
 //!    lock, so a file replaced meanwhile is not set aside by mistake),
 //!    including a file that cannot be read at all
-//!    ([`Damage::Unreadable`](crate::Damage::Unreadable): a bad sector, for
+//!    ([`Damage::Unreadable`]: a bad sector, for
 //!    instance), and goes on with the next;
 //! 3. deletes it if no user references it and it has not been modified
 //!    for [`ScrubOptions::unreferenced_grace`] (an hour by default). Such
