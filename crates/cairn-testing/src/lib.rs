@@ -1,8 +1,10 @@
-//! Test helpers shared by cairn's crates: boundary sizes, seeded data, and
-//! real node processes ([`node`]).
+//! Test helpers shared by cairn's crates: boundary sizes, seeded data, real
+//! node processes ([`node`]) and proxies that make a bad link out of
+//! loopback ([`faults`]).
 //!
 //! Nothing here is used outside tests and benchmarks.
 
+pub mod faults;
 pub mod node;
 
 use std::io::Read;
