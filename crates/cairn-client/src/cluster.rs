@@ -4,15 +4,46 @@
 //! order. Connections are opened on first use (all at once by
 //! [`Cluster::connect_all`], each within the connect timeout), logged in
 //! with the key derived for that node from the user's auth key, and kept
-//! for reuse. A node that cannot be reached, or whose connection breaks,
-//! is marked down for [`Cluster::RETRY_AFTER`], so one dead node costs a
-//! connect timeout once, not on every request; after that the next use
-//! tries it again.
+//! for reuse.
+//!
+//! # Retries, and when a node is down
+//!
+//! A link can break without its node being gone: a cut connection, a
+//! corrupted byte in a TLS stream (which fails the record's AEAD and ends
+//! the connection), a NAT that forgot the flow. So:
+//!
+//! - A request whose connection breaks under it ([`ClientError::Broken`])
+//!   is sent again on a fresh connection, after a short backoff. Requests
+//!   are idempotent (content-addressed shards, versioned index entries), and
+//!   a shard the node stored before the break is not sent again: the store
+//!   path asks first for large shards.
+//! - The broken connection is dropped once: requests that broke on it
+//!   share the one fresh connection, and a request whose connection was
+//!   already replaced does not drop the replacement.
+//! - A retry that follows progress (the connection carried answers, to
+//!   this request or others, while the failed attempt ran) is free;
+//!   [`Cluster::ATTEMPTS`] fruitless attempts in a row, or
+//!   [`Cluster::MAX_ATTEMPTS`] in all, give up.
+//! - A connection found gone before a request uses it (it broke while
+//!   idle) is replaced without counting as an attempt.
+//! - A request that times out is sent once more on a fresh connection: the
+//!   old one may have stalled rather than died (over TLS, a corrupted record
+//!   length leaves the reader waiting for bytes that never come). A node
+//!   that stalls the fresh connection too is down.
+//! - A node is marked down for [`Cluster::RETRY_AFTER`] only when a fresh
+//!   connection cannot be made (a refusal, a connect timeout, a failed
+//!   handshake or login, each tried twice unless it timed out), when a
+//!   request gives up its retries, or when it times out twice. So a dead
+//!   node costs a connect timeout once, not on every request, and a node
+//!   that accepts connections and then never answers costs at most a
+//!   request timeout plus a connect timeout (or two request timeouts if it
+//!   still completes handshakes); after that the next use tries it again.
 //!
 //! Every node must be pinned (`URL#NODE_ID`): placement is computed from
 //! node ids, and a node that cannot prove its id is not the node the data
 //! was placed on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,9 +86,12 @@ pub enum ClusterError {
 struct Slot {
     address: NodeAddress,
     id: NodeId,
-    /// The open connection, if any (a short lock: cloned out, never held
-    /// across an await).
-    connection: Mutex<Option<Connection>>,
+    /// The open connection, if any, with its generation (a short lock:
+    /// cloned out, never held across an await).
+    connection: Mutex<Option<(u64, Connection)>>,
+    /// Generation of the next connection.
+    generation: AtomicU64,
+
     /// Held while connecting, so that one request connects and the others
     /// wait for it (or, in a hurry, go elsewhere).
     connecting: Arc<tokio::sync::Mutex<()>>,
@@ -94,6 +128,23 @@ impl Cluster {
     /// majority has answered.
     pub const QUORUM_GRACE: Duration = Duration::from_millis(250);
 
+    /// Attempts of a request, in a row, on connections that broke while
+    /// the node answered nothing else; then the node is marked down.
+    pub const ATTEMPTS: u32 = 4;
+
+    /// Attempts of a request in all, progress or not.
+    pub const MAX_ATTEMPTS: u32 = 16;
+
+    /// Wait before retrying a request whose connection broke, after
+    /// `fruitless` attempts in a row that saw no progress: 10 ms after
+    /// progress, then 50, 200 and 800 ms.
+    fn backoff(fruitless: u32) -> Duration {
+        match fruitless {
+            0 => Duration::from_millis(10),
+            n => Duration::from_millis(50 << (2 * (n - 1).min(3))),
+        }
+    }
+
     /// A cluster of `servers` (pinned addresses), acting with `credentials`.
     ///
     /// # Errors
@@ -122,6 +173,7 @@ impl Cluster {
                 address: address.clone(),
                 id,
                 connection: Mutex::new(None),
+                generation: AtomicU64::new(0),
                 connecting: Arc::new(tokio::sync::Mutex::new(())),
                 down_until: Mutex::new(None),
                 last_error: Mutex::new(None),
@@ -178,8 +230,22 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(connection) = connection {
-            connection.close().await;
+        if let Some((_, connection)) = connection {
+            close_soon(connection);
+        }
+    }
+
+    /// Drops node `index`'s connection if it is still generation
+    /// `generation` (another request may have replaced it already).
+    fn forget(&self, index: usize, generation: u64) {
+        let mut cached = self.slots[index]
+            .connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|(g, _)| *g == generation) {
+            let (_, connection) = cached.take().expect("checked");
+            drop(cached);
+            close_soon(connection);
         }
     }
 
@@ -190,18 +256,30 @@ impl Cluster {
     /// The connection error; the node is then marked down. A node already
     /// marked down fails at once with [`ClientError::Broken`].
     pub async fn connection(&self, index: usize) -> Result<Connection, ClientError> {
-        self.connection_with(index, true).await
+        Ok(self.connection_with(index, true).await?.1)
     }
 
-    fn cached(&self, index: usize) -> Option<Connection> {
-        self.slots[index]
+    /// The open connection of node `index`; one known to be gone is
+    /// dropped instead (it broke while no request was using it).
+    fn cached(&self, index: usize) -> Option<(u64, Connection)> {
+        let mut cached = self.slots[index]
             .connection
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|(_, c)| c.is_closed()) {
+            let (_, connection) = cached.take().expect("checked");
+            drop(cached);
+            close_soon(connection);
+            return None;
+        }
+        cached.clone()
     }
 
-    async fn connection_with(&self, index: usize, wait: bool) -> Result<Connection, ClientError> {
+    async fn connection_with(
+        &self,
+        index: usize,
+        wait: bool,
+    ) -> Result<(u64, Connection), ClientError> {
         let slot = &self.slots[index];
         if let Some(connection) = self.cached(index) {
             return Ok(connection);
@@ -229,6 +307,9 @@ impl Cluster {
         if self.is_down(index) {
             return Err(down());
         }
+        // A node reached before whose connection broke is most likely being
+        // reconnected in a moment: worth waiting for, even in a hurry.
+        let wait = wait || slot.generation.load(Ordering::Relaxed) > 0;
         let connecting = if wait {
             slot.connecting.clone().lock_owned().await
         } else {
@@ -252,19 +333,31 @@ impl Cluster {
         let credentials = self.credentials.clone();
         let attempt = tokio::spawn(async move {
             let _connecting = connecting;
-            let result = async {
+            let connect = || async {
                 let connection = Connection::connect(&slot.address, &options, false).await?;
                 if let Credentials::User { user, auth } = &credentials {
                     let key = auth.for_node(slot.id.0.as_bytes());
                     connection.login(user, key.expose_secret()).await?;
                 }
                 Ok::<_, ClientError>(connection)
+            };
+            let mut result = connect().await;
+            // A link that broke during the handshake (a lost or corrupted
+            // packet, a reset) says nothing about the node: once more. A
+            // timeout is not retried, so that a dead node costs one.
+            if let Err(e) = &result
+                && link_failure(e)
+            {
+                debug!(node = %slot.address, "connecting failed, trying once more: {e}");
+                tokio::time::sleep(Cluster::backoff(1)).await;
+                result = connect().await;
             }
-            .await;
+            let result = result
+                .map(|connection| (slot.generation.fetch_add(1, Ordering::Relaxed), connection));
             match &result {
-                Ok(connection) => {
+                Ok((generation, connection)) => {
                     *slot.connection.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(connection.clone());
+                        Some((*generation, connection.clone()));
                     *slot.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 // Wrong credentials are not a sign of a dead node, but they
@@ -290,30 +383,34 @@ impl Cluster {
         futures::future::join_all(attempts).await
     }
 
-    /// Runs `op` on node `index`'s connection; a broken connection or a
-    /// timeout marks the node down (a node's refusal does not).
+    /// Runs `op` on node `index`'s connection; if the connection breaks
+    /// under it, runs it again on a fresh one, as the module docs describe
+    /// (so `op` must be safe to repeat). A connection that cannot be made,
+    /// retries given up, or a timeout mark the node down (a node's refusal
+    /// does not).
     ///
     /// # Errors
     /// The connection's or the operation's error.
     pub async fn on<T, F, Fut>(&self, index: usize, op: F) -> Result<T, ClientError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
         self.on_with(index, true, op).await
     }
 
     /// As [`on`](Self::on), but fails at once instead of waiting while
-    /// another request is connecting to the node: for reads that can be
-    /// served by other nodes (a shard has n − k stand-ins), so that a node
-    /// whose connection attempt hangs for the connect timeout does not hold
-    /// them up.
+    /// another request makes the first connection to the node: for reads
+    /// that can be served by other nodes (a shard has n − k stand-ins), so
+    /// that a node whose connection attempt hangs for the connect timeout
+    /// does not hold them up. A node connected to before is waited for (its
+    /// connection broke and is being made again, usually in a moment).
     ///
     /// # Errors
     /// As [`on`](Self::on).
     pub async fn on_now<T, F, Fut>(&self, index: usize, op: F) -> Result<T, ClientError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
         self.on_with(index, false, op).await
@@ -321,17 +418,57 @@ impl Cluster {
 
     async fn on_with<T, F, Fut>(&self, index: usize, wait: bool, op: F) -> Result<T, ClientError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let connection = self.connection_with(index, wait).await?;
-        let result = op(connection).await;
-        if let Err(e) = &result
-            && matches!(e, ClientError::Broken(_) | ClientError::Timeout { .. })
-        {
-            self.mark_down(index, e).await;
+        let slot = &self.slots[index];
+        let mut wait = wait;
+        let (mut attempts, mut fruitless) = (0, 0);
+        let mut timed_out = false;
+        loop {
+            let (generation, connection) = self.connection_with(index, wait).await?;
+            let answered = connection.answers();
+            let result = op(connection.clone()).await;
+            attempts += 1;
+            match &result {
+                Err(e @ ClientError::Broken(_)) => {
+                    // Answers on the connection since this attempt began
+                    // (to this request or others): the link carried
+                    // traffic, only this connection died.
+                    if connection.answers() == answered {
+                        fruitless += 1;
+                    } else {
+                        fruitless = 0;
+                    }
+                    if fruitless >= Self::ATTEMPTS || attempts >= Self::MAX_ATTEMPTS {
+                        self.mark_down(index, e).await;
+                        return result;
+                    }
+                    debug!(node = %slot.address, attempts, "connection broke, retrying: {e}");
+                    self.forget(index, generation);
+                    tokio::time::sleep(Self::backoff(fruitless)).await;
+                    // The fresh connection is worth waiting for: another
+                    // request is probably making it right now.
+                    wait = true;
+                }
+                // A stalled connection (a lost answer: over TLS, a corrupted
+                // record length leaves the reader waiting for bytes that
+                // never come) gets one fresh connection; a node that stalls
+                // that one too is down. A node that no longer accepts
+                // connections is found by the connect.
+                Err(e @ ClientError::Timeout { .. }) => {
+                    if timed_out || attempts >= Self::MAX_ATTEMPTS {
+                        self.mark_down(index, e).await;
+                        return result;
+                    }
+                    debug!(node = %slot.address, "request timed out, retrying on a fresh connection: {e}");
+                    timed_out = true;
+                    self.forget(index, generation);
+                    wait = true;
+                }
+                _ => return result,
+            }
         }
-        result
     }
 
     /// The nodes marked down, each as `address (why)`.
@@ -425,9 +562,36 @@ impl Cluster {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            if let Some(connection) = connection {
-                connection.close().await;
+            if let Some((_, connection)) = connection {
+                // A node that stopped reading would hold a close (which
+                // writes) forever.
+                let _ = tokio::time::timeout(CLOSE_WAIT, connection.close()).await;
             }
         }
+    }
+}
+
+/// Longest wait for a connection's polite close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Closes `connection` in the background, giving up after [`CLOSE_WAIT`]:
+/// the request that dropped it does not wait for a node that stopped
+/// reading.
+fn close_soon(connection: Connection) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_WAIT, connection.close()).await;
+    });
+}
+
+/// Whether a failed connection attempt failed on the way (a reset, a broken
+/// handshake) rather than finding no node, the wrong node, or no answer in
+/// time.
+fn link_failure(error: &ClientError) -> bool {
+    match error {
+        ClientError::Broken(_) | ClientError::Handshake { .. } => true,
+        ClientError::Connect { source, .. } => {
+            source.kind() != std::io::ErrorKind::ConnectionRefused
+        }
+        _ => false,
     }
 }

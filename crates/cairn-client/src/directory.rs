@@ -196,10 +196,10 @@ impl Client {
             async move {
                 let result = self
                     .cluster
-                    .on(
-                        node,
-                        |c| async move { c.put_index(name, version, data).await },
-                    )
+                    .on(node, |c| {
+                        let data = data.clone();
+                        async move { c.put_index(name, version, data).await }
+                    })
                     .await;
                 if let Err(e) = result {
                     tracing::debug!(node = %self.cluster.address(node), "read repair failed: {e}");
@@ -288,8 +288,9 @@ impl Client {
                 .cluster
                 .quorum(self.cluster.write_quorum(), |node| {
                     let sealed = sealed.clone();
-                    self.cluster.on(node, move |c| async move {
-                        c.put_index(&name, version.0, sealed).await
+                    self.cluster.on(node, move |c| {
+                        let sealed = sealed.clone();
+                        async move { c.put_index(&name, version.0, sealed).await }
                     })
                 })
                 .await

@@ -187,7 +187,10 @@ impl Client {
                 let bytes = bytes.clone();
                 match self
                     .cluster
-                    .on(node, |c| async move { c.put_shard(&id, bytes).await })
+                    .on(node, |c| {
+                        let bytes = bytes.clone();
+                        async move { c.put_shard(&id, bytes).await }
+                    })
                     .await
                 {
                     Ok(_) => {

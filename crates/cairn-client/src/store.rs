@@ -403,26 +403,29 @@ impl Client {
         tally: &Tally,
     ) -> Result<(), ClientError> {
         self.cluster
-            .on(node, |connection| async move {
-                let len = bytes.len() as u64;
-                // Asking first saves sending a large shard the node holds;
-                // a small one costs less to send than the extra round trip
-                // (a put of a shard already held stores nothing).
-                if bytes.len() > ASK_FIRST_ABOVE {
-                    let has = connection.has_shards(&[id]).await?;
-                    if has.mine[0] {
-                        tally.present.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
+            .on(node, |connection| {
+                let bytes = bytes.clone();
+                async move {
+                    let len = bytes.len() as u64;
+                    // Asking first saves sending a large shard the node holds;
+                    // a small one costs less to send than the extra round trip
+                    // (a put of a shard already held stores nothing).
+                    if bytes.len() > ASK_FIRST_ABOVE {
+                        let has = connection.has_shards(&[id]).await?;
+                        if has.mine[0] {
+                            tally.present.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
                     }
+                    let written = connection.put_shard(&id, bytes).await?;
+                    if written || len > ASK_FIRST_ABOVE as u64 {
+                        tally.sent.fetch_add(1, Ordering::Relaxed);
+                        tally.bytes.fetch_add(len, Ordering::Relaxed);
+                    } else {
+                        tally.present.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
                 }
-                let written = connection.put_shard(&id, bytes).await?;
-                if written || len > ASK_FIRST_ABOVE as u64 {
-                    tally.sent.fetch_add(1, Ordering::Relaxed);
-                    tally.bytes.fetch_add(len, Ordering::Relaxed);
-                } else {
-                    tally.present.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
             })
             .await
     }

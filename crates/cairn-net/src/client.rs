@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,6 +167,8 @@ pub struct Connection {
     node_id: NodeId,
     options: ClientOptions,
     transport: Transport,
+    /// Answers received, node errors included (shared by the clones).
+    answers: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,7 +243,31 @@ impl Connection {
             node_id,
             options: options.clone(),
             transport,
+            answers: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many answers (node errors included) this connection has
+    /// received so far: a caller whose request broke can tell a link that
+    /// carries traffic from a dead one.
+    pub fn answers(&self) -> u64 {
+        self.answers.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection is known to be gone (its reader stopped, or
+    /// QUIC closed it), so that a request sent on it would fail at once.
+    /// An `https://` connection is never known gone: its HTTP client opens
+    /// connections as needed.
+    pub fn is_closed(&self) -> bool {
+        match &self.transport {
+            Transport::Tcp(mux) => mux
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none(),
+            Transport::Quic(connection) => connection.close_reason().is_some(),
+            Transport::Https(_) => false,
+        }
     }
 
     /// The node's id (as pinned, or as first seen).
@@ -279,6 +305,7 @@ impl Connection {
             what,
             after: self.options.request_timeout,
         })??;
+        self.answers.fetch_add(1, Ordering::Relaxed);
         match answer {
             (Response::Error(error), _) => Err(ClientError::Node(error)),
             answer => Ok(answer),

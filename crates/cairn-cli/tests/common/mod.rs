@@ -50,10 +50,16 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts the four nodes, each knowing alice and bob.
     pub fn start() -> Self {
+        Self::start_with(&SCHEMES)
+    }
+
+    /// Starts one node per scheme (`"tcp"`, `"https"`, `"quic"`), each
+    /// knowing alice and bob.
+    pub fn start_with(schemes: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let users = [("alice", keys("alice")), ("bob", keys("bob"))];
         let nodes = std::thread::scope(|scope| {
-            let starting: Vec<_> = SCHEMES
+            let starting: Vec<_> = schemes
                 .iter()
                 .enumerate()
                 .map(|(i, scheme)| {
