@@ -166,9 +166,10 @@ pub struct BenchArgs {
 /// Options of `cairn bench` (the cluster benchmark).
 #[derive(Debug, Args)]
 pub struct ClusterBenchArgs {
-    /// Size of the large file, in MiB.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
-    pub size_mib: u64,
+    /// Size of the large file, in MiB (default 1024; 64 with --faults,
+    /// where it is stored once per link).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub size_mib: Option<u64>,
     /// Number of small files.
     #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub files: usize,
@@ -186,6 +187,14 @@ pub struct ClusterBenchArgs {
     /// directory). It should be on the disk you want to measure.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Measure bad links instead: put and get the large file over quic://
+    /// and tcp://, each directly, through a fault proxy that injects no
+    /// fault, and through one that does (quic://: 10 % loss, 5 %
+    /// duplication, 25 % reordering, 1 % corruption both ways; tcp://:
+    /// connections cut every 2 to 6 MiB and a bit flipped about every
+    /// 4 MiB), and print each rate beside the direct one.
+    #[arg(long, conflicts_with_all = ["files", "file_size", "concurrency", "mixed"])]
+    pub faults: bool,
 }
 
 /// `cairn bench …`

@@ -693,7 +693,7 @@ async fn quic_connect(
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Protocol(format!("QUIC configuration: {e}")))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
+    let mut transport = crate::quic::transport_config();
     transport
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(options.request_timeout.max(Duration::from_secs(10)))

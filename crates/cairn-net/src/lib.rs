@@ -15,6 +15,7 @@ pub mod frame;
 pub mod https;
 pub mod identity;
 pub mod protocol;
+pub mod quic;
 pub mod tls;
 
 pub use address::{AddressError, NodeAddress, Scheme};
