@@ -179,10 +179,13 @@ async fn cut_and_corrupted_tcp_and_https_links_resume_and_stay_bit_exact() {
     let get_cuts: u64 = got.iter().zip(&put).map(|(g, p)| g.cuts - p.cuts).sum();
     assert!(get_cuts >= 8, "{got:?}");
     // The get needs k = 2 of each chunk's 4 shards: about the file's size.
-    // Shards caught by a cut come again, and a slow one may be hedged with
-    // a parity shard, but the get did not start over.
+    // Shards caught by a cut come again, and a shard slow to come (a loaded
+    // machine: seen at 1.52× in a full suite run) is hedged with a parity
+    // shard, so up to all n shards of a chunk may be asked for; but a get
+    // that started over, or re-fetched every shard of a connection after
+    // each cut, would pass twice the file.
     assert!(downstream >= len as u64, "{got:?}");
-    assert!(downstream < len as u64 * 3 / 2, "{downstream}: {got:?}");
+    assert!(downstream < len as u64 * 2, "{downstream}: {got:?}");
     client.close().await;
 }
 
