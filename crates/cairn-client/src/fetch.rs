@@ -352,7 +352,7 @@ impl Client {
         for (shard, tried) in tried.iter_mut().enumerate().take(k) {
             let node = primary(shard);
             tried.push(node);
-            attempts.push(self.get_from(node, shard, stripe, counts));
+            attempts.push(self.get_from(node, shard, stripe, counts, false));
         }
         // A shard that has not arrived within the hedge delay gets company:
         // the next parity shard is asked for too, so a node that stalls (or
@@ -368,28 +368,36 @@ impl Client {
                     next_parity += 1;
                     let node = primary(parity);
                     tried[parity].push(node);
-                    attempts.push(self.get_from(node, parity, stripe, counts));
+                    attempts.push(self.get_from(node, parity, stripe, counts, false));
                     hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
                     continue;
                 }
             };
-            let Some((shard, result)) = next else { break };
+            let Some((shard, node, result)) = next else {
+                break;
+            };
             match result {
-                Some(bytes) => {
+                Ok(bytes) => {
                     slots[shard] = Some(bytes);
                     found += 1;
                     if found == k {
                         return Ok(slots);
                     }
                 }
-                None if next_parity < n => {
-                    let parity = next_parity;
-                    next_parity += 1;
-                    let node = primary(parity);
-                    tried[parity].push(node);
-                    attempts.push(self.get_from(node, parity, stripe, counts));
+                Err(answered) => {
+                    // A node that gave no answer (one still being connected
+                    // to, say) is asked again in phase 2, waiting this time.
+                    if !answered {
+                        tried[shard].retain(|&t| t != node);
+                    }
+                    if next_parity < n {
+                        let parity = next_parity;
+                        next_parity += 1;
+                        let node = primary(parity);
+                        tried[parity].push(node);
+                        attempts.push(self.get_from(node, parity, stripe, counts, false));
+                    }
                 }
-                None => {}
             }
         }
         drop(attempts);
@@ -405,7 +413,7 @@ impl Client {
                     continue;
                 }
                 tried[shard].push(node);
-                if let (_, Some(bytes)) = self.get_from(node, shard, stripe, counts).await {
+                if let (_, _, Ok(bytes)) = self.get_from(node, shard, stripe, counts, true).await {
                     slots[shard] = Some(bytes);
                     found += 1;
                     break;
@@ -423,32 +431,38 @@ impl Client {
         })
     }
 
-    /// Shard `shard` of `stripe` from node `node`, checked against its id.
+    /// Shard `shard` of `stripe` from node `node`, checked against its id;
+    /// returns the shard, the node, and the bytes or whether the node
+    /// answered at all. With `wait`, waits for a connection another request
+    /// is making to the node instead of giving up at once.
     async fn get_from(
         &self,
         node: usize,
         shard: usize,
         stripe: &StripeRef,
         counts: &Counts,
-    ) -> (usize, Option<Bytes>) {
+        wait: bool,
+    ) -> (usize, usize, Result<Bytes, bool>) {
         let id = stripe.shards[shard];
-        let result: Result<Bytes, ClientError> = self
-            .cluster
-            .on_now(
-                node,
-                |connection| async move { connection.get_shard(&id).await },
-            )
-            .await;
+        let op = |connection: cairn_net::client::Connection| async move {
+            connection.get_shard(&id).await
+        };
+        let result: Result<Bytes, ClientError> = if wait {
+            self.cluster.on(node, op).await
+        } else {
+            self.cluster.on_now(node, op).await
+        };
         match result {
             Ok(bytes) => {
                 counts.fetched.fetch_add(1, Ordering::Relaxed);
-                (shard, Some(bytes))
+                (shard, node, Ok(bytes))
             }
             Err(e) => {
                 let address = self.cluster.address(node);
                 tracing::debug!(node = %address, shard, "shard not fetched: {e}");
                 counts.failed(format!("{}: shard {shard}: {e}", address.url()));
-                (shard, None)
+                let answered = matches!(e, ClientError::Node(_) | ClientError::Corrupt { .. });
+                (shard, node, Err(answered))
             }
         }
     }
