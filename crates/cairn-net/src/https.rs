@@ -115,7 +115,10 @@ impl From<&ErrorBody> for ErrorJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdsJson {
     /// Shard ids, 64 hex digits each.
-    #[schema(example = json!(["5f2c0000000000000000000000000000000000000000000000000000000000aa"]))]
+    #[schema(
+        example = json!(["5f2c0000000000000000000000000000000000000000000000000000000000aa"]),
+        pattern = r"^[0-9a-fA-F]{64}$"
+    )]
     pub ids: Vec<String>,
 }
 
