@@ -20,6 +20,7 @@ use data_encoding::BASE64URL_NOPAD;
 pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let (capability, manifest_bytes, sealed_manifest, shard) = file();
     vec![
+        ("answer", answers()),
         ("frame", frames()),
         ("hello", hellos()),
         ("shard", vec![with_mode(0, &shard), stripe_seed()]),
@@ -138,6 +139,33 @@ fn frames() -> Vec<Vec<u8>> {
     });
     seeds.push(all);
     seeds
+}
+
+fn answers() -> Vec<Vec<u8>> {
+    let listing = Response::IndexList {
+        entries: vec![([1; 32], 5, 3), ([2; 32], 6, 0), ([3; 32], 7, 4)],
+        more: true,
+    };
+    let message = frame::encode(&listing);
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(message.len() as u16).to_le_bytes());
+    framed.extend_from_slice(&message);
+    framed.extend_from_slice(b"abcdefg");
+    let json = format!(
+        r#"{{"entries":[{{"name":"{}","version":5,"data":"YWJj"}},{{"name":"{}","version":6,"data":""}}],"more":false}}"#,
+        "01".repeat(32),
+        "AB".repeat(32)
+    );
+    let info = format!(
+        r#"{{"node_id":"{}","software":"0.1.0","protocol":1,"capacity_bytes":100,"free_bytes":50,"used_bytes":10,"public_read":true,"max_shard_len":67108876}}"#,
+        "5f".repeat(32)
+    );
+    vec![
+        framed,
+        with_mode(1, json.as_bytes()),
+        with_mode(2, info.as_bytes()),
+        with_mode(2, br#"{"error":"not_found","message":"no such shard"}"#),
+    ]
 }
 
 fn hellos() -> Vec<Vec<u8>> {
