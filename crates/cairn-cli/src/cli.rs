@@ -332,6 +332,24 @@ pub enum UserCommand {
         /// User name.
         name: String,
     },
+    /// Print the HTTP header that authenticates a user to this node's
+    /// https:// API, for curl and other HTTP tools: `Authorization: Basic
+    /// …`, whose password is the base64 of the key derived for this node
+    /// from the passphrase. Checks the passphrase first. The header is a
+    /// credential: it logs in as the user on this node (only).
+    ///
+    /// Example: curl --cacert DIR/node.crt -H "$(cairn node user http-auth
+    /// --dir DIR alice)" https://HOST:PORT/v1/index
+    HttpAuth {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// User name.
+        name: String,
+        /// Read the passphrase from standard input (one line).
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
     /// Set a user's quota: a size (500M, 20G) or "none".
     Quota {
         /// The node's directory.

@@ -124,6 +124,28 @@ fn user(command: UserCommand) -> Result<()> {
             }
             Ok(())
         }
+        UserCommand::HttpAuth {
+            dir,
+            name,
+            passphrase_stdin,
+        } => {
+            let (identity, _) = dir::load(&dir)?;
+            let Some(record) = open_admin(&dir)?.user(&name)? else {
+                bail!("no user {name} on this node");
+            };
+            let passphrase = read_passphrase(passphrase_stdin, &name)?;
+            let auth_key = AuthKey::derive(&name, passphrase.as_bytes(), &KdfParams::default())?;
+            let node_key = auth_key.for_node(identity.id().0.as_bytes());
+            if !auth::verify(&record, node_key.expose_secret()) {
+                bail!("wrong passphrase for {name}");
+            }
+            let header = Zeroizing::new(cairn_net::https::basic_credentials(
+                &name,
+                node_key.expose_secret(),
+            ));
+            println!("Authorization: {}", header.as_str());
+            Ok(())
+        }
         UserCommand::Quota {
             dir,
             name,

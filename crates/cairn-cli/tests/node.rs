@@ -713,6 +713,37 @@ fn operators_manage_a_node_from_the_command_line() {
     assert_eq!(status["shards"], 0);
     assert_eq!(status["users"][0]["quota_bytes"], serde_json::Value::Null);
     assert_eq!(status["last_scrub"], serde_json::Value::Null);
+    // http-auth prints the Basic credentials of the https:// API, only for
+    // the right passphrase of an existing user.
+    let http_auth = |user: &str, passphrase: &str| {
+        cairn(
+            &[
+                "node",
+                "user",
+                "http-auth",
+                "--dir",
+                d,
+                user,
+                "--passphrase-stdin",
+            ],
+            &format!("{passphrase}\n"),
+        )
+    };
+    let (code, out, err) = http_auth("carol", PASSPHRASE);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim_end(),
+        format!(
+            "Authorization: {}",
+            cairn_net::https::basic_credentials("carol", &node_key(&node, "carol"))
+        )
+    );
+    let (code, out, err) = http_auth("carol", "not the passphrase");
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert!(err.contains("wrong passphrase"), "{err}");
+    let (code, _, err) = http_auth("nobody", PASSPHRASE);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no user nobody"), "{err}");
     let (code, _, err) = cairn(&["node", "user", "remove", "--dir", d, "carol"], "");
     assert_eq!(code, Some(0), "{err}");
     let (_, out, _) = cairn(&["node", "user", "list", "--dir", d, "--json"], "");

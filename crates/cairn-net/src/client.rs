@@ -461,23 +461,10 @@ impl Connection {
             limit,
         };
         match self.call(request, Bytes::new()).await? {
-            (Response::IndexList { entries, more }, mut body) => {
-                let mut out = Vec::with_capacity(entries.len());
-                for (name, version, len) in entries {
-                    let len = len as usize;
-                    if len > body.len() {
-                        return Err(ClientError::Protocol(
-                            "index list body shorter than its entries".into(),
-                        ));
-                    }
-                    out.push(IndexEntry {
-                        name,
-                        version,
-                        data: body.split_to(len),
-                    });
-                }
-                Ok(IndexPage { entries: out, more })
-            }
+            (Response::IndexList { entries, more }, body) => Ok(IndexPage {
+                entries: split_index_list(entries, body)?,
+                more,
+            }),
             (other, _) => Err(unexpected(&other)),
         }
     }
@@ -504,6 +491,33 @@ impl Connection {
             Transport::Https(_) => {}
         }
     }
+}
+
+/// The entries of an index listing: the data of each, in order, cut from
+/// `body` by the lengths the message gives. Public for the fuzz targets.
+///
+/// # Errors
+/// [`ClientError::Protocol`] if the body is shorter than the lengths add
+/// up to.
+pub fn split_index_list(
+    entries: Vec<(IndexName, u64, u32)>,
+    mut body: Bytes,
+) -> Result<Vec<IndexEntry>, ClientError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, version, len) in entries {
+        let len = len as usize;
+        if len > body.len() {
+            return Err(ClientError::Protocol(
+                "index list body shorter than its entries".into(),
+            ));
+        }
+        out.push(IndexEntry {
+            name,
+            version,
+            data: body.split_to(len),
+        });
+    }
+    Ok(out)
 }
 
 fn unexpected(response: &Response) -> ClientError {

@@ -272,10 +272,12 @@ pub async fn server_hello<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut offered = vec![0u8; usize::from(head[4])];
     stream.read_exact(&mut offered).await?;
+    // 0 is the answer "none in common", never a version, even if both
+    // sides list it.
     let chosen = supported
         .iter()
         .copied()
-        .find(|v| offered.contains(v))
+        .find(|v| *v != 0 && offered.contains(v))
         .unwrap_or(0);
     let message = if chosen == 0 {
         format!(
@@ -393,6 +395,25 @@ mod tests {
             node.await.unwrap(),
             Err(HandshakeError::Version { .. })
         ));
+    }
+
+    /// Found by the `hello` fuzz target: with 0 in both lists, the node
+    /// "chose" 0, which means none, although both spoke version 61.
+    #[tokio::test]
+    async fn version_zero_is_never_chosen() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let supported = [0, 61, 0, 0, 16, 50, 0, 107, 46];
+        let node = tokio::spawn(async move { server_hello(&mut server, &supported).await });
+        assert_eq!(
+            client_hello(&mut client, &[61, 0, 0, 16]).await.unwrap(),
+            61
+        );
+        assert_eq!(node.await.unwrap().unwrap(), 61);
+
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let node = tokio::spawn(async move { server_hello(&mut server, &[0]).await });
+        assert!(client_hello(&mut client, &[0]).await.is_err());
+        assert!(node.await.unwrap().is_err());
     }
 
     #[tokio::test]

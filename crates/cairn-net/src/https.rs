@@ -115,7 +115,10 @@ impl From<&ErrorBody> for ErrorJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdsJson {
     /// Shard ids, 64 hex digits each.
-    #[schema(example = json!(["5f2c0000000000000000000000000000000000000000000000000000000000aa"]))]
+    #[schema(
+        example = json!(["5f2c0000000000000000000000000000000000000000000000000000000000aa"]),
+        pattern = r"^[0-9a-fA-F]{64}$"
+    )]
     pub ids: Vec<String>,
 }
 
@@ -705,8 +708,12 @@ fn ids_json(ids: &[Id]) -> Vec<u8> {
 }
 
 /// An index listing as the framed transports carry it: lengths in the
-/// message, the data one after another in the body.
-fn list_response(list: IndexListJson) -> Result<(Response, Bytes), ClientError> {
+/// message, the data one after another in the body. Public for the fuzz
+/// targets (an `https://` node's JSON is untrusted input).
+///
+/// # Errors
+/// [`ClientError::Protocol`] for a name or data that does not decode.
+pub fn list_response(list: IndexListJson) -> Result<(Response, Bytes), ClientError> {
     let mut entries = Vec::with_capacity(list.entries.len());
     let mut body = BytesMut::new();
     for entry in list.entries {

@@ -79,14 +79,19 @@ struct IndexV1<'a> {
     data: &'a [u8],
 }
 
-/// The stored value of an entry of `version` holding `data`.
-pub(crate) fn encode(version: u64, data: &[u8]) -> Vec<u8> {
+/// The stored value of an entry of `version` holding `data`. Public for the
+/// fuzz targets, like [`decode`].
+pub fn encode(version: u64, data: &[u8]) -> Vec<u8> {
     record::encode(INDEX_FORMAT, &IndexV1 { version, data })
 }
 
 /// The version and data of a stored value, borrowed from it; `user` and
 /// `name` are its key, for errors.
-pub(crate) fn decode<'a>(
+///
+/// # Errors
+/// [`RecordError`] for another format byte, bytes that do not decode, or
+/// bytes left over.
+pub fn decode<'a>(
     bytes: &'a [u8],
     user: &str,
     name: &[u8; 32],

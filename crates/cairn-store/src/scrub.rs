@@ -236,8 +236,9 @@ impl ScrubRecord {
         }
     }
 
-    /// The record as stored: format byte 1, then [`ScrubV1`] in postcard.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The record as stored: format byte 1, then `ScrubV1` in postcard.
+    /// Public for the fuzz targets, like [`decode`](Self::decode).
+    pub fn encode(&self) -> Vec<u8> {
         record::encode(
             SCRUB_FORMAT,
             &ScrubV1 {
@@ -250,8 +251,13 @@ impl ScrubRecord {
         )
     }
 
-    /// Decodes a stored record kept under `key` of the `meta` table.
-    pub(crate) fn decode(bytes: &[u8], key: &str) -> Result<Self, RecordError> {
+    /// Decodes a stored record kept under `key` of the `meta` table (used
+    /// only in errors).
+    ///
+    /// # Errors
+    /// [`RecordError`] for another format byte, bytes that do not decode,
+    /// or bytes left over.
+    pub fn decode(bytes: &[u8], key: &str) -> Result<Self, RecordError> {
         let v1: ScrubV1 = record::decode(
             SCRUB_FORMAT,
             bytes,

@@ -62,8 +62,10 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
-    /// The record as stored: format byte 1, then [`UserV1`] in postcard.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The record as stored: format byte 1, then `UserV1` in postcard
+    /// (fields in the [module docs](self)). Public for the fuzz targets,
+    /// which check that what decodes encodes back to the same bytes.
+    pub fn encode(&self) -> Vec<u8> {
         record::encode(
             USER_FORMAT,
             &UserV1 {
@@ -75,8 +77,12 @@ impl UserRecord {
         )
     }
 
-    /// Decodes the stored record of user `name`.
-    pub(crate) fn decode(bytes: &[u8], name: &str) -> Result<Self, RecordError> {
+    /// Decodes the stored record of user `name` (used only in errors).
+    ///
+    /// # Errors
+    /// [`RecordError`] for another format byte, bytes that do not decode,
+    /// or bytes left over.
+    pub fn decode(bytes: &[u8], name: &str) -> Result<Self, RecordError> {
         let place = Place {
             table: "users",
             key: &name,

@@ -589,7 +589,7 @@ fn ids(body: &[u8]) -> Result<Vec<Id>, ApiError> {
     put,
     path = "/v1/shards/{id}",
     tag = "shards",
-    params(("id" = String, Path, description = "The shard id: BLAKE3 of its bytes, 64 hex digits")),
+    params(("id" = String, Path, description = "The shard id: BLAKE3 of its bytes, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$")),
     request_body(content = inline(Octets), content_type = "application/octet-stream", description = "The shard's bytes"),
     responses(
         (status = 201, description = "Stored: the bytes were written", body = ShardStoredJson),
@@ -634,7 +634,7 @@ async fn put_shard(
     get,
     path = "/v1/shards/{id}",
     tag = "shards",
-    params(("id" = String, Path, description = "The shard id, 64 hex digits")),
+    params(("id" = String, Path, description = "The shard id, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The shard's bytes", body = inline(Octets), content_type = "application/octet-stream"),
         (status = 400, description = "Malformed id", body = ErrorJson),
@@ -665,7 +665,7 @@ async fn get_shard(
     head,
     path = "/v1/shards/{id}",
     tag = "shards",
-    params(("id" = String, Path, description = "The shard id, 64 hex digits")),
+    params(("id" = String, Path, description = "The shard id, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The node stores the shard"),
         (status = 404, description = "It does not"),
@@ -783,11 +783,13 @@ struct VersionQuery {
     path = "/v1/index/{name}",
     tag = "index",
     params(
-        ("name" = String, Path, description = "The entry's name, 64 hex digits"),
-        ("version" = Option<u64>, Query, description = "The entry's version; or give it in the cairn-version header"),
-        ("cairn-version" = Option<u64>, Header, description = "The entry's version, if not in the query"),
+        ("name" = String, Path, description = "The entry's name, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$"),
+        // The cairn-version header may stand in for the query, which
+        // OpenAPI cannot say ("one of two parameters is required"): the
+        // document names the query as required, the way clients send it.
+        ("version" = u64, Query, description = "The entry's version (a client that cannot set the query may send the cairn-version header instead)", minimum = 0, maximum = 18_446_744_073_709_551_615_u64),
     ),
-    request_body(content = inline(Octets), content_type = "application/octet-stream", description = "The entry's (sealed) data"),
+    request_body(content = inline(Octets), content_type = "application/octet-stream", description = "The entry's (sealed) data; may be empty"),
     responses(
         (status = 200, description = "Stored", body = IndexStoredJson),
         (status = 400, description = "Malformed name or version", body = ErrorJson),
@@ -844,7 +846,7 @@ async fn put_index(
     get,
     path = "/v1/index/{name}",
     tag = "index",
-    params(("name" = String, Path, description = "The entry's name, 64 hex digits")),
+    params(("name" = String, Path, description = "The entry's name, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The entry's data", body = inline(Octets), content_type = "application/octet-stream",
             headers(("cairn-version" = u64, description = "The entry's version"))),
@@ -881,7 +883,7 @@ async fn get_index(
     delete,
     path = "/v1/index/{name}",
     tag = "index",
-    params(("name" = String, Path, description = "The entry's name, 64 hex digits")),
+    params(("name" = String, Path, description = "The entry's name, 64 hex digits", pattern = r"^[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "Gone (version null: there was none)", body = IndexDeletedJson),
         (status = 400, description = "Malformed name", body = ErrorJson),
@@ -920,8 +922,8 @@ struct ListQuery {
     path = "/v1/index",
     tag = "index",
     params(
-        ("after" = Option<String>, Query, description = "List names strictly after this one (64 hex digits)"),
-        ("limit" = Option<u32>, Query, description = "At most this many entries (default and maximum 1000)"),
+        ("after" = Option<String>, Query, description = "List names strictly after this one (64 hex digits)", pattern = r"^[0-9a-fA-F]{64}$"),
+        ("limit" = Option<u32>, Query, description = "At most this many entries (default 1000; more is taken as 1000)", minimum = 0, maximum = 4_294_967_295_u64),
     ),
     responses(
         (status = 200, description = "A page of entries", body = IndexListJson),
@@ -1114,9 +1116,28 @@ async fn no_method() -> ApiError {
         IndexStoredJson, IndexDeletedJson, IndexEntryJson, IndexListJson, LoginJson, InfoJson,
         HealthJson,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &EmptyIndexData),
 )]
 struct ApiDoc;
+
+/// Marks the body of an index put optional: an entry may hold no data, and
+/// an empty body is how HTTP sends none (utoipa marks every body
+/// required).
+struct EmptyIndexData;
+
+impl utoipa::Modify for EmptyIndexData {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/v1/index/{name}")
+            .and_then(|item| item.put.as_mut())
+            .and_then(|put| put.request_body.as_mut());
+        if let Some(utoipa::openapi::RefOr::T(body)) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 /// Declares the `basic` and `bearer` schemes the paths refer to.
 struct SecuritySchemes;
@@ -1183,6 +1204,23 @@ mod tests {
             assert!(paths["/v1/shards/{id}"].get(method).is_some(), "{method}");
         }
         assert!(doc["components"]["schemas"]["ErrorJson"].is_object());
+        // What schemathesis (scripts/schemathesis.sh) found undocumented:
+        // the form of ids and names, the version an index put requires,
+        // and that an index entry may be empty.
+        let hex = "^[0-9a-fA-F]{64}$";
+        let shard = &paths["/v1/shards/{id}"]["get"]["parameters"][0];
+        assert_eq!(shard["schema"]["pattern"], hex);
+        assert_eq!(
+            doc["components"]["schemas"]["IdsJson"]["properties"]["ids"]["items"]["pattern"],
+            hex
+        );
+        let put_index = &paths["/v1/index/{name}"]["put"];
+        assert_eq!(put_index["parameters"][0]["schema"]["pattern"], hex);
+        assert_eq!(put_index["parameters"][1]["name"], "version");
+        assert_eq!(put_index["parameters"][1]["required"], true);
+        assert_eq!(put_index["requestBody"]["required"], false);
+        let limit = &paths["/v1/index"]["get"]["parameters"][1];
+        assert_eq!(limit["schema"]["maximum"], u64::from(u32::MAX));
         assert!(doc["components"]["securitySchemes"]["basic"].is_object());
     }
 }
