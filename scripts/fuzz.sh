@@ -34,7 +34,7 @@ fi
 
 # Always the same flags, so that the build is reused from run to run.
 nice -n 19 cargo fuzz build
-bin=target/x86_64-unknown-linux-gnu/release
+bin=target/$(rustc -vV | sed -n 's/^host: //p')/release
 "$bin/seeds" corpus
 mkdir -p logs
 
