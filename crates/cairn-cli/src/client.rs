@@ -1387,9 +1387,9 @@ struct VerifyJson {
     lost: usize,
 }
 
-async fn verify(global: &GlobalArgs, out: &Output, args: VerifyArgs) -> Result<()> {
-    let client = open(global, out).await?;
-    let paths: Vec<RemotePath> = match &args.remote {
+/// `remote` alone, or every stored file (for `verify` and `repair`).
+async fn remote_or_all(client: &Client, remote: Option<&RemotePath>) -> Result<Vec<RemotePath>> {
+    Ok(match remote {
         Some(remote) => vec![remote.clone()],
         None => client
             .list_files("", false)
@@ -1398,7 +1398,12 @@ async fn verify(global: &GlobalArgs, out: &Output, args: VerifyArgs) -> Result<(
             .into_iter()
             .map(|f| f.path)
             .collect(),
-    };
+    })
+}
+
+async fn verify(global: &GlobalArgs, out: &Output, args: VerifyArgs) -> Result<()> {
+    let client = open(global, out).await?;
+    let paths = remote_or_all(&client, args.remote.as_ref()).await?;
     let bar = out.count_bar(paths.len() as u64, "verifying");
     let mut files = Vec::new();
     let mut not_ok = Vec::new();
@@ -1520,16 +1525,7 @@ struct RepairJson {
 
 async fn repair(global: &GlobalArgs, out: &Output, args: RepairArgs) -> Result<()> {
     let client = open(global, out).await?;
-    let paths: Vec<RemotePath> = match &args.remote {
-        Some(remote) => vec![remote.clone()],
-        None => client
-            .list_files("", false)
-            .await
-            .context("cannot list the files")?
-            .into_iter()
-            .map(|f| f.path)
-            .collect(),
-    };
+    let paths = remote_or_all(&client, args.remote.as_ref()).await?;
     let bar = out.count_bar(paths.len() as u64, "repairing");
     let mut files = Vec::new();
     let mut not_ok = Vec::new();
