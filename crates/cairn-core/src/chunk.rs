@@ -9,8 +9,9 @@
 //! part of the format: changing them changes every boundary and therefore
 //! every chunk id of every stored file. The golden tests pin them.
 //!
-//! [`Chunker`] reads from any [`Read`] through a fixed buffer of
-//! [`Chunker::BUFFER_LEN`] bytes, so memory does not grow with the file. It
+//! [`Chunker`] reads from any [`Read`] through a buffer of at most
+//! [`Chunker::BUFFER_LEN`] bytes, so memory does not grow with the file (and
+//! the buffer starts small, so a 4 KiB file does not pay for 16 MiB). It
 //! uses the `fastcdc` crate's cut-point function directly rather than its
 //! `StreamCDC` iterator: `StreamCDC` copies each chunk out and then shifts
 //! the rest of its buffer down after every chunk (about four bytes copied per
@@ -36,7 +37,9 @@ pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
 /// call. An empty stream has no chunks.
 pub struct Chunker<R> {
     reader: R,
-    buffer: Box<[u8]>,
+    /// Grows (zeroed) as the stream turns out longer, up to
+    /// [`BUFFER_LEN`](Self::BUFFER_LEN): a small file costs a small buffer.
+    buffer: Vec<u8>,
     /// Start of the bytes not yet handed out.
     start: usize,
     /// End of the bytes read so far.
@@ -53,12 +56,15 @@ impl<R: Read> Chunker<R> {
     /// (moving the unread tail to the front) happens rarely.
     pub const BUFFER_LEN: usize = 4 * MAX_CHUNK;
 
+    /// The buffer's first size; it doubles while the stream fills it.
+    const FIRST_BUFFER_LEN: usize = 64 * 1024;
+
     /// A chunker over `reader`.
     pub fn new(reader: R) -> Self {
         let (mask_s, mask_l) = select_masks(AVG_CHUNK, Normalization::Level1);
         Self {
             reader,
-            buffer: vec![0u8; Self::BUFFER_LEN].into_boxed_slice(),
+            buffer: Vec::new(),
             start: 0,
             end: 0,
             eof: false,
@@ -117,7 +123,11 @@ impl<R: Read> Chunker<R> {
         self.buffer.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        while self.end < self.buffer.len() {
+        while self.end < Self::BUFFER_LEN {
+            if self.end == self.buffer.len() {
+                let grown = (2 * self.buffer.len()).clamp(Self::FIRST_BUFFER_LEN, Self::BUFFER_LEN);
+                self.buffer.resize(grown, 0);
+            }
             match self.reader.read(&mut self.buffer[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
