@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use cairn_client::RemotePath;
-use cairn_client::index::{Entry, EntryKind, FileEntry, SEALED_ENTRY, Version};
+use cairn_client::index::{
+    Content, Entry, EntryKind, FileEntry, InlineBytes, SEALED_ENTRY, Version,
+};
 use cairn_core::keys::{ConvergenceKey, IndexKey, KeyMaterial, ManifestsKey};
 use cairn_core::pipeline::seal_manifest;
 use cairn_core::seal::ChunkSealer;
@@ -225,7 +227,7 @@ fn index_entries(capability: &Capability) -> Vec<Vec<u8>> {
         version: Version(1_790_000_000_000 << 16),
         writer: [7; 16],
         kind: EntryKind::File(FileEntry {
-            capability: capability.clone(),
+            content: Content::Stored(capability.clone()),
             size: 3000,
             modified_unix_ms: 1_790_000_000_000,
             chunks: 1,
@@ -237,8 +239,20 @@ fn index_entries(capability: &Capability) -> Vec<Vec<u8>> {
         kind: EntryKind::Deleted,
         ..file.clone()
     };
+    let data = b"a small file kept inline".to_vec();
+    let inline = Entry {
+        kind: EntryKind::File(FileEntry {
+            size: data.len() as u64,
+            content_hash: Id::of(&data),
+            content: Content::Inline(InlineBytes::new(data).expect("small")),
+            modified_unix_ms: 1_790_000_000_000,
+            chunks: 0,
+            redundancy: Redundancy::new(2, 3).expect("valid"),
+        }),
+        ..file.clone()
+    };
     let mut seeds = Vec::new();
-    for entry in [file, tombstone] {
+    for entry in [file, tombstone, inline] {
         let sealed = entry.seal(&key).expect("seals");
         let plain = envelope::open(&SEALED_ENTRY, key.expose_secret(), &sealed).expect("opens");
         seeds.push(with_mode(0, &plain));

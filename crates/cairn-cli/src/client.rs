@@ -15,13 +15,15 @@
 //! init    {config, user, servers: [ADDR], data, total, min_shards,
 //!          trusted: [ADDR], nodes: [{address, login: accepted|refused|unreachable|unchecked, error?}]}
 //! put     {path, local, size, chunks, redundancy: "k-of-n", data, total, nodes,
-//!          health: ok|degraded, shards_sent, shards_present, bytes_sent, failed_nodes: [..]}
+//!          health: ok|degraded, shards_sent, shards_present, bytes_sent, failed_nodes: [..],
+//!          inline}
 //! put -r  {stored: [as put], failed: [{local, path?, error}]}
 //! get     {path?, local, size, chunks, rebuilt, shards_fetched, shards_failed}
 //! ls      [{path, size, modified, modified_unix_ms, version, health?}]
 //! rm      {path, references_dropped, shards_kept}
 //! stat    {path, size, modified, modified_unix_ms, version, chunks, redundancy,
-//!          data, total, health, missing, corrupt, shards_per_node: [{node, shards}]}
+//!          data, total, health, missing, corrupt, shards_per_node: [{node, shards}],
+//!          inline}   (inline: shards_per_node counts copies of the index entry)
 //! verify  {files: [as stat, or {path, health: "lost", error}], ok, degraded, lost}
 //! share   {path, capability}
 //! ```
@@ -545,6 +547,7 @@ struct StoredJson {
     shards_present: usize,
     bytes_sent: u64,
     failed_nodes: Vec<String>,
+    inline: bool,
 }
 
 impl StoredJson {
@@ -568,6 +571,7 @@ impl StoredJson {
             shards_present: report.shards_present,
             bytes_sent: report.bytes_sent,
             failed_nodes: report.failed_nodes.clone(),
+            inline: report.inline,
         }
     }
 }
@@ -587,13 +591,18 @@ struct PutTreeJson {
 }
 
 /// `stored docs/a.pdf (1.2 MiB, 2-of-4, on 4 nodes)`, with `degraded` when
-/// some chunk has fewer than n shards.
+/// some chunk has fewer than n shards; `inline` instead of k-of-n for a
+/// small file kept in its index entry.
 fn stored_line(remote: &RemotePath, report: &StoreReport) -> String {
     let nodes = report.fewest_nodes;
     format!(
         "stored {remote} ({}, {}, on {nodes} node{}{})",
         size(report.size),
-        report.redundancy,
+        if report.inline {
+            "inline".to_owned()
+        } else {
+            report.redundancy.to_string()
+        },
         if nodes == 1 { "" } else { "s" },
         if report.degraded { ", degraded" } else { "" }
     )
@@ -1282,6 +1291,7 @@ struct LayoutJson {
     missing: usize,
     corrupt: usize,
     shards_per_node: Vec<NodeShardsJson>,
+    inline: bool,
 }
 
 #[derive(Serialize)]
@@ -1313,6 +1323,7 @@ impl From<&FileLayout> for LayoutJson {
                     shards: *shards,
                 })
                 .collect(),
+            inline: layout.inline,
         }
     }
 }
@@ -1342,6 +1353,9 @@ async fn stat(global: &GlobalArgs, out: &Output, args: StatArgs) -> Result<()> {
     if out.json {
         return out.json(&LayoutJson::from(&layout));
     }
+    if layout.inline {
+        return out.data(&inline_stat(&layout));
+    }
     let k = layout.redundancy.data();
     let n = layout.redundancy.total();
     let mut text = format!(
@@ -1366,6 +1380,32 @@ async fn stat(global: &GlobalArgs, out: &Output, args: StatArgs) -> Result<()> {
         text.push_str(&format!("\n    {:<40} {shards}", short_node(node)));
     }
     out.data(&text)
+}
+
+/// What `stat` prints for a file kept in its index entry.
+fn inline_stat(layout: &FileLayout) -> String {
+    let nodes = layout.shards_per_node.len();
+    let mut text = format!(
+        "{}\n  size        {} ({} bytes)\n  modified    {}\n  stored      inline: the bytes are \
+         in the index entry, a copy on each node; any one copy gives the file back\n  \
+         health      {}",
+        layout.info.path,
+        size(layout.info.size),
+        layout.info.size,
+        timestamp(layout.info.modified_unix_ms),
+        layout.health,
+    );
+    if layout.missing > 0 {
+        text.push_str(&format!(
+            " (on {} of {nodes} nodes)",
+            nodes - layout.missing
+        ));
+    }
+    text.push_str("\n  copies per node:");
+    for (node, copies) in &layout.shards_per_node {
+        text.push_str(&format!("\n    {:<40} {copies}", short_node(node)));
+    }
+    text
 }
 
 #[derive(Serialize)]
@@ -1550,7 +1590,15 @@ async fn repair(global: &GlobalArgs, out: &Output, args: RepairArgs) -> Result<(
                 continue;
             }
         };
-        let line = if report.shards_written > 0 {
+        let line = if report.inline && report.shards_written > 0 {
+            repaired += 1;
+            format!(
+                "{:<8}  {path}: inline file's index entry copied to {}, was {}",
+                report.after.to_string(),
+                plural(report.shards_written, "node", ""),
+                report.before
+            )
+        } else if report.shards_written > 0 {
             repaired += 1;
             format!(
                 "{:<8}  {path}: {} rebuilt on {} ({}), was {}",

@@ -255,6 +255,21 @@ fn files_go_in_and_come_back_through_the_binary() {
     assert_eq!(put["size"], 0);
     assert_eq!(put["redundancy"], "2-of-4");
     assert_eq!(put["health"], "ok");
+    assert_eq!(put["inline"], true);
+    assert_eq!(put["chunks"], 0);
+    // A small file says where it went: into its index entry, on every node.
+    alice.write("note.txt", b"a short note");
+    assert_eq!(
+        alice.ok(&["put", "note.txt"]).trim(),
+        "stored note.txt (12 B, inline, on 4 nodes)"
+    );
+    let stat = alice.ok(&["stat", "note.txt"]);
+    assert!(
+        stat.contains("stored      inline") && stat.contains("health      ok"),
+        "{stat}"
+    );
+    assert_eq!(alice.json(&["stat", "--json", "note.txt"])["inline"], true);
+    alice.ok(&["rm", "note.txt"]);
 
     // ls, ls -l, ls --json.
     assert_eq!(alice.ok(&["ls"]), "docs/report.bin\nempty\n");

@@ -65,22 +65,33 @@ async fn files_survive_two_of_four_nodes_down_over_mixed_transports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_one_byte_and_one_mib_plus_one_files_round_trip_bit_exact() {
     let cluster = TestCluster::start();
+    // Small files go inline in their index entry by default; with
+    // inline_max = 0 they are chunked like any other, which must work too.
+    let mut sharded = cluster.config("alice");
+    sharded.inline_max = 0;
+    let sharded = cairn_client::Client::with_keys(&sharded, common::keys("alice")).unwrap();
     let client = cluster.client("alice");
     for (seed, len) in [(10, 0), (11, 1), (12, MIB + 1)] {
         let data = cairn_testing::seeded_bytes(seed, len);
         let local = cluster.file(&format!("in-{len}"), &data);
         let name = remote(&format!("sizes/{len}.bin"));
-        let report = client.store(&local, &name).await.unwrap();
-        assert_eq!(report.size, len as u64, "{report:?}");
-        assert!(!report.degraded, "{report:?}");
-        assert_eq!(report.chunks == 0, len == 0, "{report:?}");
+        for (i, (client, inline)) in [(&sharded, false), (&client, len <= 4096)]
+            .into_iter()
+            .enumerate()
+        {
+            let report = client.store(&local, &name).await.unwrap();
+            assert_eq!(report.size, len as u64, "{report:?}");
+            assert!(!report.degraded, "{report:?}");
+            assert_eq!(report.inline, inline, "{report:?}");
+            assert_eq!(report.chunks == 0, len == 0 || inline, "{report:?}");
 
-        let out = cluster.path(&format!("out-{len}"));
-        let fetched = client.fetch(&name, &out).await.unwrap();
-        assert_eq!(fetched.size, len as u64);
-        assert_eq!(fetched.rebuilt, 0, "all data shards were at hand");
-        assert_eq!(std::fs::read(&out).unwrap(), data, "{len} bytes");
-        assert_eq!(client.file_info(&name).await.unwrap().size, len as u64);
+            let out = cluster.path(&format!("out-{len}-{i}"));
+            let fetched = client.fetch(&name, &out).await.unwrap();
+            assert_eq!(fetched.size, len as u64);
+            assert_eq!(fetched.rebuilt, 0, "all data shards were at hand");
+            assert_eq!(std::fs::read(&out).unwrap(), data, "{len} bytes");
+            assert_eq!(client.file_info(&name).await.unwrap().size, len as u64);
+        }
     }
     let listed: Vec<(String, u64)> = client
         .list("sizes")

@@ -19,6 +19,7 @@
 //! connect_timeout_secs = 3
 //! request_timeout_secs = 30
 //! window = 8
+//! inline_max = 4096
 //! # scan_command = ["clamdscan", "--fdpass", "--no-summary"]
 //! ```
 //!
@@ -30,8 +31,9 @@
 //! must prove) and no node is listed twice (over two transports, say);
 //! 1 ≤ k ≤ n ≤ 32 and n is at most the number of servers, because more
 //! shards than nodes would put two shards of a chunk on one node; k ≤
-//! `min_shards` ≤ n; timeouts are at least a second; and the window is
-//! between 1 and [`MAX_WINDOW`].
+//! `min_shards` ≤ n; timeouts are at least a second; the window is
+//! between 1 and [`MAX_WINDOW`]; and `inline_max` is at most
+//! [`MAX_INLINE_LEN`](crate::index::MAX_INLINE_LEN).
 
 use std::time::Duration;
 
@@ -43,6 +45,9 @@ use serde::{Deserialize, Serialize};
 /// plaintext and its n/k times larger shards, so 256 chunks at 2-of-4 are
 /// already about 3 GiB.
 pub const MAX_WINDOW: usize = 256;
+
+/// Default [`ClientConfig::inline_max`].
+pub const DEFAULT_INLINE_MAX: usize = 4096;
 
 /// A client's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,13 @@ pub struct ClientConfig {
     /// Chunks in flight at once during a put or a get; memory use grows with
     /// it. Default: 8.
     pub window: usize,
+    /// Files of at most this many bytes are kept inside their index entry,
+    /// which every node stores, instead of as chunk and manifest shards:
+    /// one write per node instead of 2n shard files, and readable while
+    /// any one node holding the entry is up. 0 stores every file as
+    /// shards. Default: 4096 (one filesystem block, about where n copies
+    /// of the bytes cost no more disk than 2n shard files).
+    pub inline_max: usize,
     /// A program run on every file before it is stored and after it is
     /// fetched, with the file's path as its last argument (for example
     /// `["clamdscan", "--fdpass", "--no-summary"]`). A non-zero exit blocks
@@ -89,6 +101,7 @@ impl Default for ClientConfig {
             connect_timeout_secs: 3,
             request_timeout_secs: 30,
             window: 8,
+            inline_max: DEFAULT_INLINE_MAX,
             scan_command: None,
         }
     }
@@ -166,6 +179,14 @@ pub enum ConfigError {
         "client config: scan_command is empty: name a program, e.g. [\"clamdscan\", \"--fdpass\"]"
     )]
     ScanCommand,
+    /// `inline_max` is over the index entry's limit.
+    #[error("client config: inline_max = {inline_max} must be at most {max} bytes")]
+    InlineMax {
+        /// The value given.
+        inline_max: usize,
+        /// [`MAX_INLINE_LEN`](crate::index::MAX_INLINE_LEN).
+        max: usize,
+    },
     /// `window` is zero or over [`MAX_WINDOW`].
     #[error("client config: window = {window} must be between 1 and {max}")]
     Window {
@@ -302,6 +323,12 @@ impl ClientConfig {
                 max: MAX_WINDOW,
             });
         }
+        if self.inline_max > crate::index::MAX_INLINE_LEN {
+            return Err(ConfigError::InlineMax {
+                inline_max: self.inline_max,
+                max: crate::index::MAX_INLINE_LEN,
+            });
+        }
         if self
             .scan_command
             .as_ref()
@@ -378,6 +405,12 @@ request_timeout_secs = {request}
 # grows with it (default: 8).
 window = {window}
 
+# Files of at most this many bytes (up to {max_inline}) live inside their index
+# entry, which every node keeps a copy of, instead of as chunk shards: much
+# cheaper to store and readable while any one node is up. 0 stores every file
+# as shards (default: 4096).
+inline_max = {inline_max}
+
 # A program run on every file before a put and after a get, with the file's
 # path as its last argument: a non-zero exit blocks the put, or keeps the
 # fetched file out of place (as LOCAL.cairn-blocked). For example a virus
@@ -392,6 +425,8 @@ window = {window}
             request = self.request_timeout_secs,
             max_window = MAX_WINDOW,
             window = self.window,
+            max_inline = crate::index::MAX_INLINE_LEN,
+            inline_max = self.inline_max,
             scan_command = scan_command,
         )
     }
@@ -429,6 +464,7 @@ mod tests {
         assert_eq!(c.connect_timeout(), Duration::from_secs(3));
         assert_eq!(c.request_timeout(), Duration::from_secs(30));
         assert_eq!(c.window, 8);
+        assert_eq!(c.inline_max, 4096);
         assert_eq!(c.node_ids().len(), 10);
     }
 
@@ -594,6 +630,10 @@ mod tests {
         assert!(matches!(
             check(&|c| c.window = MAX_WINDOW + 1),
             ConfigError::Window { .. }
+        ));
+        assert!(matches!(
+            check(&|c| c.inline_max = crate::index::MAX_INLINE_LEN + 1),
+            ConfigError::InlineMax { .. }
         ));
         assert!(matches!(
             check(&|c| c.scan_command = Some(Vec::new())),

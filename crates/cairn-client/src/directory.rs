@@ -22,7 +22,7 @@ use cairn_net::protocol::ErrorCode;
 
 use crate::Client;
 use crate::fetch::FetchError;
-use crate::index::{self, Entry, EntryKind, FileEntry, RemotePath, Version};
+use crate::index::{self, Content, Entry, EntryKind, FileEntry, InlineBytes, RemotePath, Version};
 use crate::store::StoreError;
 
 /// How many shards of a file are where they should be.
@@ -78,6 +78,10 @@ pub struct FileLayout {
     pub corrupt: usize,
     /// Overall health.
     pub health: Health,
+    /// Whether the file is inline in its index entry: then `chunks` is 0,
+    /// and `shards_per_node` counts the copies of the entry (0 or 1 per
+    /// node).
+    pub inline: bool,
 }
 
 /// Why listing, removing or inspecting failed.
@@ -180,18 +184,19 @@ impl Client {
 
     /// Sends the newest entry to the nodes that answered with an older one
     /// or none (best effort: a failure here is retried at the next read).
+    /// Returns how many it brought up to date.
     async fn read_repair(
         &self,
         name: &[u8; 32],
         version: u64,
         data: &Bytes,
         answered: &[(usize, Option<u64>)],
-    ) {
+    ) -> usize {
         let stale = answered
             .iter()
             .filter(|(_, v)| v.is_none_or(|v| v < version))
             .map(|(node, _)| *node);
-        futures::future::join_all(stale.map(|node| {
+        let repaired = futures::future::join_all(stale.map(|node| {
             let data = data.clone();
             async move {
                 let result = self
@@ -201,25 +206,60 @@ impl Client {
                         async move { c.put_index(name, version, data).await }
                     })
                     .await;
-                if let Err(e) = result {
+                if let Err(e) = &result {
                     tracing::debug!(node = %self.cluster.address(node), "read repair failed: {e}");
                 }
+                result.is_ok()
             }
         }))
         .await;
+        repaired.into_iter().filter(|ok| *ok).count()
     }
 
-    /// The capability of the file named `remote`.
+    /// The capability of the file named `remote`. An inline file (see
+    /// [`Content::Inline`]) has none: it is stored as chunks and a manifest
+    /// first, and its entry rewritten to point at them, so that the
+    /// capability keeps working whatever becomes of the entry.
+    ///
+    /// # Errors
+    /// [`FetchError::NotFound`] if there is no such file (or it was
+    /// removed); for an inline file, [`FetchError::Store`] if storing it
+    /// failed.
+    pub async fn capability(&self, remote: &RemotePath) -> Result<Capability, FetchError> {
+        let file = self.file_entry(remote).await?;
+        match file.content {
+            Content::Stored(capability) => Ok(capability),
+            Content::Inline(bytes) => {
+                let reader = std::io::Cursor::new(bytes.to_vec());
+                let uploaded = match self.upload(reader, 0, &|_| {}).await {
+                    Ok(Ok(uploaded)) => uploaded,
+                    Ok(Err(_)) => unreachable!("with inline_max 0 every input is sealed"),
+                    Err(e) => return Err(FetchError::Store(Box::new(e))),
+                };
+                self.write_file_entry(
+                    remote,
+                    uploaded.capability.clone(),
+                    &uploaded.manifest,
+                    file.modified_unix_ms,
+                )
+                .await
+                .map_err(|e| FetchError::Store(Box::new(e)))?;
+                Ok(uploaded.capability)
+            }
+        }
+    }
+
+    /// The live entry of the file named `remote`.
     ///
     /// # Errors
     /// [`FetchError::NotFound`] if there is no such file (or it was
     /// removed).
-    pub async fn capability(&self, remote: &RemotePath) -> Result<Capability, FetchError> {
+    pub(crate) async fn file_entry(&self, remote: &RemotePath) -> Result<FileEntry, FetchError> {
         match self.lookup(remote).await {
             Ok(Some(Entry {
                 kind: EntryKind::File(file),
                 ..
-            })) => Ok(file.capability),
+            })) => Ok(file),
             Ok(_) => Err(FetchError::NotFound(remote.to_string())),
             Err(DirectoryError::NoNode { failed }) => Err(FetchError::Unavailable {
                 what: format!("the index entry of {remote}"),
@@ -240,12 +280,35 @@ impl Client {
         modified_unix_ms: u64,
     ) -> Result<(), StoreError> {
         let file = FileEntry {
-            capability,
+            content: Content::Stored(capability),
             size: manifest.size,
             modified_unix_ms,
             chunks: manifest.chunks.len() as u64,
             redundancy: self.redundancy,
             content_hash: manifest.hash,
+        };
+        self.write_entry(remote, EntryKind::File(file))
+            .await
+            .map(drop)
+    }
+
+    /// Writes the entry of a file kept inline; returns how many nodes
+    /// stored it.
+    pub(crate) async fn write_inline_entry(
+        &self,
+        remote: &RemotePath,
+        bytes: Vec<u8>,
+        modified_unix_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let file = FileEntry {
+            size: bytes.len() as u64,
+            content_hash: Id::of(&bytes),
+            content: Content::Inline(
+                InlineBytes::new(bytes).expect("inline_max is at most MAX_INLINE_LEN"),
+            ),
+            modified_unix_ms,
+            chunks: 0,
+            redundancy: self.redundancy,
         };
         self.write_entry(remote, EntryKind::File(file)).await
     }
@@ -258,11 +321,12 @@ impl Client {
     /// Any refusal sends the writer back to read the newest entry and write
     /// above it, even when a majority accepted: readers take the newest
     /// entry any node holds, so a put that lands below one is lost to them.
+    /// Returns how many nodes stored the entry.
     pub(crate) async fn write_entry(
         &self,
         remote: &RemotePath,
         kind: EntryKind,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let name = index::entry_name(&self.keys.index_name, remote);
         let total = self.cluster.len();
         let needed = self.cluster.write_quorum();
@@ -313,7 +377,7 @@ impl Client {
                 }
             }
             if acknowledged >= needed && !conflict {
-                return Ok(());
+                return Ok(acknowledged);
             }
             if !conflict {
                 return Err(StoreError::IndexNotStored {
@@ -392,7 +456,10 @@ impl Client {
         if answered.is_empty() {
             return Err(DirectoryError::NoNode { failed });
         }
-        // Read repair: nodes that answered without the newest version.
+        // Read repair: nodes that answered without the newest version. The
+        // copies of each entry (which are an inline file's only copies)
+        // are those that held it plus those repaired.
+        let mut copies: HashMap<[u8; 32], usize> = HashMap::new();
         for (name, (entry, data)) in &newest {
             let have: Vec<(usize, Option<u64>)> = answered
                 .iter()
@@ -403,23 +470,38 @@ impl Client {
                     (node, version)
                 })
                 .collect();
+            let mut current = have
+                .iter()
+                .filter(|(_, v)| *v == Some(entry.version.0))
+                .count();
             if have
                 .iter()
                 .any(|(_, v)| v.is_none_or(|v| v < entry.version.0))
             {
-                self.read_repair(name, entry.version.0, data, &have).await;
+                current += self.read_repair(name, entry.version.0, data, &have).await;
             }
+            copies.insert(*name, current);
         }
         let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
         let mut capabilities = Vec::new();
-        for (entry, _) in newest.into_values() {
+        for (name, (entry, _)) in newest {
             let EntryKind::File(file) = entry.kind else {
                 continue;
             };
             if !entry.path.starts_with_prefix(prefix) {
                 continue;
             }
-            capabilities.push((entry.path.to_string(), file.capability.clone()));
+            // An inline file's health is its entry's copies; a stored
+            // file's is computed below from its shards.
+            let known = match file.content {
+                Content::Stored(capability) => {
+                    capabilities.push((entry.path.to_string(), capability));
+                    None
+                }
+                Content::Inline(_) => {
+                    health.then(|| inline_health(copies[&name], self.cluster.len()))
+                }
+            };
             files.insert(
                 entry.path.to_string(),
                 FileInfo {
@@ -427,7 +509,7 @@ impl Client {
                     size: file.size,
                     modified_unix_ms: file.modified_unix_ms,
                     version: entry.version.0,
-                    health: None,
+                    health: known,
                 },
             );
         }
@@ -539,7 +621,11 @@ impl Client {
     /// [`DirectoryError::NotFound`] for no such file, or a fetch error for
     /// its manifest.
     pub async fn stat(&self, remote: &RemotePath) -> Result<FileLayout, DirectoryError> {
-        let (info, capability) = self.file(remote).await?;
+        let (info, content, redundancy) = self.file(remote).await?;
+        let capability = match content {
+            Content::Stored(capability) => capability,
+            Content::Inline(_) => return Ok(self.inline_layout(info, redundancy).await),
+        };
         let (manifest, per_node, missing, chunks, health) = self.layout(&capability).await?;
         Ok(FileLayout {
             info: FileInfo {
@@ -555,7 +641,65 @@ impl Client {
             missing,
             corrupt: 0,
             health,
+            inline: false,
         })
+    }
+
+    /// The layout of an inline file: which nodes hold a copy of its newest
+    /// entry that opens, read from every node (after the lookup that found
+    /// it repaired the stale ones it reached).
+    pub(crate) async fn inline_layout(
+        &self,
+        info: FileInfo,
+        redundancy: cairn_core::Redundancy,
+    ) -> FileLayout {
+        let (per_node, corrupt, _) = self.entry_copies(&info.path, info.version).await;
+        let copies = per_node.iter().sum();
+        let health = inline_health(copies, self.cluster.len());
+        FileLayout {
+            info: FileInfo {
+                health: Some(health),
+                ..info
+            },
+            redundancy,
+            chunks: 0,
+            shards_per_node: self.per_node(per_node),
+            missing: self.cluster.len() - copies,
+            corrupt,
+            health,
+            inline: true,
+        }
+    }
+
+    /// Reads the entry of `remote` from every node: per node 1 if it holds
+    /// version `version` and it opens, else 0; the copies that do not open;
+    /// and the sealed bytes of one good copy.
+    pub(crate) async fn entry_copies(
+        &self,
+        remote: &RemotePath,
+        version: u64,
+    ) -> (Vec<usize>, usize, Option<Bytes>) {
+        let name = index::entry_name(&self.keys.index_name, remote);
+        let replies = futures::future::join_all((0..self.cluster.len()).map(|node| {
+            self.cluster
+                .on(node, move |c| async move { c.get_index(&name).await })
+        }))
+        .await;
+        let mut per_node = vec![0; self.cluster.len()];
+        let mut corrupt = 0;
+        let mut sealed = None;
+        for (node, reply) in replies.into_iter().enumerate() {
+            let Ok(Some(stored)) = reply else { continue };
+            match Entry::open(&stored.data, &self.keys.index, &name, &self.keys.index_name) {
+                Ok(entry) if entry.version.0 == version => {
+                    per_node[node] = 1;
+                    sealed = Some(stored.data);
+                }
+                Ok(_) => {}
+                Err(_) => corrupt += 1,
+            }
+        }
+        (per_node, corrupt, sealed)
     }
 
     /// Reads every copy of every shard of `remote` from every node that
@@ -564,7 +708,13 @@ impl Client {
     /// # Errors
     /// As [`stat`](Self::stat).
     pub async fn verify(&self, remote: &RemotePath) -> Result<FileLayout, DirectoryError> {
-        let (info, capability) = self.file(remote).await?;
+        let (info, content, redundancy) = self.file(remote).await?;
+        let capability = match content {
+            Content::Stored(capability) => capability,
+            // Each copy of the entry is authenticated when opened, and the
+            // inline bytes checked against the content hash.
+            Content::Inline(_) => return Ok(self.inline_layout(info, redundancy).await),
+        };
         let checked = self.check_copies(&capability).await?;
         let stripes: Vec<&StripeRef> = checked.stripes.iter().collect();
         let (per_node, missing, health) = assess(&stripes, &checked.good, self.cluster.len());
@@ -583,6 +733,7 @@ impl Client {
             missing,
             corrupt: checked.corrupt,
             health,
+            inline: false,
         })
     }
 
@@ -654,14 +805,15 @@ impl Client {
     /// # Errors
     /// [`DirectoryError::NotFound`] if there is no such file.
     pub async fn file_info(&self, remote: &RemotePath) -> Result<FileInfo, DirectoryError> {
-        self.file(remote).await.map(|(info, _)| info)
+        self.file(remote).await.map(|(info, _, _)| info)
     }
 
-    /// The live entry of `remote`.
+    /// The live entry of `remote`: what `ls` shows, where the bytes are,
+    /// and the redundancy it was written with.
     pub(crate) async fn file(
         &self,
         remote: &RemotePath,
-    ) -> Result<(FileInfo, Capability), DirectoryError> {
+    ) -> Result<(FileInfo, Content, cairn_core::Redundancy), DirectoryError> {
         match self.lookup(remote).await? {
             Some(Entry {
                 path,
@@ -676,7 +828,8 @@ impl Client {
                     version: version.0,
                     health: None,
                 },
-                file.capability,
+                file.content,
+                file.redundancy,
             )),
             _ => Err(DirectoryError::NotFound(remote.to_string())),
         }
@@ -690,7 +843,15 @@ impl Client {
     /// [`DirectoryError::NotFound`] if there is no such file; a store error
     /// if the tombstone did not reach a majority (then nothing is dropped).
     pub async fn remove(&self, remote: &RemotePath) -> Result<RemoveReport, DirectoryError> {
-        let (_, capability) = self.file(remote).await?;
+        let (_, content, _) = self.file(remote).await?;
+        let Content::Stored(capability) = content else {
+            // An inline file has no shards: the tombstone is all.
+            self.write_entry(remote, EntryKind::Deleted).await?;
+            return Ok(RemoveReport {
+                references_dropped: 0,
+                shards_kept: 0,
+            });
+        };
         let counts = crate::fetch::Counts::default();
         let manifest = self.fetch_manifest(&capability, &counts).await.ok();
         self.write_entry(remote, EntryKind::Deleted).await?;
@@ -710,7 +871,10 @@ impl Client {
             if other.path == *remote {
                 continue;
             }
-            let Ok(capability) = self.capability(&other.path).await else {
+            // (Not `capability`, which would store an inline file as chunks.)
+            let Ok(Content::Stored(capability)) =
+                self.file_entry(&other.path).await.map(|f| f.content)
+            else {
                 continue;
             };
             kept.extend(
@@ -764,6 +928,16 @@ impl Client {
             references_dropped: dropped.iter().sum(),
             shards_kept: kept.len(),
         })
+    }
+}
+
+/// The health of an inline file whose entry is on `copies` of `nodes`
+/// nodes: any one copy holds the whole file.
+pub(crate) fn inline_health(copies: usize, nodes: usize) -> Health {
+    match copies {
+        0 => Health::Lost,
+        c if c < nodes => Health::Degraded,
+        _ => Health::Ok,
     }
 }
 

@@ -24,6 +24,7 @@ use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::Client;
+use crate::index::Content;
 use crate::placement;
 
 /// How long a shard may take before the next parity shard is asked for
@@ -96,6 +97,10 @@ pub enum FetchError {
     /// scan is configured.
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
+    /// An inline file could not be stored as chunks, which sharing it
+    /// needs (a capability names a manifest).
+    #[error("cannot store the inline file as chunks to share it: {0}")]
+    Store(Box<crate::store::StoreError>),
 }
 
 /// Shard fetches of one operation, counted, with why the last ones failed.
@@ -147,9 +152,9 @@ impl Client {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
         let started = std::time::Instant::now();
-        let capability = self.capability(remote).await?;
+        let file = self.file_entry(remote).await?;
         tracing::debug!("looked up {remote} in {:?}", started.elapsed());
-        self.fetch_capability_to_file(&capability, local, overwrite, progress)
+        self.fetch_content_to_file(&file.content, local, overwrite, progress)
             .await
     }
 
@@ -168,8 +173,8 @@ impl Client {
         if self.scan.is_some() {
             return Err(crate::scan::ScanError::NeedsFile.into());
         }
-        let capability = self.capability(remote).await?;
-        self.fetch_capability_to(&capability, out, progress).await
+        let file = self.file_entry(remote).await?;
+        self.fetch_unscanned(&file.content, out, progress).await
     }
 
     /// Fetches the file `capability` names into `local`, as
@@ -180,6 +185,21 @@ impl Client {
     pub async fn fetch_capability_to_file(
         &self,
         capability: &Capability,
+        local: &Path,
+        overwrite: bool,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<FetchReport, FetchError> {
+        // (A clone of a few hundred bytes: the content owns its capability.)
+        let content = Content::Stored(capability.clone());
+        self.fetch_content_to_file(&content, local, overwrite, progress)
+            .await
+    }
+
+    /// [`fetch_capability_to_file`](Self::fetch_capability_to_file) for a
+    /// stored or an inline file.
+    async fn fetch_content_to_file(
+        &self,
+        content: &Content,
         local: &Path,
         overwrite: bool,
         progress: &(dyn Fn(u64) + Send + Sync),
@@ -206,7 +226,7 @@ impl Client {
             .map_err(write_error)?;
         let file = tokio::fs::File::from_std(partial.reopen().map_err(write_error)?);
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let report = self.fetch_unscanned(capability, &mut out, progress).await?;
+        let report = self.fetch_unscanned(content, &mut out, progress).await?;
         out.flush().await.map_err(write_error)?;
         out.into_inner().sync_all().await.map_err(write_error)?;
         if let Some(argv) = &self.scan
@@ -257,16 +277,39 @@ impl Client {
         if self.scan.is_some() {
             return Err(crate::scan::ScanError::NeedsFile.into());
         }
-        self.fetch_unscanned(capability, out, progress).await
+        let content = Content::Stored(capability.clone());
+        self.fetch_unscanned(&content, out, progress).await
     }
 
-    /// [`fetch_capability_to`](Self::fetch_capability_to), scanned or not.
+    /// [`fetch_capability_to`](Self::fetch_capability_to) for a stored or an
+    /// inline file, scanned or not.
     async fn fetch_unscanned<W: AsyncWrite + Unpin>(
         &self,
-        capability: &Capability,
+        content: &Content,
         out: &mut W,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
+        let capability = match content {
+            Content::Stored(capability) => capability,
+            Content::Inline(bytes) => {
+                // Authenticated with the entry, and checked against its
+                // content hash when the entry was opened.
+                out.write_all(bytes)
+                    .await
+                    .map_err(|source| FetchError::Write {
+                        path: "the output".into(),
+                        source,
+                    })?;
+                progress(bytes.len() as u64);
+                return Ok(FetchReport {
+                    size: bytes.len() as u64,
+                    chunks: 0,
+                    rebuilt: 0,
+                    shards_fetched: 0,
+                    shards_failed: 0,
+                });
+            }
+        };
         let counts = Counts::default();
         let started = std::time::Instant::now();
         let manifest = self.fetch_manifest(capability, &counts).await?;

@@ -19,7 +19,16 @@
 //!                        chunks: varint u64, redundancy: (k u8, n u8),
 //!                        content_hash: [u8; 32] }
 //!                   | varint 1 = Deleted
+//!                   | varint 2 = Inline {                      version 2 only
+//!                        data: varint length ‖ bytes          the whole file, ≤ MAX_INLINE_LEN
+//!                        modified_unix_ms: varint u64, redundancy: (k u8, n u8),
+//!                        content_hash: [u8; 32] }             BLAKE3(data), checked on read
 //!          }
+//!
+//! An entry of kind Inline carries version 2 in its header, the others
+//! version 1 (the bytes of every entry written before inline files existed),
+//! so a cairn that predates inline files refuses one as "written by a newer
+//! cairn" rather than misreading it.
 //!
 //! sealed = envelope "cnsi" v1 (cairn_core::envelope) of the entry under the IndexKey:
 //!          "cnsi" │ 0x01 │ nonce (12) │ AES-256-GCM(entry) │ tag (16)
@@ -63,12 +72,25 @@ use cairn_core::{Capability, Id, Redundancy};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-/// Format of an encoded (plaintext) index entry.
+/// Format of an encoded (plaintext) index entry of a stored file or a
+/// tombstone.
 pub const ENTRY: Format = Format {
     name: "index entry",
     magic: *b"cnie",
     version: 1,
 };
+
+/// Format of an encoded (plaintext) index entry that holds its file inline;
+/// this build reads both versions.
+pub const INLINE_ENTRY: Format = Format {
+    name: "index entry",
+    magic: *b"cnie",
+    version: 2,
+};
+
+/// Largest file an index entry holds inline, in bytes: with a 4 KiB path the
+/// sealed entry stays far below [`MAX_SEALED_ENTRY_LEN`].
+pub const MAX_INLINE_LEN: usize = 32 * 1024;
 
 /// Format of a sealed index entry (the envelope around [`ENTRY`]).
 pub const SEALED_ENTRY: Format = Format {
@@ -385,22 +407,75 @@ pub enum EntryKind {
 /// answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Fetches and opens the file's manifest.
-    pub capability: Capability,
+    /// Where the file's bytes are.
+    pub content: Content,
     /// Plaintext size in bytes.
     pub size: u64,
     /// The local file's modification time when it was stored, in
     /// milliseconds since the Unix epoch (the time of the put for a
     /// stream).
     pub modified_unix_ms: u64,
-    /// Number of chunks.
+    /// Number of chunks (0 for an inline file).
     pub chunks: u64,
-    /// k and n of the file's chunks.
+    /// k and n of the file's chunks (for an inline file: the client's
+    /// setting when it was written).
     pub redundancy: Redundancy,
     /// BLAKE3 of the whole plaintext, as in the manifest: lets `stat` print
     /// it and `put` recognise an unchanged file without fetching the
     /// manifest.
     pub content_hash: Id,
+}
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Chunked, sealed and spread over the nodes as shards; the capability
+    /// fetches and opens the manifest.
+    Stored(Capability),
+    /// In the index entry itself, which every node keeps a copy of: a small
+    /// file costs one entry write per node instead of 2n shard files.
+    Inline(InlineBytes),
+}
+
+impl Content {
+    /// The capability of a stored file; `None` for an inline one.
+    pub fn capability(&self) -> Option<&Capability> {
+        match self {
+            Self::Stored(capability) => Some(capability),
+            Self::Inline(_) => None,
+        }
+    }
+}
+
+/// The bytes of an inline file. Its `Debug` prints the length only, so a
+/// logged entry never shows file contents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InlineBytes(Vec<u8>);
+
+impl InlineBytes {
+    /// Wraps `bytes`.
+    ///
+    /// # Errors
+    /// Gives `bytes` back if they are longer than [`MAX_INLINE_LEN`].
+    pub fn new(bytes: Vec<u8>) -> Result<Self, Vec<u8>> {
+        if bytes.len() > MAX_INLINE_LEN {
+            return Err(bytes);
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl std::ops::Deref for InlineBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InlineBytes({} bytes)", self.0.len())
+    }
 }
 
 /// Why an index entry could not be sealed or opened.
@@ -448,6 +523,14 @@ pub enum IndexEntryError {
         /// What is inconsistent.
         reason: String,
     },
+    /// An inline file is longer than [`MAX_INLINE_LEN`], or its bytes do
+    /// not hash to the entry's content hash: a writer that does not follow
+    /// the format.
+    #[error("the index entry's inline file is malformed: {reason}")]
+    Inline {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The entry is for another path than the name it was stored under: a
     /// node returned another entry's bytes.
     #[error("the index entry was stored under the wrong name (a node swapped entries)")]
@@ -472,6 +555,16 @@ struct WireEntry {
 enum WireKind {
     File(WireFile),
     Deleted,
+    /// Version 2 only.
+    Inline(WireInline),
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireInline {
+    data: Vec<u8>,
+    modified_unix_ms: u64,
+    redundancy: Redundancy,
+    content_hash: Id,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -502,14 +595,22 @@ impl Entry {
             writer: self.writer,
             kind: match &self.kind {
                 EntryKind::Deleted => WireKind::Deleted,
-                EntryKind::File(file) => WireKind::File(WireFile {
-                    capability: file.capability.clone(),
-                    size: file.size,
-                    modified_unix_ms: file.modified_unix_ms,
-                    chunks: file.chunks,
-                    redundancy: file.redundancy,
-                    content_hash: file.content_hash,
-                }),
+                EntryKind::File(file) => match &file.content {
+                    Content::Stored(capability) => WireKind::File(WireFile {
+                        capability: capability.clone(),
+                        size: file.size,
+                        modified_unix_ms: file.modified_unix_ms,
+                        chunks: file.chunks,
+                        redundancy: file.redundancy,
+                        content_hash: file.content_hash,
+                    }),
+                    Content::Inline(data) => WireKind::Inline(WireInline {
+                        data: data.0.clone(),
+                        modified_unix_ms: file.modified_unix_ms,
+                        redundancy: file.redundancy,
+                        content_hash: file.content_hash,
+                    }),
+                },
             },
         }
     }
@@ -522,8 +623,16 @@ impl Entry {
         let len =
             postcard::experimental::serialized_size(&wire).expect("an entry always serializes");
         let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + len));
-        out.extend_from_slice(&ENTRY.header());
+        let format = match wire.kind {
+            WireKind::Inline(_) => INLINE_ENTRY,
+            WireKind::File(_) | WireKind::Deleted => ENTRY,
+        };
+        out.extend_from_slice(&format.header());
         postcard::to_io(&wire, &mut *out).expect("writing to a Vec cannot fail");
+        // The wire form's copy of inline bytes goes too.
+        if let WireKind::Inline(mut inline) = wire.kind {
+            zeroize::Zeroize::zeroize(&mut inline.data);
+        }
         out
     }
 
@@ -585,7 +694,13 @@ impl Entry {
 
     /// Decodes and validates a plaintext entry.
     fn decode(plaintext: &[u8]) -> Result<Entry, IndexEntryError> {
-        let body = ENTRY.strip(plaintext)?;
+        // Version 2 (inline files) and later are checked against
+        // INLINE_ENTRY, so a newer entry is refused naming version 2.
+        let format = match plaintext.get(HEADER_LEN - 1) {
+            Some(version) if *version >= INLINE_ENTRY.version => INLINE_ENTRY,
+            _ => ENTRY,
+        };
+        let body = format.strip(plaintext)?;
         let (wire, rest): (WireEntry, _) =
             postcard::take_from_bytes(body).map_err(IndexEntryError::Decode)?;
         if !rest.is_empty() {
@@ -603,12 +718,36 @@ impl Entry {
                     .validate()
                     .map_err(|reason| IndexEntryError::Stripe { reason })?;
                 EntryKind::File(FileEntry {
-                    capability: file.capability,
+                    content: Content::Stored(file.capability),
                     size: file.size,
                     modified_unix_ms: file.modified_unix_ms,
                     chunks: file.chunks,
                     redundancy: file.redundancy,
                     content_hash: file.content_hash,
+                })
+            }
+            WireKind::Inline(_) if format == ENTRY => {
+                return Err(IndexEntryError::Inline {
+                    reason: "an inline file in a version 1 entry",
+                });
+            }
+            WireKind::Inline(inline) => {
+                if Id::of(&inline.data) != inline.content_hash {
+                    return Err(IndexEntryError::Inline {
+                        reason: "its bytes do not match the content hash",
+                    });
+                }
+                let size = inline.data.len() as u64;
+                let data = InlineBytes::new(inline.data).map_err(|_| IndexEntryError::Inline {
+                    reason: "longer than the inline limit",
+                })?;
+                EntryKind::File(FileEntry {
+                    content: Content::Inline(data),
+                    size,
+                    modified_unix_ms: inline.modified_unix_ms,
+                    chunks: 0,
+                    redundancy: inline.redundancy,
+                    content_hash: inline.content_hash,
                 })
             }
         };
@@ -692,13 +831,24 @@ mod tests {
             version: Version(version),
             writer: [7; 16],
             kind: EntryKind::File(FileEntry {
-                capability: capability(4, 1),
+                content: Content::Stored(capability(4, 1)),
                 size: 3_000_000,
                 modified_unix_ms: 1_790_000_000_000,
                 chunks: 3,
                 redundancy: Redundancy::new(2, 4).unwrap(),
                 content_hash: Id::of(b"content"),
             }),
+        }
+    }
+
+    fn inline_file(data: Vec<u8>, modified: u64, n: usize) -> FileEntry {
+        FileEntry {
+            size: data.len() as u64,
+            content_hash: Id::of(&data),
+            content: Content::Inline(InlineBytes::new(data).unwrap()),
+            modified_unix_ms: modified,
+            chunks: 0,
+            redundancy: Redundancy::new(1, n).unwrap(),
         }
     }
 
@@ -903,11 +1053,11 @@ mod tests {
         assert!(open_raw(&good).is_ok());
 
         let mut newer = good.to_vec();
-        newer[4] = 2;
+        newer[4] = 3;
         assert!(matches!(
             open_raw(&newer),
             Err(IndexEntryError::Format(FormatError::Version {
-                found: 2,
+                found: 3,
                 ..
             }))
         ));
@@ -949,11 +1099,73 @@ mod tests {
     }
 
     #[test]
+    fn an_inline_entry_is_version_2_and_checked_on_read() {
+        let (key, name_key) = keys();
+        let mut entry = file("small.txt", 5);
+        entry.kind = EntryKind::File(inline_file(b"hello".to_vec(), 9, 4));
+        let plaintext = entry.encode();
+        assert_eq!(&plaintext[..HEADER_LEN], &INLINE_ENTRY.header());
+        // Stored files and tombstones keep version 1, byte for byte.
+        assert_eq!(&file("a", 1).encode()[..HEADER_LEN], &ENTRY.header());
+        let sealed = entry.seal(&key).unwrap();
+        let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
+        assert_eq!(opened, entry);
+        assert!(!format!("{opened:?}").contains("hello"));
+
+        // An inline kind under a version 1 header is refused.
+        let mut v1 = plaintext.to_vec();
+        v1[HEADER_LEN - 1] = 1;
+        assert!(matches!(
+            Entry::decode(&v1),
+            Err(IndexEntryError::Inline { .. })
+        ));
+        // A newer version is refused naming the newest this build reads.
+        let mut v3 = plaintext.to_vec();
+        v3[HEADER_LEN - 1] = 3;
+        assert!(matches!(
+            Entry::decode(&v3),
+            Err(IndexEntryError::Format(FormatError::Version {
+                found: 3,
+                supported: 2,
+                ..
+            }))
+        ));
+        // Bytes that do not match the content hash are refused.
+        let mut wire = entry.to_wire();
+        if let WireKind::Inline(inline) = &mut wire.kind {
+            inline.data[0] ^= 1;
+        }
+        let mut forged = INLINE_ENTRY.header().to_vec();
+        forged.extend(postcard::to_allocvec(&wire).unwrap());
+        assert!(matches!(
+            Entry::decode(&forged),
+            Err(IndexEntryError::Inline { .. })
+        ));
+        // And so is an inline file over the limit.
+        let big = vec![7u8; MAX_INLINE_LEN + 1];
+        assert!(InlineBytes::new(big.clone()).is_err());
+        if let WireKind::Inline(inline) = &mut wire.kind {
+            inline.content_hash = Id::of(&big);
+            inline.data = big;
+        }
+        let mut forged = INLINE_ENTRY.header().to_vec();
+        forged.extend(postcard::to_allocvec(&wire).unwrap());
+        assert!(matches!(
+            Entry::decode(&forged),
+            Err(IndexEntryError::Inline { .. })
+        ));
+        // The largest inline file with the longest path fits in a node's entry.
+        let mut largest = file(&"p".repeat(MAX_PATH_LEN), u64::MAX);
+        largest.kind = EntryKind::File(inline_file(vec![1; MAX_INLINE_LEN], u64::MAX, 32));
+        assert!(largest.seal(&key).unwrap().len() <= MAX_SEALED_ENTRY_LEN);
+    }
+
+    #[test]
     fn the_largest_valid_entry_fits_and_a_larger_one_is_refused() {
         let (key, name_key) = keys();
         let mut entry = file(&"p".repeat(MAX_PATH_LEN), u64::MAX);
         entry.kind = EntryKind::File(FileEntry {
-            capability: capability(32, 3),
+            content: Content::Stored(capability(32, 3)),
             size: u64::MAX,
             modified_unix_ms: u64::MAX,
             chunks: u64::MAX,
@@ -968,8 +1180,12 @@ mod tests {
         );
 
         // Only a capability with an impossible shard list gets too large.
-        if let EntryKind::File(f) = &mut entry.kind {
-            f.capability.manifest.shards = vec![Id::of(b"s"); 2048];
+        if let EntryKind::File(FileEntry {
+            content: Content::Stored(capability),
+            ..
+        }) = &mut entry.kind
+        {
+            capability.manifest.shards = vec![Id::of(b"s"); 2048];
         }
         assert!(matches!(
             entry.seal(&key),
@@ -1066,7 +1282,7 @@ mod tests {
         )
             .prop_map(|(n, seed, size, modified, chunks, hash)| {
                 EntryKind::File(FileEntry {
-                    capability: capability(n, seed),
+                    content: Content::Stored(capability(n, seed)),
                     size,
                     modified_unix_ms: modified,
                     chunks,
@@ -1074,11 +1290,17 @@ mod tests {
                     content_hash: Id::from_bytes(hash),
                 })
             });
+        let inline = (
+            proptest::collection::vec(any::<u8>(), 0..=64),
+            any::<u64>(),
+            1usize..=32,
+        )
+            .prop_map(|(data, modified, n)| EntryKind::File(inline_file(data, modified, n)));
         (
             remote_path(),
             any::<u64>(),
             any::<[u8; 16]>(),
-            prop_oneof![Just(EntryKind::Deleted), file],
+            prop_oneof![Just(EntryKind::Deleted), file, inline],
         )
             .prop_map(|(path, version, writer, kind)| Entry {
                 path,
@@ -1098,7 +1320,7 @@ mod tests {
                 EntryKind::Deleted
             } else {
                 EntryKind::File(FileEntry {
-                    capability: capability(4, seed),
+                    content: Content::Stored(capability(4, seed)),
                     size: u64::from(seed),
                     modified_unix_ms: 0,
                     chunks: 1,

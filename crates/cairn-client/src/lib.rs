@@ -85,6 +85,8 @@ pub struct Client {
     pub(crate) redundancy: Redundancy,
     pub(crate) min_shards: usize,
     pub(crate) window: usize,
+    /// Files up to this size are stored inline in their index entry.
+    pub(crate) inline_max: usize,
     /// Breaks ties between index entries of equal version.
     pub(crate) writer: [u8; 16],
     pub(crate) clock: Mutex<crate::index::Clock>,
@@ -174,6 +176,7 @@ impl Client {
             redundancy,
             min_shards: config.min_shards(),
             window: config.window.max(1),
+            inline_max: config.inline_max.min(crate::index::MAX_INLINE_LEN),
             writer,
             clock: Mutex::new(crate::index::Clock::default()),
             scan: config.scan_command.clone(),

@@ -31,9 +31,10 @@ use cairn_core::{Id, StripeRef};
 use futures::stream::{self, StreamExt};
 
 use crate::Client;
+use crate::directory::FileInfo;
 use crate::directory::{self, DirectoryError, Health};
 use crate::fetch::Counts;
-use crate::index::RemotePath;
+use crate::index::{Content, RemotePath};
 use crate::placement;
 
 /// What repairing one file found and did.
@@ -49,7 +50,8 @@ pub struct RepairReport {
     pub stripes: usize,
     /// Stripes that needed shards rebuilt.
     pub stripes_repaired: usize,
-    /// Shards rebuilt and stored.
+    /// Shards rebuilt and stored (for an inline file: copies of its index
+    /// entry written).
     pub shards_written: usize,
     /// Bytes of those shards.
     pub bytes_written: u64,
@@ -60,6 +62,8 @@ pub struct RepairReport {
     pub unplaced: usize,
     /// Why stripes could not be repaired (too few shards, a failed write).
     pub problems: Vec<String>,
+    /// Whether the file is inline in its index entry (no stripes).
+    pub inline: bool,
 }
 
 /// Counters shared by the stripes of one repair.
@@ -81,7 +85,11 @@ impl Client {
     /// its manifest cannot be read. A chunk that cannot be repaired is not
     /// an error: the report says so (`after` is not [`Health::Ok`]).
     pub async fn repair(&self, remote: &RemotePath) -> Result<RepairReport, DirectoryError> {
-        let (_, capability) = self.file(remote).await?;
+        let (info, content, _) = self.file(remote).await?;
+        let capability = match content {
+            Content::Stored(capability) => capability,
+            Content::Inline(_) => return Ok(self.repair_inline(&info).await),
+        };
         let mut checked = self.check_copies(&capability).await?;
         let nodes = self.cluster.len();
         let before = {
@@ -119,7 +127,62 @@ impl Client {
             corrupt: checked.corrupt,
             unplaced: tally.unplaced.load(Ordering::Relaxed),
             problems,
+            inline: false,
         })
+    }
+
+    /// Repairs an inline file: its entry goes to every node that lacks it.
+    /// (The lookup that found the file already sent it to the stale nodes
+    /// that answered; this catches the rest.)
+    async fn repair_inline(&self, info: &FileInfo) -> RepairReport {
+        let nodes = self.cluster.len();
+        let (per_node, corrupt, sealed) = self.entry_copies(&info.path, info.version).await;
+        let before = directory::inline_health(per_node.iter().sum(), nodes);
+        let mut written = 0;
+        let mut bytes_written = 0;
+        let mut problems = Vec::new();
+        if let Some(sealed) = sealed {
+            let name = crate::index::entry_name(&self.keys.index_name, &info.path);
+            let version = info.version;
+            let lacking = (0..nodes).filter(|&n| per_node[n] == 0);
+            let results = futures::future::join_all(lacking.map(|node| {
+                let sealed = sealed.clone();
+                async move {
+                    let result = self
+                        .cluster
+                        .on(node, |c| {
+                            let sealed = sealed.clone();
+                            async move { c.put_index(&name, version, sealed).await }
+                        })
+                        .await;
+                    (node, result)
+                }
+            }))
+            .await;
+            for (node, result) in results {
+                match result {
+                    Ok(_) => {
+                        written += 1;
+                        bytes_written += sealed.len() as u64;
+                    }
+                    Err(e) => problems.push(format!("{}: {e}", self.cluster.address(node))),
+                }
+            }
+        }
+        let (after_nodes, _, _) = self.entry_copies(&info.path, info.version).await;
+        RepairReport {
+            path: info.path.clone(),
+            before,
+            after: directory::inline_health(after_nodes.iter().sum(), nodes),
+            stripes: 0,
+            stripes_repaired: 0,
+            shards_written: written,
+            bytes_written,
+            corrupt,
+            unplaced: 0,
+            problems,
+            inline: true,
+        }
     }
 
     /// Repairs one stripe given the good copies of its shards; returns the

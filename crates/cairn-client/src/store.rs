@@ -11,6 +11,13 @@
 //!                   index entry ─▶ every node; success on a majority of all nodes
 //! ```
 //!
+//! A file of at most `inline_max` bytes (4 KiB by default) skips the
+//! chunks and the manifest: its bytes go inside the sealed index entry,
+//! which every node keeps (see [`crate::index::Content::Inline`]). That is
+//! one entry write per node instead of 2n fsync'd shard files, and such a
+//! file survives the loss of all nodes but one. `share` turns an inline
+//! file into a stored one, since a capability names a manifest.
+//!
 //! Guarantees:
 //! - A put succeeds only if every chunk (and the manifest) has at least
 //!   `min_shards` shards on distinct nodes, and the index entry reached a
@@ -64,6 +71,9 @@ pub struct StoreReport {
     pub degraded: bool,
     /// Nodes that could not be reached or failed during the put.
     pub failed_nodes: Vec<String>,
+    /// Whether the file went inline into its index entry (then `chunks`
+    /// is 0 and `fewest_nodes` counts the nodes that stored the entry).
+    pub inline: bool,
 }
 
 /// Why a put failed.
@@ -150,6 +160,24 @@ impl Placed {
     }
 }
 
+/// What the sealing thread made of the input.
+enum Sealed {
+    /// The input was at most `inline_max` bytes: here they are.
+    Inline(Vec<u8>),
+    /// The input was chunked and sealed; the stripes went to the uploads.
+    Manifest(cairn_core::Manifest),
+}
+
+/// A file whose shards are all stored, not yet named in the index.
+pub(crate) struct Uploaded {
+    /// Opens the manifest.
+    pub capability: cairn_core::Capability,
+    /// The manifest.
+    pub manifest: cairn_core::Manifest,
+    /// What the upload did (`inline` false).
+    pub report: StoreReport,
+}
+
 impl Client {
     /// Stores the file at `local` as `remote`; see the module docs.
     /// `progress` is told the number of file bytes sealed so far.
@@ -230,6 +258,48 @@ impl Client {
         modified_unix_ms: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<StoreReport, StoreError> {
+        match self.upload(reader, self.inline_max, progress).await? {
+            Ok(uploaded) => {
+                self.write_file_entry(
+                    remote,
+                    uploaded.capability,
+                    &uploaded.manifest,
+                    modified_unix_ms,
+                )
+                .await?;
+                Ok(uploaded.report)
+            }
+            Err(bytes) => {
+                let size = bytes.len() as u64;
+                let copies = self
+                    .write_inline_entry(remote, bytes, modified_unix_ms)
+                    .await?;
+                progress(size);
+                Ok(StoreReport {
+                    size,
+                    chunks: 0,
+                    shards_sent: 0,
+                    shards_present: 0,
+                    bytes_sent: 0,
+                    redundancy: self.redundancy,
+                    fewest_nodes: copies,
+                    degraded: copies < self.cluster.len(),
+                    failed_nodes: self.down_nodes(),
+                    inline: true,
+                })
+            }
+        }
+    }
+
+    /// Seals what `reader` yields and stores every chunk's and the
+    /// manifest's shards, without naming the file in the index. Input of at
+    /// most `inline_max` bytes is not sealed: it comes back as `Err(bytes)`.
+    pub(crate) async fn upload<R: std::io::Read + Send + 'static>(
+        &self,
+        reader: R,
+        inline_max: usize,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Result<Uploaded, Vec<u8>>, StoreError> {
         let reachable = self.reachable().await;
         let up = reachable.iter().filter(|r| r.is_ok()).count();
         if up < self.min_shards {
@@ -246,13 +316,27 @@ impl Client {
         let key = self.keys.convergence.clone();
         let redundancy = self.redundancy;
         let sealing = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            // Read up to one byte past the inline limit: a file that ends
+            // before it is not sealed at all.
+            let mut reader = reader;
+            let mut head = Vec::new();
+            if inline_max > 0 {
+                (&mut reader)
+                    .take(inline_max as u64 + 1)
+                    .read_to_end(&mut head)?;
+                if head.len() <= inline_max {
+                    return Ok(Sealed::Inline(head));
+                }
+            }
+            let reader = std::io::Cursor::new(head).chain(reader);
             let mut sealer = FileSealer::new(reader, &key, redundancy);
             for stripe in sealer.by_ref() {
                 if tx.blocking_send(stripe?).is_err() {
                     break; // the uploads stopped: an error is being reported
                 }
             }
-            sealer.finish()
+            sealer.finish().map(Sealed::Manifest)
         });
 
         let tally = Arc::new(Tally::default());
@@ -299,7 +383,10 @@ impl Client {
         if let Some(failure) = failure {
             return Err(failure);
         }
-        let manifest = manifest?;
+        let manifest = match manifest? {
+            Sealed::Inline(bytes) => return Ok(Err(bytes)),
+            Sealed::Manifest(manifest) => manifest,
+        };
 
         // The manifest: sealed, striped and placed like a chunk.
         let (capability, shards) =
@@ -319,9 +406,7 @@ impl Client {
         fewest = fewest.min(stored);
         degraded |= stored < self.redundancy.total();
 
-        self.write_file_entry(remote, capability, &manifest, modified_unix_ms)
-            .await?;
-        Ok(StoreReport {
+        let report = StoreReport {
             size: manifest.size,
             chunks,
             shards_sent: tally.sent.load(Ordering::Relaxed),
@@ -331,7 +416,13 @@ impl Client {
             fewest_nodes: fewest,
             degraded,
             failed_nodes: self.down_nodes(),
-        })
+            inline: false,
+        };
+        Ok(Ok(Uploaded {
+            capability,
+            manifest,
+            report,
+        }))
     }
 
     /// Stores the shards of one stripe on distinct nodes in rendezvous
