@@ -470,7 +470,8 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
         nodes.push(node);
     }
     let servers = nodes.iter().map(|n| n.addresses()[0].clone()).collect();
-    let config = cairn_client::ClientConfig::new(USER, servers);
+    let mut config = cairn_client::ClientConfig::new(USER, servers);
+    config.window = args.window;
 
     let big = work.path().join("big.bin");
     write_random(&big, big_len)?;
@@ -481,15 +482,20 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
         let client = cairn_client::Client::open(&config, PASSPHRASE.as_bytes()).await?;
         let remote: cairn_client::RemotePath = "bench/big.bin".parse()?;
 
-        // The large file: put, then get, with the client's peak memory.
+        // The large file: put, then get, with the client's peak memory and
+        // the CPU time the client and the nodes spent on each.
         reset_peak_memory();
+        let pids: Vec<u32> = nodes.iter().filter_map(LocalNode::pid).collect();
+        let cpu_before = cpu_seconds(std::process::id(), &pids)?;
         let started = Instant::now();
         let stored = client.store(&big, &remote).await?;
         let put = started.elapsed();
+        let cpu_put = cpu_seconds(std::process::id(), &pids)?;
         let copy = work.path().join("big.copy");
         let started = Instant::now();
         client.fetch(&remote, &copy).await?;
         let get = started.elapsed();
+        let cpu_get = cpu_seconds(std::process::id(), &pids)?;
         let (_, peak) = memory(std::process::id())?;
         if file_hash(&big)? != file_hash(&copy)? {
             bail!("the fetched file differs from the original");
@@ -509,6 +515,16 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             mbps(get_rate),
             get_rate / put_rate,
             size(peak)
+        );
+        let gib = big_len as f64 / f64::from(1u32 << 30);
+        println!(
+            "  CPU seconds per GiB: put client {:.2} + nodes {:.2} ({:.1} cores busy)   \
+             get client {:.2} + nodes {:.2}",
+            (cpu_put.0 - cpu_before.0) / gib,
+            (cpu_put.1 - cpu_before.1) / gib,
+            (cpu_put.0 - cpu_before.0 + cpu_put.1 - cpu_before.1) / put.as_secs_f64(),
+            (cpu_get.0 - cpu_put.0) / gib,
+            (cpu_get.1 - cpu_put.1) / gib,
         );
 
         // Many small files, `concurrency` at once.
@@ -576,6 +592,26 @@ fn file_hash(path: &Path) -> Result<Id> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(hasher.finalize().into())
+}
+
+/// CPU seconds (user + system) used so far by process `client` and, summed,
+/// by the processes `nodes` (Linux).
+fn cpu_seconds(client: u32, nodes: &[u32]) -> Result<(f64, f64)> {
+    let of = |pid: u32| -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("cannot read /proc/{pid}/stat (is this Linux?)"))?;
+        // Fields after the command name, which ends with the last ')':
+        // utime and stime are the 12th and 13th of them, in clock ticks.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => Ok((user + system) / 100.0),
+            _ => bail!("cannot read the CPU times in /proc/{pid}/stat"),
+        }
+    };
+    let nodes = nodes.iter().map(|&pid| of(pid)).sum::<Result<f64>>()?;
+    Ok((of(client)?, nodes))
 }
 
 /// Starts counting this process's peak resident memory afresh (Linux).

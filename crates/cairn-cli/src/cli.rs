@@ -179,6 +179,10 @@ pub struct ClusterBenchArgs {
     /// Small files stored or fetched at once.
     #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub concurrency: usize,
+    /// Chunks in flight during the large file's put and get (the client
+    /// config's `window`).
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=cairn_client::config::MAX_WINDOW as u64))]
+    pub window: usize,
     /// Mix transports as the demo does (https, tcp, tcp, quic) instead of
     /// tcp:// for all four nodes.
     #[arg(long)]
