@@ -196,24 +196,39 @@ impl Client {
             .iter()
             .filter(|(_, v)| v.is_none_or(|v| v < version))
             .map(|(node, _)| *node);
-        let repaired = futures::future::join_all(stale.map(|node| {
-            let data = data.clone();
-            async move {
-                let result = self
-                    .cluster
-                    .on(node, |c| {
-                        let data = data.clone();
-                        async move { c.put_index(name, version, data).await }
-                    })
-                    .await;
-                if let Err(e) = &result {
-                    tracing::debug!(node = %self.cluster.address(node), "read repair failed: {e}");
+        let results = self.put_entry_on(stale, name, version, data).await;
+        let mut repaired = 0;
+        for (node, result) in results {
+            match result {
+                Ok(()) => repaired += 1,
+                Err(e) => {
+                    tracing::debug!(node = %self.cluster.address(node), "read repair failed: {e}")
                 }
-                result.is_ok()
             }
+        }
+        repaired
+    }
+
+    /// Stores the sealed entry `data` as version `version` of `name` on each
+    /// of `nodes`, all at once; each node's outcome.
+    pub(crate) async fn put_entry_on(
+        &self,
+        nodes: impl Iterator<Item = usize>,
+        name: &[u8; 32],
+        version: u64,
+        data: &Bytes,
+    ) -> Vec<(usize, Result<(), ClientError>)> {
+        futures::future::join_all(nodes.map(|node| async move {
+            let result = self
+                .cluster
+                .on(node, |c| {
+                    let data = data.clone();
+                    async move { c.put_index(name, version, data).await }
+                })
+                .await;
+            (node, result.map(drop))
         }))
-        .await;
-        repaired.into_iter().filter(|ok| *ok).count()
+        .await
     }
 
     /// The capability of the file named `remote`. An inline file (see

@@ -145,20 +145,7 @@ impl Client {
             let name = crate::index::entry_name(&self.keys.index_name, &info.path);
             let version = info.version;
             let lacking = (0..nodes).filter(|&n| per_node[n] == 0);
-            let results = futures::future::join_all(lacking.map(|node| {
-                let sealed = sealed.clone();
-                async move {
-                    let result = self
-                        .cluster
-                        .on(node, |c| {
-                            let sealed = sealed.clone();
-                            async move { c.put_index(&name, version, sealed).await }
-                        })
-                        .await;
-                    (node, result)
-                }
-            }))
-            .await;
+            let results = self.put_entry_on(lacking, &name, version, &sealed).await;
             for (node, result) in results {
                 match result {
                     Ok(_) => {
