@@ -918,11 +918,11 @@ async fn link_run(
     let started = Instant::now();
     let stored = client.store(path, &remote).await?;
     let put = started.elapsed();
-    let mut sink = HashSink::default();
+    let mut sink = cairn_testing::HashingWriter::default();
     let started = Instant::now();
     client.fetch_to(&remote, &mut sink, &|_| {}).await?;
     let get = started.elapsed();
-    if Id::from(sink.0.finalize()) != expected {
+    if Id::from(sink.hasher.finalize()) != expected {
         bail!("the fetched file differs from the original");
     }
     client.remove(&remote).await?;
@@ -948,33 +948,4 @@ fn write_seeded(path: &Path, len: u64, seed: &str) -> Result<()> {
     )?;
     file.flush()?;
     Ok(())
-}
-
-/// An `AsyncWrite` keeping only the hash of what it is given.
-#[derive(Default)]
-struct HashSink(blake3::Hasher);
-
-impl tokio::io::AsyncWrite for HashSink {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.0.update(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }

@@ -445,10 +445,11 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     // Everything verifies; then one shard file of c.txt goes missing.
     let verified = alice.json(&["verify", "--json"]);
     assert_eq!(verified["ok"], 5);
-    let before = shard_files(&nodes[0]);
+    let before = nodes[0].shard_files();
     alice.write("d.bin", &cairn_testing::seeded_bytes(4, 200_000));
     alice.ok(&["put", "d.bin"]);
-    let new: Vec<PathBuf> = shard_files(&nodes[0])
+    let new: Vec<PathBuf> = nodes[0]
+        .shard_files()
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
@@ -555,26 +556,6 @@ fn scan_command_blocks_a_put_and_keeps_a_refused_get_out_of_place() {
     );
     assert!(err.contains("Eicar FOUND"), "{err}");
     assert!(!alice.home.join("cap-copy.txt").exists());
-}
-
-/// The shard files on a node's disk.
-fn shard_files(node: &NodeProcess) -> Vec<PathBuf> {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, files);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&node.dir().join("shards"), &mut files);
-    files
 }
 
 #[test]

@@ -11,7 +11,8 @@
 mod common;
 
 use cairn_client::directory::Health;
-use common::{HashingWriter, MIB, TestCluster, remote};
+use cairn_testing::HashingWriter;
+use common::{MIB, TestCluster, remote};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_survive_two_of_four_nodes_down_over_mixed_transports() {

@@ -14,7 +14,8 @@ mod common;
 
 use cairn_client::StoreError;
 use cairn_client::directory::Health;
-use common::{HashingWriter, MIB, TestCluster, remote};
+use cairn_testing::HashingWriter;
+use common::{MIB, TestCluster, remote};
 
 /// A watch sender fed by a progress callback, and a future that kills
 /// `node` once `threshold` bytes were reported.

@@ -23,8 +23,9 @@ use std::net::SocketAddr;
 
 use cairn_client::ClientConfig;
 use cairn_net::NodeAddress;
+use cairn_testing::HashingWriter;
 use cairn_testing::faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
-use common::{HashingWriter, MIB, TestCluster, keys, remote};
+use common::{MIB, TestCluster, keys, remote};
 
 /// Node `i`'s own socket address.
 fn node_socket(cluster: &TestCluster, i: usize) -> SocketAddr {

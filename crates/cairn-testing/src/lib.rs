@@ -71,6 +71,42 @@ pub fn seeded_text(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// An [`AsyncWrite`](tokio::io::AsyncWrite) that keeps only the hash and
+/// length of what it is given: a file checked without being held.
+#[derive(Default)]
+pub struct HashingWriter {
+    /// BLAKE3 of everything written.
+    pub hasher: blake3::Hasher,
+    /// Bytes written.
+    pub len: u64,
+}
+
+impl tokio::io::AsyncWrite for HashingWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

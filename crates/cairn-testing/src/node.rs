@@ -126,6 +126,28 @@ impl NodeProcess {
         false
     }
 
+    /// The shard files in the node's store, sorted (quarantined ones not
+    /// counted).
+    pub fn shard_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, files);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.dir().join("shards"), &mut files);
+        files.sort();
+        files
+    }
+
     /// The path of shard `hex` in the node's store.
     pub fn shard_path(&self, hex: &str) -> PathBuf {
         self.dir()

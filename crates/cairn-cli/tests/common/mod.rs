@@ -171,23 +171,7 @@ impl TestCluster {
 
     /// The shard files on node `i`'s disk (quarantined ones not counted).
     pub fn shard_files(&self, i: usize) -> Vec<PathBuf> {
-        fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, files);
-                } else {
-                    files.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.nodes[i].dir().join("shards"), &mut files);
-        files.sort();
-        files
+        self.nodes[i].shard_files()
     }
 
     /// The shard files of every node, in node order.
@@ -229,39 +213,5 @@ pub fn hash_file(path: &Path) -> blake3::Hash {
             return hasher.finalize();
         }
         hasher.update(&block[..n]);
-    }
-}
-
-/// An [`AsyncWrite`](tokio::io::AsyncWrite) that keeps only the hash and
-/// length of what it is given.
-#[derive(Default)]
-pub struct HashingWriter {
-    pub hasher: blake3::Hasher,
-    pub len: u64,
-}
-
-impl tokio::io::AsyncWrite for HashingWriter {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }
