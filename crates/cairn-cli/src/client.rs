@@ -608,6 +608,19 @@ fn stored_line(remote: &RemotePath, report: &StoreReport) -> String {
     )
 }
 
+/// A fetch into standard output, which only counts once it is flushed.
+async fn flushed(
+    stdout: &mut tokio::io::Stdout,
+    fetched: Result<FetchReport, FetchError>,
+) -> Result<FetchReport, FetchError> {
+    let report = fetched?;
+    stdout.flush().await.map_err(|source| FetchError::Write {
+        path: "standard output".into(),
+        source,
+    })?;
+    Ok(report)
+}
+
 /// A remote path given on the command line.
 fn remote_arg(text: &str) -> Result<RemotePath> {
     text.parse()
@@ -1052,19 +1065,8 @@ async fn get(global: &GlobalArgs, out: &Output, args: GetArgs) -> Result<()> {
     let progress = |written| bar.set_position(written);
     let result = if to_stdout {
         let mut stdout = tokio::io::stdout();
-        match client.fetch_to(&remote, &mut stdout, &progress).await {
-            Ok(report) => {
-                stdout
-                    .flush()
-                    .await
-                    .map(|()| report)
-                    .map_err(|source| FetchError::Write {
-                        path: "standard output".into(),
-                        source,
-                    })
-            }
-            Err(e) => Err(e),
-        }
+        let fetched = client.fetch_to(&remote, &mut stdout, &progress).await;
+        flushed(&mut stdout, fetched).await
     } else {
         client
             .fetch_file(&remote, &local, args.force, &progress)
@@ -1146,22 +1148,10 @@ async fn get_capability(
     let progress = |written| bar.set_position(written);
     let result = if to_stdout {
         let mut stdout = tokio::io::stdout();
-        match client
+        let fetched = client
             .fetch_capability_to(capability, &mut stdout, &progress)
-            .await
-        {
-            Ok(report) => {
-                stdout
-                    .flush()
-                    .await
-                    .map(|()| report)
-                    .map_err(|source| FetchError::Write {
-                        path: "standard output".into(),
-                        source,
-                    })
-            }
-            Err(e) => Err(e),
-        }
+            .await;
+        flushed(&mut stdout, fetched).await
     } else {
         client
             .fetch_capability_to_file(capability, &local, args.force, &progress)
