@@ -637,9 +637,32 @@ impl TcpMux {
     }
 
     async fn close(&self) {
-        let _ = self.writer.lock().await.shutdown().await;
+        // Requests still waiting fail now: with the reader stopped nothing
+        // would answer them, and they would wait out their timeout. (The
+        // cluster closes a connection when one of its requests broke, so
+        // the others are retried on the fresh one at once.)
+        end(
+            &self.pending,
+            &self.ended,
+            "the connection was closed by the client",
+        );
         self.reader.abort();
+        let _ = self.writer.lock().await.shutdown().await;
     }
+}
+
+/// Records why a connection ended, unless it already had, and wakes every
+/// waiting request with an error (by dropping the answer senders).
+fn end(pending: &Pending, ended: &Mutex<Option<String>>, why: &str) {
+    let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+    if pending.is_none() {
+        return;
+    }
+    ended
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(|| why.to_owned());
+    pending.take();
 }
 
 impl Drop for TcpMux {
@@ -693,9 +716,7 @@ async fn read_answers(
             let _ = waiter.send((response, frame.body));
         }
     };
-    *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-    // Dropping the senders wakes every waiting request with an error.
-    pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    end(&pending, &ended, &why);
 }
 
 async fn quic_connect(
