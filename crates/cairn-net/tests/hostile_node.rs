@@ -144,6 +144,8 @@ async fn closing_a_connection_fails_the_requests_waiting_on_it_at_once() {
     let address = hostile_node(Lie::Silent).await;
     let options = ClientOptions {
         request_timeout: Duration::from_secs(60),
+        // Only the close ends the request.
+        ping_interval: None,
         ..ClientOptions::default()
     };
     let connection = Connection::connect(&address, &options, false)

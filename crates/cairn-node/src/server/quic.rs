@@ -135,7 +135,7 @@ async fn request(
     session: &Mutex<Session>,
 ) {
     let node = &shared.node;
-    let (stream, response, body) = match shared.read_request(&mut recv).await {
+    let (stream, response, body) = match shared.read_request(&mut recv, None).await {
         Err(None) => refusal(ErrorCode::BadRequest, "request timed out"),
         Err(Some(e @ FrameError::TooLarge { .. })) => refusal(ErrorCode::TooLarge, &e.to_string()),
         Err(Some(e @ FrameError::Malformed(_))) => refusal(ErrorCode::BadRequest, &e.to_string()),
