@@ -83,6 +83,9 @@ pub struct ClientOptions {
     /// [`crate::protocol::KEEPALIVE_INTERVAL`]); `None` turns the check off,
     /// leaving stalls to the request timeout. Default 1 s.
     pub ping_interval: Option<Duration>,
+    /// Congestion controller of what this client sends over `quic://` (its
+    /// puts; the node's own setting governs gets). Default Cubic.
+    pub quic_congestion: crate::quic::Congestion,
     /// Limits on what the client accepts from the node.
     pub limits: Limits,
 }
@@ -93,6 +96,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
             ping_interval: Some(Duration::from_secs(1)),
+            quic_congestion: crate::quic::Congestion::Cubic,
             limits: Limits::default(),
         }
     }
@@ -931,7 +935,7 @@ async fn quic_connect(
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Protocol(format!("QUIC configuration: {e}")))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = crate::quic::transport_config();
+    let mut transport = crate::quic::transport_config(options.quic_congestion);
     transport
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(options.request_timeout.max(Duration::from_secs(10)))

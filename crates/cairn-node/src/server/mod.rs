@@ -209,6 +209,12 @@ pub async fn run(
     for address in listeners.addresses(&node.node_id()) {
         info!("serving {address}");
     }
+    if !listeners.quic.is_empty() {
+        info!(
+            "quic:// congestion control: {} (quic_congestion)",
+            config.quic_congestion
+        );
+    }
 
     let tcp_tls = Arc::new(tls::server_config(identity, &[ALPN_CAIRN])?);
     for listener in listeners.tcp {

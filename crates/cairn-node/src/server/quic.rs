@@ -36,7 +36,7 @@ pub(crate) fn endpoint(
     )?)
     .map_err(|e| ServeError::Quic(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = cairn_net::quic::transport_config();
+    let mut transport = cairn_net::quic::transport_config(config.quic_congestion);
     transport
         .max_concurrent_bidi_streams(MAX_STREAMS.into())
         .max_concurrent_uni_streams(0u32.into())
