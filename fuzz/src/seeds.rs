@@ -99,6 +99,7 @@ fn frames() -> Vec<Vec<u8>> {
             Bytes::new(),
         ),
         (Request::DeleteIndex { name: [3; 32] }, Bytes::new()),
+        (Request::Ping, Bytes::new()),
     ];
     let responses = [
         Response::LoggedIn {
@@ -119,6 +120,7 @@ fn frames() -> Vec<Vec<u8>> {
         },
         Response::IndexDeleted { version: None },
         Response::Error(ErrorBody::new(ErrorCode::QuotaExceeded, "over quota")),
+        Response::Pong,
     ];
     let mut seeds = Vec::new();
     let mut all = Vec::new();

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use cairn_core::{AuthKey, Id, KdfParams};
 use cairn_net::Scheme;
 use cairn_net::client::{ClientOptions, Connection};
+use cairn_net::quic::Congestion;
 use cairn_node::local::LocalNode;
 
 use crate::cli::NodeBenchArgs;
@@ -50,10 +51,12 @@ pub fn node(args: &NodeBenchArgs) -> Result<()> {
         &[Scheme::Tcp, Scheme::Quic, Scheme::Https],
     )?;
     node.add_user(USER, PASSPHRASE, None)?;
+    let congestion = args.quic_congestion;
+    node.set("quic_congestion", &format!("\"{congestion}\""))?;
     node.start()?;
     let pid = node.pid().expect("running");
     println!(
-        "cairn bench node: {} shards of {} per run, node data in {}",
+        "cairn bench node: {} shards of {} per run, node data in {}; quic:// congestion control {congestion}",
         args.shards,
         size(SHARD as u64),
         work.path().display()
@@ -93,6 +96,7 @@ pub fn node(args: &NodeBenchArgs) -> Result<()> {
                     clients,
                     args.shards,
                     results.len() as u64,
+                    congestion,
                 )
                 .await;
                 match run {
@@ -258,7 +262,8 @@ async fn verify_cost(
             node.start()?;
             let address = node.address(Scheme::Tcp).expect("listening").clone();
             for (slot, clients) in [1, 8].into_iter().enumerate() {
-                let (put, _) = transfer(&address, key, clients, count, run).await?;
+                let (put, _) =
+                    transfer(&address, key, clients, count, run, Default::default()).await?;
                 rates[slot][setting].push(put);
                 run += 1;
             }
@@ -311,16 +316,20 @@ fn disk_rate(dir: &Path, count: usize, writers: usize) -> Result<f64> {
     Ok((count * SHARD) as f64 / elapsed.as_secs_f64() / 1e6)
 }
 
-/// PUT then GET `count` fresh shards over `clients` connections; MB/s of
-/// each.
+/// PUT then GET `count` fresh shards over `clients` connections, whose
+/// quic:// sender uses `congestion`; MB/s of each.
 async fn transfer(
     address: &cairn_net::NodeAddress,
     key: &[u8; 32],
     clients: usize,
     count: usize,
     run: u64,
+    congestion: Congestion,
 ) -> Result<(f64, f64)> {
-    let options = ClientOptions::default();
+    let options = ClientOptions {
+        quic_congestion: congestion,
+        ..ClientOptions::default()
+    };
     let mut connections = Vec::new();
     for _ in 0..clients {
         let connection = Connection::connect(address, &options, false).await?;
@@ -738,12 +747,37 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
         corrupt_every: Some(4 * 1024 * 1024),
         ..TcpFaults::none()
     };
-    let mut results: Vec<(Scheme, Link, Result<LinkRun>)> = Vec::new();
+    // quic:// once per controller asked for (the nodes restarted with it),
+    // then tcp://, where the setting plays no part.
+    let mut series: Vec<(Scheme, Option<Congestion>)> = Vec::new();
+    for congestion in &args.quic_congestion {
+        if !series.contains(&(Scheme::Quic, Some(*congestion))) {
+            series.push((Scheme::Quic, Some(*congestion)));
+        }
+    }
+    series.push((Scheme::Tcp, None));
+    let mut running = Congestion::default();
+    let mut results: Vec<(Series, Link, Result<LinkRun>)> = Vec::new();
     println!(
-        "\n{:<8} {:<40} {:>10} {:>10} {:>7} {:>7}",
+        "\n{:<14} {:<40} {:>10} {:>10} {:>7} {:>7}",
         "", "link", "put", "get", "put %", "get %"
     );
-    for scheme in [Scheme::Quic, Scheme::Tcp] {
+    for (scheme, congestion) in series {
+        let series = (scheme, congestion);
+        let name = match congestion {
+            Some(congestion) => format!("{scheme}:// {congestion}"),
+            None => format!("{scheme}://"),
+        };
+        if let Some(congestion) = congestion
+            && congestion != running
+        {
+            for node in &mut nodes {
+                node.stop(Duration::from_secs(30))?;
+                node.set("quic_congestion", &format!("\"{congestion}\""))?;
+                node.start()?;
+            }
+            running = congestion;
+        }
         for link in [Link::Direct, Link::Proxied, Link::Faulty] {
             let targets: Vec<cairn_net::NodeAddress> = nodes
                 .iter()
@@ -794,6 +828,7 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             let mut config = cairn_client::ClientConfig::new(USER, servers);
             // A QUIC handshake that loses packets waits out probe timeouts.
             config.connect_timeout_secs = 10;
+            config.quic_congestion = congestion.unwrap_or_default();
             let path = work.path().join(format!("file-{seed}"));
             let file_seed = format!("cairn bench faults file {seed}");
             let outcome = runtime.block_on(link_run(&config, keys.clone(), &path, len, &file_seed));
@@ -838,7 +873,7 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             };
             let clean = results
                 .iter()
-                .find(|(s, l, _)| *s == scheme && *l == Link::Direct)
+                .find(|(s, l, _)| *s == series && *l == Link::Direct)
                 .and_then(|(_, _, r)| r.as_ref().ok())
                 .map(|r| (r.put, r.get));
             match &outcome {
@@ -851,8 +886,8 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
                         _ => (String::new(), String::new()),
                     };
                     println!(
-                        "{:<8} {:<40} {:>10} {:>10} {:>7} {:>7}",
-                        format!("{scheme}://"),
+                        "{:<14} {:<40} {:>10} {:>10} {:>7} {:>7}",
+                        name,
                         label,
                         mbps(run.put),
                         mbps(run.get),
@@ -860,47 +895,51 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
                         get_share
                     );
                     if !run.note.is_empty() {
-                        println!("{:<8} {:<40} {}", "", "", run.note);
+                        println!("{:<14} {:<40} {}", "", "", run.note);
                     }
                 }
-                Err(e) => println!("{:<8} {label:<40} failed: {e:#}", format!("{scheme}://")),
+                Err(e) => println!("{name:<14} {label:<40} failed: {e:#}"),
             }
-            results.push((scheme, link, outcome));
+            results.push((series, link, outcome));
         }
     }
     for node in &mut nodes {
         let _ = node.stop(Duration::from_secs(30));
     }
 
-    let rate = |scheme, link| {
+    let rate = |series, link| {
         results
             .iter()
-            .find(|(s, l, _)| *s == scheme && *l == link)
+            .find(|(s, l, _)| *s == series && *l == link)
             .and_then(|(_, _, r)| r.as_ref().ok())
             .map(|r| (r.put, r.get))
     };
     println!("\ntarget: at 10% loss over quic://, ≥ 30% of the clean (direct) throughput");
-    match (
-        rate(Scheme::Quic, Link::Direct),
-        rate(Scheme::Quic, Link::Faulty),
-    ) {
-        (Some((clean_put, clean_get)), Some((put, get))) => {
-            let (put_share, get_share) = (put / clean_put, get / clean_get);
-            println!(
-                "  put {:.0}% {}, get {:.0}% {}",
-                100.0 * put_share,
-                verdict(put_share >= 0.3),
-                100.0 * get_share,
-                verdict(get_share >= 0.3)
-            );
+    for congestion in &args.quic_congestion {
+        let series = (Scheme::Quic, Some(*congestion));
+        match (rate(series, Link::Direct), rate(series, Link::Faulty)) {
+            (Some((clean_put, clean_get)), Some((put, get))) => {
+                let (put_share, get_share) = (put / clean_put, get / clean_get);
+                println!(
+                    "  {congestion}: put {:.0}% {}, get {:.0}% {}",
+                    100.0 * put_share,
+                    verdict(put_share >= 0.3),
+                    100.0 * get_share,
+                    verdict(get_share >= 0.3)
+                );
+            }
+            _ => println!("  {congestion}: not measured: a run failed (missed)"),
         }
-        _ => println!("  not measured: a run failed (missed)"),
     }
     if results.iter().any(|(_, _, r)| r.is_err()) {
         bail!("a run failed");
     }
     Ok(())
 }
+
+/// A series of `cairn bench --faults`: a transport, and for quic:// the
+/// congestion controller of both ends.
+type Series = (Scheme, Option<Congestion>);
 
 /// Puts then gets a fresh file of `len` bytes with a client of `config`;
 /// MB/s of each, and the bytes of shards the put sent.

@@ -199,6 +199,19 @@ pub struct ClusterBenchArgs {
     /// 4 MiB), and print each rate beside the direct one.
     #[arg(long, conflicts_with_all = ["files", "file_size", "concurrency", "mixed"])]
     pub faults: bool,
+    /// With --faults: the congestion controllers to measure quic:// with,
+    /// comma-separated, each set on the nodes and the client alike
+    /// (`quic_congestion`): cubic (the default setting), bbr (for lossy
+    /// links). Each gets its own direct, clean-proxy and faulty rows, and
+    /// its own verdict against the lossy-link target.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cubic,bbr",
+        requires = "faults",
+        value_name = "NAMES"
+    )]
+    pub quic_congestion: Vec<cairn_net::quic::Congestion>,
 }
 
 /// `cairn bench …`
@@ -226,6 +239,10 @@ pub struct NodeBenchArgs {
     /// measure what verification costs (0 skips it).
     #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100))]
     pub verify_rounds: usize,
+    /// Congestion controller of quic:// on the node and the clients
+    /// (`quic_congestion`): cubic (the default setting) or bbr.
+    #[arg(long, default_value = "cubic", value_name = "NAME")]
+    pub quic_congestion: cairn_net::quic::Congestion,
 }
 
 /// `cairn node …`

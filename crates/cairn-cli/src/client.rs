@@ -326,6 +326,7 @@ fn options(config: Option<&ClientConfig>) -> ClientOptions {
     ClientOptions {
         connect_timeout: config.connect_timeout(),
         request_timeout: config.request_timeout(),
+        quic_congestion: config.quic_congestion,
         ..ClientOptions::default()
     }
 }

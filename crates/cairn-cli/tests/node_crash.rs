@@ -26,7 +26,7 @@ use bytes::Bytes;
 use cairn_core::{AuthKey, Id, KdfParams};
 use cairn_net::client::{ClientError, ClientOptions, Connection};
 use cairn_net::frame;
-use cairn_net::protocol::{ErrorCode, Request, Response, VERSIONS};
+use cairn_net::protocol::{ErrorCode, Request, Response};
 use cairn_net::tls::{self, ALPN_CAIRN, Pin};
 use cairn_net::{NodeAddress, NodeId};
 use cairn_testing::node::NodeProcess;
@@ -215,7 +215,8 @@ async fn half_upload(
         .connect(tls::server_name(), tcp)
         .await
         .unwrap();
-    frame::client_hello(&mut stream, VERSIONS).await.unwrap();
+    // Version 1: the node sends nothing but answers (no keep-alives).
+    assert_eq!(frame::client_hello(&mut stream, &[1]).await.unwrap(), 1);
     let login = Request::Login {
         user: USER.into(),
         auth_key: cairn_net::protocol::AuthKeyBytes(*key),

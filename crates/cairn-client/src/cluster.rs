@@ -26,9 +26,12 @@
 //!   [`Cluster::MAX_ATTEMPTS`] in all, give up.
 //! - A connection found gone before a request uses it (it broke while
 //!   idle) is replaced without counting as an attempt.
-//! - A request that times out is sent once more on a fresh connection: the
-//!   old one may have stalled rather than died (over TLS, a corrupted record
-//!   length leaves the reader waiting for bytes that never come). A node
+//! - A connection that stalls rather than dies (over TLS, a corrupted
+//!   record length leaves the reader waiting for bytes that never come) is
+//!   found by `cairn_net`'s liveness check on `tcp://` within about two
+//!   ping intervals and ends as [`ClientError::Broken`], retried as above.
+//!   Where no check runs (`https://`, nodes of protocol version 1), a
+//!   request that times out is sent once more on a fresh connection; a node
 //!   that stalls the fresh connection too is down.
 //! - A node is marked down for [`Cluster::RETRY_AFTER`] only when a fresh
 //!   connection cannot be made (a refusal, a connect timeout, a failed
@@ -451,11 +454,12 @@ impl Cluster {
                     // request is probably making it right now.
                     wait = true;
                 }
-                // A stalled connection (a lost answer: over TLS, a corrupted
-                // record length leaves the reader waiting for bytes that
-                // never come) gets one fresh connection; a node that stalls
-                // that one too is down. A node that no longer accepts
-                // connections is found by the connect.
+                // A stalled connection that no liveness check ended (a lost
+                // answer: over TLS, a corrupted record length leaves the
+                // reader waiting for bytes that never come) gets one fresh
+                // connection; a node that stalls that one too is down. A
+                // node that no longer accepts connections is found by the
+                // connect.
                 Err(e @ ClientError::Timeout { .. }) => {
                     if timed_out || attempts >= Self::MAX_ATTEMPTS {
                         self.mark_down(index, e).await;

@@ -122,6 +122,7 @@ impl Client {
         let options = ClientOptions {
             connect_timeout: std::time::Duration::from_secs(config.connect_timeout_secs),
             request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+            quic_congestion: config.quic_congestion,
             ..ClientOptions::default()
         };
         let cluster = Cluster::new(

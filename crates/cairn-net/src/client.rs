@@ -9,21 +9,53 @@
 //! deadline, so a node that stops answering costs at most the request
 //! timeout.
 //!
+//! # Stalled links
+//!
+//! A connection can stall without breaking: over TLS on TCP, a corrupted
+//! bit in a record's length field leaves the receiver waiting for bytes
+//! that will never be sent, and the sender waiting for an answer. Each
+//! transport handles it its own way:
+//!
+//! - **`tcp://`** (protocol version 2, see [`crate::protocol`]): a
+//!   liveness check. While requests wait, the client is not writing, and
+//!   nothing has come from the node for [`ClientOptions::ping_interval`]
+//!   (1 s by default), it sends a ping; the node answers pings at once, and
+//!   sends keep-alives of its own while it reads a long request or is busy.
+//!   If nothing arrives within another interval, the connection is declared
+//!   [`ClientError::Broken`], every request waiting on it fails, and the
+//!   caller retries on a fresh connection (as `cairn_client`'s cluster
+//!   does). A slow request on a live node is never cut: the node's pongs
+//!   and keep-alives keep coming while it works. The interval must exceed
+//!   the link's round-trip time. A node of version 1 gets no pings, and
+//!   its stalls last until the request timeout.
+//! - **`quic://`**: nothing to do. Every QUIC packet is authenticated on
+//!   its own, so a corrupted packet is a lost packet, which QUIC resends;
+//!   quinn's keep-alives and idle timeout end a dead path.
+//! - **`https://`**: HTTP/1.1 has no way to probe a connection in the
+//!   middle of a request (HTTP/2 has PING frames, which hyper's keep-alive
+//!   uses, but the node serves HTTP/1.1 only), and reqwest's read timeout
+//!   runs from the start of a request to its answer's head, so it would cut
+//!   slow requests too. A stall there ends at the request timeout; then the
+//!   request is retried on a fresh connection.
+//!
 //! Shards read back are checked against their id here, so a node (or a
 //! disk, or a network) that returns wrong bytes yields
 //! [`ClientError::Corrupt`], never the bytes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin as StdPin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use crate::address::{NodeAddress, Scheme};
@@ -31,7 +63,8 @@ use crate::frame::{self, FrameError, HandshakeError};
 use crate::https::HttpsClient;
 use crate::identity::NodeId;
 use crate::protocol::{
-    AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, Request, Response, VERSIONS,
+    AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, PING_VERSION, Request, Response,
+    VERSIONS,
 };
 use crate::tls::{self, ALPN_CAIRN, ALPN_HTTP1, NodeIdMismatch, Pin};
 
@@ -42,6 +75,17 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest wait for the answer to one request. Default 30 s.
     pub request_timeout: Duration,
+    /// Liveness check of `tcp://` connections (see the [module
+    /// docs](self#stalled-links)): after this long without a byte from the
+    /// node while requests wait, a ping; after this long again, the
+    /// connection is declared broken. Must exceed the link's round-trip time
+    /// (and stay well above the node's keep-alive interval,
+    /// [`crate::protocol::KEEPALIVE_INTERVAL`]); `None` turns the check off,
+    /// leaving stalls to the request timeout. Default 1 s.
+    pub ping_interval: Option<Duration>,
+    /// Congestion controller of what this client sends over `quic://` (its
+    /// puts; the node's own setting governs gets). Default Cubic.
+    pub quic_congestion: crate::quic::Congestion,
     /// Limits on what the client accepts from the node.
     pub limits: Limits,
 }
@@ -51,6 +95,8 @@ impl Default for ClientOptions {
         Self {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
+            ping_interval: Some(Duration::from_secs(1)),
+            quic_congestion: crate::quic::Congestion::Cubic,
             limits: Limits::default(),
         }
     }
@@ -543,17 +589,22 @@ async fn resolve(address: &NodeAddress) -> Result<SocketAddr, ClientError> {
 
 type Pending = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<(Response, Bytes)>>>>>;
 
+type Writer = Arc<tokio::sync::Mutex<BufWriter<WriteHalf<TlsStream<TcpStream>>>>>;
+
 /// Many requests over one TLS stream: requests are written whole under a
-/// lock; a reader task hands each answer to the request with its stream id.
+/// lock; a reader task hands each answer to the request with its stream id;
+/// on protocol version 2 a watcher task runs the liveness check.
 #[derive(Debug)]
 struct TcpMux {
-    writer: tokio::sync::Mutex<BufWriter<WriteHalf<TlsStream<TcpStream>>>>,
+    writer: Writer,
     /// Waiting requests by stream id; `None` once the connection is gone.
     pending: Pending,
     /// Why the connection ended, once it has (for the requests it fails).
     ended: Arc<Mutex<Option<String>>>,
+    /// Stream ids of requests; 0 is never one (it carries pings).
     next_stream: AtomicU32,
     reader: tokio::task::JoinHandle<()>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TcpMux {
@@ -578,7 +629,7 @@ impl TcpMux {
                 address: address.to_string(),
                 source,
             })?;
-        frame::client_hello(&mut stream, VERSIONS)
+        let version = frame::client_hello(&mut stream, VERSIONS)
             .await
             .map_err(|source| ClientError::Handshake {
                 address: address.to_string(),
@@ -587,23 +638,50 @@ impl TcpMux {
         let (read, write) = tokio::io::split(stream);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let ended = Arc::new(Mutex::new(None));
+        let received = Arc::new(AtomicU64::new(0));
         let reader = tokio::spawn(read_answers(
-            read,
+            Counted {
+                inner: read,
+                count: received.clone(),
+            },
             pending.clone(),
             ended.clone(),
             options.limits,
         ));
+        let writer: Writer = Arc::new(tokio::sync::Mutex::new(BufWriter::with_capacity(
+            64 * 1024,
+            write,
+        )));
+        // A node of version 1 would refuse a ping as a malformed request.
+        let watcher = options
+            .ping_interval
+            .filter(|_| version >= PING_VERSION)
+            .map(|interval| {
+                tokio::spawn(watch_liveness(Liveness {
+                    interval,
+                    writer: writer.clone(),
+                    pending: pending.clone(),
+                    ended: ended.clone(),
+                    received,
+                    reader: reader.abort_handle(),
+                }))
+            });
         Ok(Self {
-            writer: tokio::sync::Mutex::new(BufWriter::with_capacity(64 * 1024, write)),
+            writer,
             pending,
             ended,
             next_stream: AtomicU32::new(1),
             reader,
+            watcher,
         })
     }
 
     async fn call(&self, request: &Request, body: &[u8]) -> Result<(Response, Bytes), ClientError> {
-        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        // Stream 0 carries pings and the node's keep-alives.
+        let stream = match self.next_stream.fetch_add(1, Ordering::Relaxed) {
+            0 => self.next_stream.fetch_add(1, Ordering::Relaxed),
+            stream => stream,
+        };
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -637,14 +715,166 @@ impl TcpMux {
     }
 
     async fn close(&self) {
-        let _ = self.writer.lock().await.shutdown().await;
+        // Requests still waiting fail now: with the reader stopped nothing
+        // would answer them, and they would wait out their timeout. (The
+        // cluster closes a connection when one of its requests broke, so
+        // the others are retried on the fresh one at once.)
+        end(
+            &self.pending,
+            &self.ended,
+            "the connection was closed by the client",
+        );
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
         self.reader.abort();
+        let _ = self.writer.lock().await.shutdown().await;
     }
+}
+
+/// Records why a connection ended, unless it already had, and wakes every
+/// waiting request with an error (by dropping the answer senders).
+fn end(pending: &Pending, ended: &Mutex<Option<String>>, why: &str) {
+    let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+    if pending.is_none() {
+        return;
+    }
+    ended
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(|| why.to_owned());
+    pending.take();
 }
 
 impl Drop for TcpMux {
     fn drop(&mut self) {
+        // The watcher holds the writer: stopping it lets the socket close.
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
         self.reader.abort();
+    }
+}
+
+/// A reader that counts the bytes it hands out: the liveness check's sign
+/// that the node's answers still get through (whole TLS records only, so a
+/// record stalled by a corrupted length shows as silence).
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: StdPin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = StdPin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.count.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+/// What the liveness check of one `tcp://` connection works with.
+struct Liveness {
+    interval: Duration,
+    writer: Writer,
+    pending: Pending,
+    ended: Arc<Mutex<Option<String>>>,
+    /// Bytes received from the node so far.
+    received: Arc<AtomicU64>,
+    reader: tokio::task::AbortHandle,
+}
+
+/// The ping frame: stream 0, [`Request::Ping`], no body. Written with one
+/// `write_all` into a buffered writer with room for it, so that it goes in
+/// whole or not at all, even if the write is given up.
+fn ping_frame() -> Vec<u8> {
+    let message = frame::encode(&Request::Ping);
+    let mut bytes = Vec::with_capacity(12 + message.len());
+    bytes.extend_from_slice(&(8 + message.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(&(message.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&message);
+    bytes
+}
+
+/// The liveness check (see the [module docs](self#stalled-links)): pings a
+/// connection that went silent while requests wait, and declares it broken
+/// if the silence outlasts the ping by another interval.
+async fn watch_liveness(live: Liveness) {
+    let tick = (live.interval / 4).max(Duration::from_millis(10));
+    let ping = ping_frame();
+    let mut seen = live.received.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    let mut pinged: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = Instant::now();
+        let received = live.received.load(Ordering::Relaxed);
+        if received != seen {
+            seen = received;
+            quiet_since = now;
+            pinged = None;
+        }
+        let waiting = match live
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            None => return, // the connection ended
+            Some(pending) => !pending.is_empty(),
+        };
+        if !waiting {
+            // Silence without a question is no sign of anything.
+            quiet_since = now;
+            pinged = None;
+            continue;
+        }
+        match pinged {
+            Some(at) if now - at >= live.interval => {
+                let why = format!(
+                    "nothing from the node for {:.1?}, nor within {:?} of a ping: the link stalled",
+                    now - quiet_since,
+                    live.interval
+                );
+                end(&live.pending, &live.ended, &why);
+                live.reader.abort();
+                return;
+            }
+            Some(_) => {}
+            None if now - quiet_since >= live.interval => {
+                // A request still being written holds the writer: the link
+                // is busy sending (or the node is not reading, which the
+                // node signals with keep-alives), not silent; look again at
+                // the next tick.
+                let Ok(mut writer) = live.writer.try_lock() else {
+                    continue;
+                };
+                let sent = tokio::time::timeout(live.interval, async {
+                    writer.write_all(&ping).await?;
+                    writer.flush().await
+                })
+                .await;
+                if let Ok(Err(e)) = sent {
+                    // The reader will see the end too; this says why first.
+                    let why = format!("sending a ping failed: {e}");
+                    end(&live.pending, &live.ended, &why);
+                    live.reader.abort();
+                    return;
+                }
+                // Sent, or stuck in a socket the node does not drain: either
+                // way the answer is due within the interval.
+                pinged = Some(now);
+            }
+            None => {}
+        }
     }
 }
 
@@ -669,7 +899,7 @@ impl Drop for ForgetOnDrop<'_> {
 /// Hands each answer to its request until the connection ends, then fails
 /// every request still waiting.
 async fn read_answers(
-    mut read: ReadHalf<TlsStream<TcpStream>>,
+    mut read: Counted<ReadHalf<TlsStream<TcpStream>>>,
     pending: Pending,
     ended: Arc<Mutex<Option<String>>>,
     limits: Limits,
@@ -693,9 +923,7 @@ async fn read_answers(
             let _ = waiter.send((response, frame.body));
         }
     };
-    *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-    // Dropping the senders wakes every waiting request with an error.
-    pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+    end(&pending, &ended, &why);
 }
 
 async fn quic_connect(
@@ -707,7 +935,7 @@ async fn quic_connect(
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Protocol(format!("QUIC configuration: {e}")))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = crate::quic::transport_config();
+    let mut transport = crate::quic::transport_config(options.quic_congestion);
     transport
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(options.request_timeout.max(Duration::from_secs(10)))

@@ -380,6 +380,21 @@ mod tests {
         assert_eq!(client_hello(&mut client, &[9, 1]).await.unwrap(), 1);
         assert_eq!(node.await.unwrap().unwrap(), 1);
 
+        // Old and new meet on version 1 either way round; new and new on 2.
+        for (client_versions, node_versions, chosen) in [
+            (&[1u8][..], VERSIONS, 1),
+            (VERSIONS, &[1u8][..], 1),
+            (VERSIONS, VERSIONS, 2),
+        ] {
+            let (mut client, mut server) = tokio::io::duplex(1024);
+            let node = tokio::spawn(async move { server_hello(&mut server, node_versions).await });
+            assert_eq!(
+                client_hello(&mut client, client_versions).await.unwrap(),
+                chosen
+            );
+            assert_eq!(node.await.unwrap().unwrap(), chosen);
+        }
+
         let (mut client, mut server) = tokio::io::duplex(1024);
         let node = tokio::spawn(async move { server_hello(&mut server, VERSIONS).await });
         match client_hello(&mut client, &[7]).await {
@@ -387,7 +402,7 @@ mod tests {
                 supported, message, ..
             }) => {
                 assert_eq!(supported, VERSIONS);
-                assert!(message.contains("[1]"), "{message}");
+                assert!(message.contains(&format!("{VERSIONS:?}")), "{message}");
             }
             other => panic!("{other:?}"),
         }

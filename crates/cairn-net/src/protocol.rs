@@ -30,8 +30,48 @@
 //! Bodies (shard bytes, index entry data) travel beside the postcard-encoded
 //! message, not inside it, so a shard is read from the socket into one
 //! buffer and written from there.
+//!
+//! # Versions
+//!
+//! - **1**: the requests and answers up to [`Request::DeleteIndex`] and
+//!   [`Response::Error`].
+//! - **2** ([`PING_VERSION`]): adds [`Request::Ping`] and [`Response::Pong`],
+//!   appended after the version 1 variants, so every version 1 message
+//!   encodes to the same bytes in version 2. A client sends a ping, and a
+//!   node sends an unsolicited pong, only on a connection whose hello chose
+//!   version 2 or later: a version 1 peer would refuse the unknown variant.
+//!
+//! # Liveness (`tcp://`, version 2)
+//!
+//! Over TLS on TCP a single corrupted bit in a record's length field can
+//! leave the receiving side waiting for bytes that never come, while the
+//! sender, having sent everything, waits for an answer: neither side sees
+//! an error. So, on `tcp://` connections of version 2:
+//!
+//! - when the client waits for answers, is not in the middle of writing a
+//!   request, and has received nothing for its ping interval, it sends a
+//!   [`Request::Ping`] on stream 0; the node answers it
+//!   with a [`Response::Pong`] on the same stream as soon as its reader gets
+//!   to it, never behind slow requests. A pong proves that the node read
+//!   everything the client sent before the ping and that its answers get
+//!   through;
+//! - the node sends an unsolicited [`Response::Pong`] on stream 0 every
+//!   [`KEEPALIVE_INTERVAL`] in which it read bytes of the connection (a
+//!   long upload arriving over a slow link, before its answer) or held off
+//!   reading on purpose (waiting for room under its in-flight or memory
+//!   limits, or a throttled login), so that a busy node is not taken for a
+//!   broken link while a ping waits behind what it is not reading yet;
+//! - if nothing at all arrives within another ping interval after a ping,
+//!   the client declares the connection broken and retries its requests on
+//!   a fresh one.
+//!
+//! Clients never use stream 0 for requests, and ignore frames on it.
+//! `quic://` needs none of this (each packet is authenticated on its own,
+//! so a corrupted one is a lost one and QUIC resends it); `https://` has
+//! no in-band probe in HTTP/1.1 (see [`crate::client`]).
 
 use std::fmt;
+use std::time::Duration;
 
 use cairn_core::Id;
 use serde::{Deserialize, Serialize};
@@ -39,7 +79,16 @@ use serde::{Deserialize, Serialize};
 use crate::identity::NodeId;
 
 /// The protocol versions this build speaks, newest first.
-pub const VERSIONS: &[u8] = &[1];
+pub const VERSIONS: &[u8] = &[2, 1];
+
+/// The first version with [`Request::Ping`] and [`Response::Pong`] (see the
+/// [module docs](self#liveness-tcp-version-2)).
+pub const PING_VERSION: u8 = 2;
+
+/// How often a node sends an unsolicited [`Response::Pong`] on a `tcp://`
+/// connection of version 2 while it reads a request or holds off reading.
+/// Clients' ping intervals must be well above it (the default is 1 s).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Name of an index entry: 32 opaque bytes (the client's HMAC of a path).
 pub type IndexName = [u8; 32];
@@ -118,6 +167,9 @@ pub enum Request {
         /// Entry name.
         name: IndexName,
     },
+    /// Asks for a sign of life (version 2). Answered by [`Response::Pong`] on
+    /// the same stream, ahead of any request still running.
+    Ping,
 }
 
 impl Request {
@@ -139,6 +191,7 @@ impl Request {
             Self::GetIndex { .. } => "get-index",
             Self::ListIndex { .. } => "list-index",
             Self::DeleteIndex { .. } => "delete-index",
+            Self::Ping => "ping",
         }
     }
 }
@@ -198,6 +251,10 @@ pub enum Response {
     },
     /// The request failed.
     Error(ErrorBody),
+    /// A sign of life (version 2): the answer to [`Request::Ping`], or, on
+    /// stream 0, a node's own keep-alive while it is busy with the
+    /// connection (see the [module docs](self#liveness-tcp-version-2)).
+    Pong,
 }
 
 /// What happened to one dropped reference.
@@ -408,6 +465,23 @@ mod tests {
         assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
         assert_eq!(ErrorCode::QuotaExceeded.http_status(), 507);
         assert_eq!(ErrorCode::HashMismatch.http_status(), 422);
+    }
+
+    /// Version 2 appended its variants: every version 1 message keeps its
+    /// bytes, so a version 1 peer reads what a version 2 build sends it.
+    #[test]
+    fn version_2_keeps_the_version_1_encodings() {
+        let error = Response::Error(ErrorBody::new(ErrorCode::NotFound, "x"));
+        assert_eq!(postcard::to_allocvec(&error).unwrap()[0], 10);
+        let delete = Request::DeleteIndex { name: [0; 32] };
+        assert_eq!(postcard::to_allocvec(&delete).unwrap()[0], 9);
+        assert_eq!(postcard::to_allocvec(&Request::Ping).unwrap(), [10]);
+        assert_eq!(postcard::to_allocvec(&Response::Pong).unwrap(), [11]);
+        assert_eq!(VERSIONS[0], PING_VERSION);
+        assert!(
+            VERSIONS.contains(&1),
+            "version 1 peers must still be served"
+        );
     }
 
     #[test]

@@ -9,16 +9,34 @@
 //!
 //! A frame that is too large or malformed is answered with an error on its
 //! stream and the connection is closed; other connections are unaffected.
+//!
+//! **Liveness** (protocol version 2; the rules are in
+//! [`cairn_net::protocol`]): a ping is answered by the reader itself, as
+//! soon as it reads it, never as a task behind slow requests. While the
+//! reader waits on purpose (for a free slot of [`MAX_IN_FLIGHT`], for room
+//! in the body memory budget, or on a throttled login) it cannot read a
+//! ping, and a long upload over a slow link holds a ping behind it; so a
+//! keep-alive task sends an unsolicited pong on stream 0 at every
+//! [`KEEPALIVE_INTERVAL`] tick that finds the reader holding off, or in the
+//! middle of a request frame that grew since the last tick. A reader stuck
+//! in a TLS record whose length was corrupted does neither, and the
+//! client's check ends the connection.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_net::frame::{self, FrameError};
-use cairn_net::protocol::{ErrorBody, ErrorCode, Request, Response, VERSIONS};
+use cairn_net::protocol::{
+    ErrorBody, ErrorCode, KEEPALIVE_INTERVAL, PING_VERSION, Request, Response, VERSIONS,
+};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+    ReadBuf,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -92,30 +110,125 @@ async fn connection(
         .await
         .map_err(|_| ConnectionError::Timeout("TLS handshake"))?
         .map_err(ConnectionError::Tls)?;
-    tokio::time::timeout(deadline, frame::server_hello(&mut stream, VERSIONS))
+    let version = tokio::time::timeout(deadline, frame::server_hello(&mut stream, VERSIONS))
         .await
         .map_err(|_| ConnectionError::Timeout("hello"))??;
     let (read, write) = tokio::io::split(stream);
+    let activity = Arc::new(Activity::default());
+    let read = Counted {
+        inner: read,
+        activity: activity.clone(),
+    };
     serve(
         BufReader::with_capacity(64 * 1024, read),
         write,
         peer,
         shared,
+        (version >= PING_VERSION).then_some(activity),
     )
     .await;
     Ok(())
 }
 
+/// What a connection's reader does that its client cannot see from the
+/// answers: bytes read, whether a request frame is being read, and waits
+/// during which it holds off reading. The keep-alive task turns them into
+/// pongs (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Bytes read from the connection so far.
+    read: AtomicU64,
+    /// The reader is between a frame's first byte and its end.
+    receiving: AtomicBool,
+    /// Waits in progress during which the reader does not read.
+    holding: AtomicUsize,
+}
+
+impl Activity {
+    /// Counts the reader as holding off reading until the guard is dropped.
+    pub(crate) fn hold(&self) -> Holding<'_> {
+        self.holding.fetch_add(1, Ordering::Relaxed);
+        Holding(self)
+    }
+}
+
+/// A wait of the reader, from [`Activity::hold`] until dropped.
+pub(crate) struct Holding<'a>(&'a Activity);
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0.holding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's read half, counting what it reads.
+struct Counted<R> {
+    inner: R,
+    activity: Arc<Activity>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.activity.read.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+/// Sends an unsolicited pong on stream 0 at every [`KEEPALIVE_INTERVAL`]
+/// tick that finds the reader holding off reading, or receiving a frame
+/// that grew since the last tick. A pong that finds the answer queue full
+/// is skipped: answers are on their way, which tells the client as much.
+async fn keep_alive(activity: Arc<Activity>, answers: mpsc::Sender<Answer>) {
+    let mut seen = activity.read.load(Ordering::Relaxed);
+    let mut tick = tokio::time::interval(KEEPALIVE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        let read = activity.read.load(Ordering::Relaxed);
+        let grew = read != seen;
+        seen = read;
+        let busy = activity.holding.load(Ordering::Relaxed) > 0
+            || (grew && activity.receiving.load(Ordering::Relaxed));
+        if busy
+            && let Err(mpsc::error::TrySendError::Closed(_)) =
+                answers.try_send((0, Response::Pong, Bytes::new()))
+        {
+            return;
+        }
+    }
+}
+
 /// Reads requests and answers them until the peer leaves, a limit is hit,
-/// or the node shuts down; then finishes the requests in flight.
-async fn serve<R, W>(mut read: BufReader<R>, write: W, peer: SocketAddr, shared: &Arc<Shared>)
-where
+/// or the node shuts down; then finishes the requests in flight. With an
+/// `activity` (a client of version 2), keep-alives are sent as the module
+/// docs describe.
+async fn serve<R, W>(
+    mut read: BufReader<R>,
+    write: W,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    activity: Option<Arc<Activity>>,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let node = shared.node.clone();
     let (answers, outbox) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_answers(write, outbox, shared.request_timeout));
+    let keep_alive = activity
+        .clone()
+        .map(|activity| tokio::spawn(keep_alive(activity, answers.clone())));
+    let activity = activity.as_deref();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let mut session = Session::new(peer.ip());
@@ -137,7 +250,14 @@ where
             Ok(Ok(_)) => {}
         }
         // The whole frame must follow within the request limit.
-        let (frame, budget) = match shared.read_request(&mut read).await {
+        if let Some(activity) = activity {
+            activity.receiving.store(true, Ordering::Relaxed);
+        }
+        let received = shared.read_request(&mut read, activity).await;
+        if let Some(activity) = activity {
+            activity.receiving.store(false, Ordering::Relaxed);
+        }
+        let (frame, budget) = match received {
             Ok(received) => received,
             Err(None) => {
                 debug!(%peer, "request not received in time; closing");
@@ -174,19 +294,36 @@ where
                 break;
             }
         };
-        if matches!(request, Request::Login { .. }) {
-            let (response, body) = node.handle(&mut session, request, frame.body).await;
+        if matches!(request, Request::Ping) {
+            // At once, ahead of every request still running: that is what
+            // a ping asks.
             drop(budget);
+            if answers
+                .send((frame.stream, Response::Pong, Bytes::new()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
+        if matches!(request, Request::Login { .. }) {
+            // A throttled login can take seconds; the reader waits for it.
+            let holding = activity.map(Activity::hold);
+            let (response, body) = node.handle(&mut session, request, frame.body).await;
+            drop((holding, budget));
             if answers.send((frame.stream, response, body)).await.is_err() {
                 break;
             }
             continue;
         }
+        let holding = activity.map(Activity::hold);
         let slot = in_flight
             .clone()
             .acquire_owned()
             .await
             .expect("never closed");
+        drop(holding);
         let (node, answers, mut session) = (node.clone(), answers.clone(), session.clone());
         tasks.spawn(async move {
             let (response, body) = node.handle(&mut session, request, frame.body).await;
@@ -197,6 +334,11 @@ where
     }
     // Requests already started are finished and answered.
     while tasks.join_next().await.is_some() {}
+    if let Some(keep_alive) = keep_alive {
+        // It holds a sender: the writer ends only once it is gone.
+        keep_alive.abort();
+        let _ = keep_alive.await;
+    }
     drop(answers);
     let _ = writer.await;
 }

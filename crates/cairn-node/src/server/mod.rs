@@ -150,10 +150,13 @@ impl Shared {
     /// the body is read). The permit is released when the caller drops it,
     /// once the request is answered.
     ///
-    /// `Err(None)` means the frame did not arrive in time.
+    /// `Err(None)` means the frame did not arrive in time. While it waits
+    /// for room in the budget, the connection's `activity` (if any) counts
+    /// it as holding off reading.
     pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         &self,
         read: &mut R,
+        activity: Option<&framed::Activity>,
     ) -> Result<
         (cairn_net::frame::Frame, tokio::sync::OwnedSemaphorePermit),
         Option<cairn_net::frame::FrameError>,
@@ -164,12 +167,14 @@ impl Shared {
             let Some(len) = frame::read_len(read, &limits).await? else {
                 return Err(FrameError::Truncated);
             };
+            let holding = activity.map(framed::Activity::hold);
             let budget = self
                 .body_budget
                 .clone()
                 .acquire_many_owned(Self::budget_permits(len))
                 .await
                 .expect("the budget is never closed");
+            drop(holding);
             Ok((frame::read_payload(read, len, &limits).await?, budget))
         })
         .await
@@ -203,6 +208,12 @@ pub async fn run(
     });
     for address in listeners.addresses(&node.node_id()) {
         info!("serving {address}");
+    }
+    if !listeners.quic.is_empty() {
+        info!(
+            "quic:// congestion control: {} (quic_congestion)",
+            config.quic_congestion
+        );
     }
 
     let tcp_tls = Arc::new(tls::server_config(identity, &[ALPN_CAIRN])?);

@@ -36,7 +36,7 @@ pub(crate) fn endpoint(
     )?)
     .map_err(|e| ServeError::Quic(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = cairn_net::quic::transport_config();
+    let mut transport = cairn_net::quic::transport_config(config.quic_congestion);
     transport
         .max_concurrent_bidi_streams(MAX_STREAMS.into())
         .max_concurrent_uni_streams(0u32.into())
@@ -135,7 +135,7 @@ async fn request(
     session: &Mutex<Session>,
 ) {
     let node = &shared.node;
-    let (stream, response, body) = match shared.read_request(&mut recv).await {
+    let (stream, response, body) = match shared.read_request(&mut recv, None).await {
         Err(None) => refusal(ErrorCode::BadRequest, "request timed out"),
         Err(Some(e @ FrameError::TooLarge { .. })) => refusal(ErrorCode::TooLarge, &e.to_string()),
         Err(Some(e @ FrameError::Malformed(_))) => refusal(ErrorCode::BadRequest, &e.to_string()),

@@ -15,11 +15,23 @@
 //!   each direction (gaps drawn between 1 and twice the setting);
 //! - **black hole**: new connections are accepted and then never answered
 //!   (what they send is read and thrown away); connections already open stop
-//!   forwarding anything.
+//!   forwarding anything;
+//! - **stalled TLS record**: once, the next TLS record shorter than 8 KiB
+//!   that starts in one direction (of any connection) gets bit 13 of its
+//!   length field flipped, so that it announces 8 KiB more than follows: the
+//!   receiver waits for bytes the sender never meant to send. This is what a
+//!   random bit flip does now and then (a corrupted length, on the last
+//!   record before the sender waits for an answer), made deterministic.
 //!
 //! Settings are read for every piece of data, so a change applies to open
 //! connections at once (a cut length, drawn when a connection opens, only
-//! to new ones).
+//! to new ones; a record stall is armed by [`TcpProxy::start`] and
+//! [`TcpProxy::set`] and fires once).
+//!
+//! To find record boundaries, each direction follows the stream as TLS
+//! records from its first byte (5-byte headers: type, version, length,
+//! big-endian). On a stream that is not TLS this finds nonsense, which
+//! matters only to the record stall.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
+
+use super::Direction;
 use rand_pcg::Pcg64Mcg;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -48,6 +62,9 @@ pub struct TcpFaults {
     pub corrupt_every: Option<u64>,
     /// Accept connections and never answer them.
     pub black_hole: bool,
+    /// Stall the next TLS record shorter than 8 KiB in this direction by
+    /// flipping bit 13 of its length, once (see the module docs).
+    pub stall_record: Option<Direction>,
 }
 
 impl TcpFaults {
@@ -82,6 +99,8 @@ pub struct TcpStats {
     pub corrupted: u64,
     /// Connections reset after their `cut_after` bytes.
     pub cuts: u64,
+    /// TLS records whose length was made to announce more than follows.
+    pub stalled_records: u64,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +112,7 @@ struct Counters {
     discarded_bytes: AtomicU64,
     corrupted: AtomicU64,
     cuts: AtomicU64,
+    stalled_records: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -100,6 +120,8 @@ struct Shared {
     faults: Mutex<TcpFaults>,
     seed: u64,
     counters: Counters,
+    /// A record stall is armed and has not fired yet.
+    stall_armed: AtomicBool,
 }
 
 impl Shared {
@@ -130,6 +152,7 @@ impl TcpProxy {
             faults: Mutex::new(faults),
             seed,
             counters: Counters::default(),
+            stall_armed: AtomicBool::new(faults.stall_record.is_some()),
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept_task(
@@ -150,9 +173,13 @@ impl TcpProxy {
         self.address
     }
 
-    /// Changes the faults, for open connections too.
+    /// Changes the faults, for open connections too; a record stall is
+    /// armed again.
     pub fn set(&self, faults: TcpFaults) {
         *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.shared
+            .stall_armed
+            .store(faults.stall_record.is_some(), Ordering::Relaxed);
     }
 
     /// What happened so far.
@@ -167,6 +194,7 @@ impl TcpProxy {
             discarded_bytes: get(&c.discarded_bytes),
             corrupted: get(&c.corrupted),
             cuts: get(&c.cuts),
+            stalled_records: get(&c.stalled_records),
         }
     }
 }
@@ -291,12 +319,18 @@ async fn pipe(
 ) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(64);
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let direction = if upstream {
+        Direction::Upstream
+    } else {
+        Direction::Downstream
+    };
     let reader = {
         let shared = shared.clone();
         let link = link.clone();
         async move {
             let mut offset = 0u64; // bytes of this direction read so far
             let mut next_corruption: Option<u64> = None;
+            let mut records = Records::default();
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = tokio::select! {
@@ -326,6 +360,25 @@ async fn pipe(
                     }
                     next_corruption = Some(at);
                 }
+                let stalling = faults.stall_record == Some(direction)
+                    && shared.stall_armed.load(Ordering::Relaxed);
+                records.scan(&mut data, |len| {
+                    // Only a record that stays under TLS's limit once grown
+                    // (2^14 + 256) waits instead of failing at once.
+                    let fire = stalling
+                        && len < STALL_GROWTH
+                        && shared
+                            .stall_armed
+                            .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok();
+                    if fire {
+                        shared
+                            .counters
+                            .stalled_records
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    fire
+                });
                 offset += n as u64;
                 let before = link.carried.fetch_add(n as u64, Ordering::Relaxed);
                 let mut cut = false;
@@ -391,6 +444,57 @@ async fn pipe(
         }
     };
     tokio::join!(reader, writer);
+}
+
+/// What a stalled record's length grows by: bit 13 of the length field,
+/// the high byte's bit 5.
+const STALL_GROWTH: usize = 8192;
+
+/// Follows one direction of a stream as TLS records: a 5-byte header (type,
+/// version, length u16 big-endian), then that many bytes.
+#[derive(Debug, Default)]
+struct Records {
+    header: [u8; 5],
+    /// Header bytes seen of the record being started.
+    filled: usize,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+}
+
+impl Records {
+    /// Walks `data`, the next bytes of the direction. For every header
+    /// whose length field lies in `data` (not split from a piece already
+    /// forwarded), asks `stall(length)`; on true, flips bit 13 of the
+    /// length as it will be forwarded (the stream's real structure, which
+    /// this keeps following, is unchanged).
+    fn scan(&mut self, data: &mut [u8], mut stall: impl FnMut(usize) -> bool) {
+        let mut length_at = None;
+        let mut i = 0;
+        while i < data.len() {
+            if self.body_left > 0 {
+                let take = self.body_left.min(data.len() - i);
+                self.body_left -= take;
+                i += take;
+                continue;
+            }
+            if self.filled == 3 {
+                length_at = Some(i);
+            }
+            self.header[self.filled] = data[i];
+            self.filled += 1;
+            i += 1;
+            if self.filled == self.header.len() {
+                let len = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                if let Some(at) = length_at.take()
+                    && stall(len)
+                {
+                    data[at] ^= (STALL_GROWTH >> 8) as u8;
+                }
+                self.filled = 0;
+                self.body_left = len;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -529,6 +633,72 @@ mod tests {
         stream.write_all(b"two").await.unwrap();
         let answer = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
         assert!(answer.is_err(), "{answer:?}");
+    }
+
+    /// Three records whose bodies straddle the pieces they come in: each
+    /// header is found, and only the one asked for is grown.
+    #[test]
+    fn records_are_followed_across_pieces_and_one_is_stalled() {
+        let record = |len: usize| {
+            let mut r = vec![23, 3, 3];
+            r.extend_from_slice(&(len as u16).to_be_bytes());
+            r.extend(std::iter::repeat_n(0xaa, len));
+            r
+        };
+        let stream: Vec<u8> = [record(10), record(300), record(20)].concat();
+        let mut records = Records::default();
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for piece in [&stream[..20], &stream[20..100], &stream[100..]] {
+            let mut piece = piece.to_vec();
+            records.scan(&mut piece, |len| {
+                seen.push(len);
+                len == 300
+            });
+            out.extend_from_slice(&piece);
+        }
+        assert_eq!(seen, [10, 300, 20]);
+        let mut expected = stream.clone();
+        expected[15 + 3] ^= 0x20; // the second header starts at 15
+        assert_eq!(out, expected);
+        assert_eq!(u16::from_be_bytes([out[18], out[19]]), 300 + 8192);
+
+        // A header cut inside its length field is left alone: its first
+        // length byte went out with the previous piece.
+        let mut records = Records::default();
+        let mut asked = 0;
+        let one = record(5);
+        let (mut a, mut b) = (one[..4].to_vec(), one[4..].to_vec());
+        records.scan(&mut a, |_| true);
+        records.scan(&mut b, |_| {
+            asked += 1;
+            true
+        });
+        assert_eq!(asked, 0);
+        assert_eq!([a, b].concat(), one);
+    }
+
+    #[tokio::test]
+    async fn a_record_stall_fires_once_per_arming() {
+        let faults = TcpFaults {
+            stall_record: Some(Direction::Upstream),
+            ..TcpFaults::none()
+        };
+        let proxy = TcpProxy::start(echo().await, faults, 6).await.unwrap();
+        // A "record" of 4 bytes: its length grows by 8 KiB on the way.
+        let sent = [23, 3, 3, 0, 4, 1, 2, 3, 4];
+        let (back, _) = round_trip(&proxy, &sent).await;
+        assert_eq!(back[3], 0x20);
+        assert_eq!(back[..3], sent[..3]);
+        assert_eq!(back[4..], sent[4..]);
+        assert_eq!(proxy.stats().stalled_records, 1);
+        // Fired: the next connection passes untouched, until armed again.
+        let (back, _) = round_trip(&proxy, &sent).await;
+        assert_eq!(back, sent);
+        proxy.set(faults);
+        let (back, _) = round_trip(&proxy, &sent).await;
+        assert_eq!(back[3], 0x20);
+        assert_eq!(proxy.stats().stalled_records, 2);
     }
 
     #[tokio::test]
