@@ -19,27 +19,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use cairn_client::ClientConfig;
 use cairn_net::NodeAddress;
 use cairn_testing::HashingWriter;
 use cairn_testing::faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
 use common::{MIB, TestCluster, keys, remote};
-
-/// Node `i`'s own socket address.
-fn node_socket(cluster: &TestCluster, i: usize) -> SocketAddr {
-    cluster.servers()[i].authority().parse().unwrap()
-}
-
-/// Node `i`'s pinned address, pointed at `proxy` instead.
-fn via(cluster: &TestCluster, i: usize, proxy: SocketAddr) -> NodeAddress {
-    NodeAddress {
-        port: proxy.port(),
-        host: proxy.ip().to_string(),
-        ..cluster.servers()[i].clone()
-    }
-}
 
 /// A client config of alice's reaching the nodes at `servers`.
 fn config(servers: Vec<NodeAddress>, connect_secs: u64, request_secs: u64) -> ClientConfig {
@@ -71,13 +55,13 @@ async fn a_64_mib_file_crosses_lossy_quic_links_both_ways_bit_exact() {
     let cluster = TestCluster::start_with(&["quic"; 4]);
     let mut proxies = Vec::new();
     for i in 0..4 {
-        let proxy = UdpProxy::start(node_socket(&cluster, i), UdpFaults::lossy(), 100 + i as u64)
+        let proxy = UdpProxy::start(cluster.socket(i), UdpFaults::lossy(), 100 + i as u64)
             .await
             .unwrap();
         proxies.push(proxy);
     }
     let servers = (0..4)
-        .map(|i| via(&cluster, i, proxies[i].address()))
+        .map(|i| cluster.via(i, proxies[i].address()))
         .collect();
     // A handshake that loses packets waits out QUIC's probe timeouts: a
     // connect timeout of a few seconds leaves room for that.
@@ -127,13 +111,13 @@ async fn bbr_on_both_ends_carries_a_file_over_lossy_quic_links() {
     }
     let mut proxies = Vec::new();
     for i in 0..4 {
-        let proxy = UdpProxy::start(node_socket(&cluster, i), UdpFaults::lossy(), 110 + i as u64)
+        let proxy = UdpProxy::start(cluster.socket(i), UdpFaults::lossy(), 110 + i as u64)
             .await
             .unwrap();
         proxies.push(proxy);
     }
     let servers = (0..4)
-        .map(|i| via(&cluster, i, proxies[i].address()))
+        .map(|i| cluster.via(i, proxies[i].address()))
         .collect();
     let mut config = config(servers, 5, 30);
     config.quic_congestion = cairn_net::quic::Congestion::Bbr;
@@ -175,13 +159,13 @@ async fn cut_and_corrupted_tcp_and_https_links_resume_and_stay_bit_exact() {
     };
     let mut proxies = Vec::new();
     for i in 0..4 {
-        let proxy = TcpProxy::start(node_socket(&cluster, i), faults, 200 + i as u64)
+        let proxy = TcpProxy::start(cluster.socket(i), faults, 200 + i as u64)
             .await
             .unwrap();
         proxies.push(proxy);
     }
     let servers = (0..4)
-        .map(|i| via(&cluster, i, proxies[i].address()))
+        .map(|i| cluster.via(i, proxies[i].address()))
         .collect();
     // The default request timeout (30 s), which no request waits for: a
     // connection the client closes (because a request on it broke) fails
@@ -249,11 +233,11 @@ async fn cut_and_corrupted_tcp_and_https_links_resume_and_stay_bit_exact() {
 async fn a_black_holed_node_is_failed_over_during_puts_and_gets() {
     let cluster = TestCluster::start();
     let hole = 1; // a tcp:// node
-    let proxy = TcpProxy::start(node_socket(&cluster, hole), TcpFaults::black_hole(), 300)
+    let proxy = TcpProxy::start(cluster.socket(hole), TcpFaults::black_hole(), 300)
         .await
         .unwrap();
     let mut servers = cluster.servers();
-    servers[hole] = via(&cluster, hole, proxy.address());
+    servers[hole] = cluster.via(hole, proxy.address());
     let hole_address = servers[hole].to_string();
     // Short timeouts, so that the waits they bound stay short.
     let config = config(servers, 1, 3);

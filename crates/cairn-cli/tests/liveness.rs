@@ -20,7 +20,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,20 +34,6 @@ use cairn_testing::faults::{Direction, TcpFaults, TcpProxy};
 use common::{TestCluster, keys};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Node `i`'s own socket address.
-fn node_socket(cluster: &TestCluster, i: usize) -> SocketAddr {
-    cluster.servers()[i].authority().parse().unwrap()
-}
-
-/// Node `i`'s pinned address, pointed at `proxy` instead.
-fn via(cluster: &TestCluster, i: usize, proxy: SocketAddr) -> NodeAddress {
-    NodeAddress {
-        port: proxy.port(),
-        host: proxy.ip().to_string(),
-        ..cluster.servers()[i].clone()
-    }
-}
 
 /// Options with a request timeout far above what any test waits for: a
 /// stall that only the timeout ends fails the test's own bound.
@@ -91,11 +76,11 @@ fn shard(seed: u8, len: usize) -> (Id, Bytes) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_tls_record_costs_one_retry_not_the_request_timeout() {
     let cluster = TestCluster::start_with(&["tcp"]);
-    let proxy = TcpProxy::start(node_socket(&cluster, 0), TcpFaults::none(), 400)
+    let proxy = TcpProxy::start(cluster.socket(0), TcpFaults::none(), 400)
         .await
         .unwrap();
     let nodes = Cluster::new(
-        &[via(&cluster, 0, proxy.address())],
+        &[cluster.via(0, proxy.address())],
         Credentials::User {
             user: "alice".into(),
             auth: keys("alice").auth.clone(),
@@ -157,10 +142,10 @@ async fn an_upload_crawling_over_a_throttled_link_is_not_a_stall() {
         throttle: Some(256 * 1024),
         ..TcpFaults::none()
     };
-    let proxy = TcpProxy::start(node_socket(&cluster, 0), throttled, 401)
+    let proxy = TcpProxy::start(cluster.socket(0), throttled, 401)
         .await
         .unwrap();
-    let connection = alice(&via(&cluster, 0, proxy.address())).await;
+    let connection = alice(&cluster.via(0, proxy.address())).await;
     let (id, bytes) = shard(2, 1 << 20);
     let written = tokio::time::timeout(BOUND, connection.put_shard(&id, bytes.clone()))
         .await
@@ -209,11 +194,11 @@ async fn a_node_short_of_memory_is_busy_not_broken() {
         ..TcpFaults::none()
     };
     let proxy = Arc::new(
-        TcpProxy::start(node_socket(&cluster, 0), throttled, 402)
+        TcpProxy::start(cluster.socket(0), throttled, 402)
             .await
             .unwrap(),
     );
-    let uploader = alice(&via(&cluster, 0, proxy.address())).await;
+    let uploader = alice(&cluster.via(0, proxy.address())).await;
     let (big_id, big) = shard(4, (1 << 20) - 12 - 40);
     let message = frame::encode(&Request::PutShard { id: big_id });
     assert!(

@@ -180,6 +180,22 @@ impl TestCluster {
     }
 }
 
+impl TestCluster {
+    /// Node `i`'s own socket address (to put a proxy in front of it).
+    pub fn socket(&self, i: usize) -> std::net::SocketAddr {
+        self.servers()[i].authority().parse().unwrap()
+    }
+
+    /// Node `i`'s pinned address, pointed at `proxy` instead.
+    pub fn via(&self, i: usize, proxy: std::net::SocketAddr) -> NodeAddress {
+        NodeAddress {
+            port: proxy.port(),
+            host: proxy.ip().to_string(),
+            ..self.servers()[i].clone()
+        }
+    }
+}
+
 fn address(node: &NodeProcess) -> NodeAddress {
     node.addresses[0].parse().unwrap()
 }
