@@ -47,8 +47,11 @@ async fn files_survive_two_of_four_nodes_down_over_mixed_transports() {
     let client = cluster.client("alice");
     let out2 = cluster.path("copy-2");
     let fetched = client.fetch(&remote, &out2).await.unwrap();
-    assert_eq!(std::fs::read(&out2).unwrap(), data);
-    assert!(fetched.rebuilt > 0 || fetched.chunks == 0, "{fetched:?}");
+    assert_eq!(std::fs::read(&out2).unwrap(), data, "{fetched:?}");
+    // (Whether a chunk needed parity depends on where rendezvous put its
+    // data shards, which changes with the nodes' random ids: in about one
+    // run in 200 every data shard sits on the two live nodes. The parity
+    // path is pinned by client_node_loss.rs and cairn-core's properties.)
     assert_eq!(client.stat(&remote).await.unwrap().health, Health::Degraded);
     client.close().await;
 
