@@ -46,16 +46,12 @@ async fn fetch_hash(
     (out.hasher.finalize(), report)
 }
 
-/// A 64 MiB file through four quic:// nodes, each behind a UDP proxy that
-/// loses 10 %, duplicates 5 %, reorders 25 % and corrupts 1 % of the
-/// datagrams of both directions: the put stores every shard without giving
-/// up on a node, and the get returns the file bit for bit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_64_mib_file_crosses_lossy_quic_links_both_ways_bit_exact() {
-    let cluster = TestCluster::start_with(&["quic"; 4]);
+/// A lossy UDP proxy (seeded `seed`, `seed + 1`, …) in front of each of the
+/// four nodes, and the nodes' addresses through them.
+async fn lossy_udp_proxies(cluster: &TestCluster, seed: u64) -> (Vec<UdpProxy>, Vec<NodeAddress>) {
     let mut proxies = Vec::new();
     for i in 0..4 {
-        let proxy = UdpProxy::start(cluster.socket(i), UdpFaults::lossy(), 100 + i as u64)
+        let proxy = UdpProxy::start(cluster.socket(i), UdpFaults::lossy(), seed + i as u64)
             .await
             .unwrap();
         proxies.push(proxy);
@@ -63,6 +59,17 @@ async fn a_64_mib_file_crosses_lossy_quic_links_both_ways_bit_exact() {
     let servers = (0..4)
         .map(|i| cluster.via(i, proxies[i].address()))
         .collect();
+    (proxies, servers)
+}
+
+/// A 64 MiB file through four quic:// nodes, each behind a UDP proxy that
+/// loses 10 %, duplicates 5 %, reorders 25 % and corrupts 1 % of the
+/// datagrams of both directions: the put stores every shard without giving
+/// up on a node, and the get returns the file bit for bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_file_crosses_lossy_quic_links_both_ways_bit_exact() {
+    let cluster = TestCluster::start_with(&["quic"; 4]);
+    let (proxies, servers) = lossy_udp_proxies(&cluster, 100).await;
     // A handshake that loses packets waits out QUIC's probe timeouts: a
     // connect timeout of a few seconds leaves room for that.
     let client = cairn_client::Client::with_keys(&config(servers, 5, 30), keys("alice")).unwrap();
@@ -109,16 +116,7 @@ async fn bbr_on_both_ends_carries_a_file_over_lossy_quic_links() {
             node.log()
         );
     }
-    let mut proxies = Vec::new();
-    for i in 0..4 {
-        let proxy = UdpProxy::start(cluster.socket(i), UdpFaults::lossy(), 110 + i as u64)
-            .await
-            .unwrap();
-        proxies.push(proxy);
-    }
-    let servers = (0..4)
-        .map(|i| cluster.via(i, proxies[i].address()))
-        .collect();
+    let (proxies, servers) = lossy_udp_proxies(&cluster, 110).await;
     let mut config = config(servers, 5, 30);
     config.quic_congestion = cairn_net::quic::Congestion::Bbr;
     let client = cairn_client::Client::with_keys(&config, keys("alice")).unwrap();
