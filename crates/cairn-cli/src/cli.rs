@@ -201,13 +201,13 @@ pub struct ClusterBenchArgs {
     pub faults: bool,
     /// With --faults: the congestion controllers to measure quic:// with,
     /// comma-separated, each set on the nodes and the client alike
-    /// (`quic_congestion`): cubic (the default setting), bbr (for lossy
-    /// links). Each gets its own direct, clean-proxy and faulty rows, and
+    /// (`quic_congestion`): bbr (the default setting), cubic (quinn's
+    /// default, which collapses under random loss). Each gets its own direct, clean-proxy and faulty rows, and
     /// its own verdict against the lossy-link target.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "cubic,bbr",
+        default_value = "bbr,cubic",
         requires = "faults",
         value_name = "NAMES"
     )]
@@ -240,8 +240,8 @@ pub struct NodeBenchArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100))]
     pub verify_rounds: usize,
     /// Congestion controller of quic:// on the node and the clients
-    /// (`quic_congestion`): cubic (the default setting) or bbr.
-    #[arg(long, default_value = "cubic", value_name = "NAME")]
+    /// (`quic_congestion`): bbr (the default setting) or cubic.
+    #[arg(long, default_value = "bbr", value_name = "NAME")]
     pub quic_congestion: cairn_net::quic::Congestion,
 }
 

@@ -84,7 +84,7 @@ pub struct ClientOptions {
     /// leaving stalls to the request timeout. Default 1 s.
     pub ping_interval: Option<Duration>,
     /// Congestion controller of what this client sends over `quic://` (its
-    /// puts; the node's own setting governs gets). Default Cubic.
+    /// puts; the node's own setting governs gets). Default BBR.
     pub quic_congestion: crate::quic::Congestion,
     /// Limits on what the client accepts from the node.
     pub limits: Limits,
@@ -96,7 +96,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(30),
             ping_interval: Some(Duration::from_secs(1)),
-            quic_congestion: crate::quic::Congestion::Cubic,
+            quic_congestion: crate::quic::Congestion::Bbr,
             limits: Limits::default(),
         }
     }
@@ -948,10 +948,19 @@ async fn quic_connect(
     } else {
         "0.0.0.0:0".parse().expect("valid")
     };
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(|source| ClientError::Connect {
+    let connect_error = |source| ClientError::Connect {
         address: address.to_string(),
         source,
-    })?;
+    };
+    let (udp, granted) = crate::quic::bind_udp(bind).map_err(connect_error)?;
+    tracing::debug!(%address, receive_buffer = granted, "QUIC socket bound");
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        udp,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(connect_error)?;
     endpoint.set_default_client_config(config);
     let connection = endpoint
         .connect(socket, "cairn.invalid")

@@ -3,50 +3,45 @@
 //! Client and node share them because the sender's congestion controller
 //! decides throughput: the client's for puts, the node's for gets. Which
 //! controller is a per-deployment choice, [`Congestion`]: `quic_congestion`
-//! in the client's config and in `node.toml`, Cubic unless set.
+//! in the client's config and in `node.toml`, BBR unless set.
 //!
-//! **Why a choice, and Cubic by default.** Cubic reads every loss as
+//! **Why a choice, and BBR by default.** Cubic reads every loss as
 //! congestion; at 10 % random loss it halves its window every round trip
-//! and collapses. BBR does not, and keeps about half the clean rate there,
-//! but quinn's BBR (marked experimental) is slower than Cubic on a clean,
-//! busy loopback. Measured on the development machine (release builds, MB/s
-//! put / get):
+//! and collapses to a few percent of the clean rate. BBR does not, and
+//! keeps about half the clean rate there. quinn marks its BBR experimental,
+//! and it used to be slower than Cubic on a busy loopback; that was the
+//! UDP receive buffer (below), which every QUIC socket now enlarges. Since
+//! then (4 MiB buffers, idle development machine, release builds, MB/s put /
+//! get):
 //!
-//! | controller | `bench --faults`, 64 MiB, clean | same, 10 % loss, 5 % dup, 25 % reorder, 1 % corrupt | `bench node`, 1 / 8 clients |
-//! | --- | --- | --- | --- |
-//! | Cubic (quinn's default) | 90–123 / 409–507 | 2–3 / 2–3 | 51–313 / 540–812 (1 client), 267–435 / 527–878 (8) |
-//! | Cubic, packet threshold 8, time threshold 1.5 | 121 / 485 | 3 / 3 | |
-//! | BBR | 72 / 232 | 29 / 74 | |
-//! | BBR, packet threshold 8, time threshold 1.5 (`bbr`) | 64–110 / 186–269 | 48–62 / 82–88 | 32–130 / 61–372 (1), 164–314 / 171–667 (8) |
+//! | controller | `bench --faults`, 64 MiB, direct | same, 10 % loss, 5 % dup, 25 % reorder, 1 % corrupt | `bench node --verify-rounds 0`, 1 client | 8 clients |
+//! | --- | --- | --- | --- | --- |
+//! | BBR, packet threshold 8, time threshold 1.5 (`bbr`, default) | 115–119 / 265–295 | 61–64 / 94–107 (51–55 % / 35–36 %) | 182–270 / 505–842 | 334–407 / 606–859 |
+//! | Cubic (quinn's default) | 139 / 432 | 2 / 2 (2 % / 0 %) | 112–146 / 271–319 | 304–426 / 658–791 |
 //!
-//! So `bbr` meets the lossy-link target (≥ 30 % of the clean rate: 46 % /
-//! 31 % in the last run) and Cubic does not (2 % / 0 %), while Cubic meets
-//! the node's GET target (≥ 600 MB/s over quic:// with 8 clients) and
-//! `bbr` mostly does not (the machine is noisy: PUT follows its fsync
-//! rate, and even Cubic's GET fell to 527 in one run). A deployment whose clients reach nodes over links
-//! that lose packets at random (Wi-Fi, long mobile or satellite paths) sets
-//! `bbr` on the ends that send over them.
+//! So `bbr` meets the lossy-link target (≥ 30 % of the clean rate) and the
+//! node's GET target (≥ 600 MB/s over quic:// with 8 clients), and is as
+//! fast as Cubic or faster against one node. Where it is slower is a get
+//! from four nodes at once over a clean loopback (265–295 against 432
+//! MB/s), still more than a 1 Gbit/s link carries; Cubic is there for a
+//! deployment whose links never lose packets and that wants that back.
 //!
-//! **Why quinn's BBR is slow on loopback** (investigated, not changed). Not
-//! its window: after a `bench node` put, a BBR client's congestion window
-//! was 0.4–7 MB at a smoothed RTT of 0.1–0.3 ms, far above what the rate
-//! needs. It is loss: the receiving UDP socket's buffer (Linux default
-//! 208 KiB) overflows whenever the receiver, sharing two cores with the
-//! sender, falls behind (the kernel counts them as `RcvbufErrors`). Cubic
-//! backs off and lost 8–13 % of its packets; BBR takes loss for noise and
-//! keeps its rate, and lost 31–54 % (84,671 of 274,477 packets for one
-//! client), which it then sends again, on a machine whose bottleneck is the
-//! CPU that encrypts them. With 4 MiB receive and send buffers on both ends'
-//! sockets (`SO_RCVBUF`/`SO_SNDBUF`, within `net.core.rmem_max`), neither
-//! controller lost a packet and `bbr` measured 185 / 408 (1 client) and
-//! 341 / 729 (8 clients) against Cubic's 96 / 432 and 191 / 636 in the same
-//! series, and kept 44 % / 30 % at 10 % loss; but in `bench --faults` its
-//! clean get stayed at half Cubic's (281 against 521 MB/s), so Cubic stays
-//! the default. Larger UDP buffers are the next step worth taking for both
-//! controllers; BBR's initial window (4 MiB) and a window floor (2 MiB) did
-//! not help.
+//! **Why quinn's BBR was slow on loopback** (investigated). Not its window:
+//! after a `bench node` put, a BBR client's congestion window was 0.4–7 MB
+//! at a smoothed RTT of 0.1–0.3 ms, far above what the rate needs. It was
+//! loss: the receiving UDP socket's buffer (Linux default 208 KiB)
+//! overflowed whenever the receiver, sharing two cores with the sender,
+//! fell behind (the kernel counts them as `RcvbufErrors`). Cubic backed off
+//! and lost 8–13 % of its packets; BBR took loss for noise, kept its rate
+//! and lost 31–54 % (84,671 of 274,477 packets for one client), which it
+//! then sent again, on a machine whose bottleneck is the CPU that encrypts
+//! them. With [`UDP_BUFFER`] on both ends' sockets neither controller loses
+//! a packet there (no `RcvbufErrors` over a whole `bench --faults` run).
+//! BBR's initial window (4 MiB) and a window floor (2 MiB) did not help.
 
 use std::fmt;
+use std::io;
+use std::net::{ToSocketAddrs, UdpSocket};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -58,13 +53,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Congestion {
-    /// quinn's default: fast on clean links, collapses under random loss.
-    #[default]
+    /// quinn's default: collapses under random loss.
     Cubic,
     /// BBR with loss detection that tolerates reordering (packet threshold
     /// [`BBR_PACKET_THRESHOLD`], time threshold [`BBR_TIME_THRESHOLD`]):
-    /// keeps about half the clean rate at 10 % loss, but quinn's BBR is
-    /// slow on loopback with several clients (see the module docs).
+    /// keeps about half the clean rate at 10 % loss (see the module docs).
+    #[default]
     Bbr,
 }
 
@@ -127,6 +121,41 @@ pub fn transport_config(congestion: Congestion) -> quinn::TransportConfig {
     config
 }
 
+/// The receive and send buffer every QUIC socket asks the kernel for.
+///
+/// Linux's default (208 KiB) overflows whenever a receiver sharing its
+/// cores with busy senders falls a few milliseconds behind, and every
+/// datagram dropped there is a loss the sender's controller reacts to.
+/// The kernel caps the request at `net.core.rmem_max` / `wmem_max`.
+pub const UDP_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `address` with [`UDP_BUFFER`] asked for; returns
+/// it with the receive buffer the kernel granted.
+pub fn bind_udp(address: impl ToSocketAddrs) -> io::Result<(UdpSocket, usize)> {
+    let socket = UdpSocket::bind(address)?;
+    let granted = size_buffers(&socket);
+    Ok((socket, granted))
+}
+
+/// Asks for [`UDP_BUFFER`] on `socket`'s receive and send buffers (best
+/// effort: a smaller grant is not an error) and returns the receive
+/// buffer the kernel granted.
+pub fn size_buffers(socket: &UdpSocket) -> usize {
+    let socket = socket2::SockRef::from(socket);
+    // Refusals are not errors: the kernel's defaults still work, only
+    // with more loss under load, and the caller reports the granted size.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.recv_buffer_size().unwrap_or(0)
+}
+
+/// Whether a granted receive buffer is far below [`UDP_BUFFER`]: Linux
+/// reports twice what it grants, so less than the request means
+/// `net.core.rmem_max` capped it below half.
+pub fn buffer_is_small(granted: usize) -> bool {
+    granted < UDP_BUFFER
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,10 +166,27 @@ mod tests {
             assert_eq!(congestion.as_str().parse::<Congestion>(), Ok(congestion));
             assert_eq!(congestion.to_string(), congestion.as_str());
         }
-        assert_eq!(Congestion::default(), Congestion::Cubic);
+        assert_eq!(Congestion::default(), Congestion::Bbr);
         let err = "reno".parse::<Congestion>().unwrap_err();
         assert!(err.to_string().contains("\"cubic\" or \"bbr\""), "{err}");
         assert!("BBR".parse::<Congestion>().is_err(), "names are lowercase");
+    }
+
+    #[test]
+    fn udp_sockets_ask_for_large_buffers() {
+        let (socket, granted) = bind_udp("127.0.0.1:0").unwrap();
+        assert!(socket.local_addr().unwrap().port() != 0);
+        // Whatever the kernel's cap, the grant is at least its default and
+        // is what the socket reports.
+        let reported = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        assert_eq!(granted, reported);
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok());
+        if let Some(cap) = cap {
+            // Linux doubles the request it grants, after capping it.
+            assert_eq!(granted, 2 * UDP_BUFFER.min(cap), "rmem_max {cap}");
+        }
     }
 
     #[test]

@@ -56,10 +56,10 @@ pub struct NodeConfig {
     /// turns the background scrub off. Default: 604800 (a week).
     pub scrub_interval_secs: u64,
     /// Congestion controller of what the node sends over `quic://` (the
-    /// answers to gets): `cubic` or `bbr`. Default: `cubic`. `bbr` keeps
+    /// answers to gets): `bbr` or `cubic`. Default: `bbr`, which keeps
     /// about half the clean rate on links that lose packets at random (Wi-Fi,
-    /// long mobile paths), where Cubic keeps a few percent; Cubic is faster
-    /// on clean links with many clients (see `cairn_net::quic`).
+    /// long mobile paths), where Cubic keeps a few percent (see
+    /// `cairn_net::quic`).
     pub quic_congestion: Congestion,
 }
 
@@ -81,7 +81,7 @@ impl Default for NodeConfig {
             verify_writes: true,
             scrub_rate: Size(50 * 1024 * 1024),
             scrub_interval_secs: DEFAULT_SCRUB_INTERVAL_SECS,
-            quic_congestion: Congestion::Cubic,
+            quic_congestion: Congestion::Bbr,
         }
     }
 }
@@ -209,10 +209,10 @@ scrub_rate = "{scrub_rate}"
 scrub_interval_secs = {scrub_interval}
 
 # Congestion control of what the node sends over quic:// (the answers to
-# gets; each client sets its own for puts): "cubic" (default) or "bbr".
+# gets; each client sets its own for puts): "bbr" (default) or "cubic".
 # "bbr" keeps about half the clean throughput on links that lose packets at
 # random (Wi-Fi, long mobile or satellite paths), where "cubic" falls to a
-# few percent; "cubic" is faster on clean links with many clients.
+# few percent.
 quic_congestion = "{quic_congestion}"
 "#,
             listen = listen.join(", "),
@@ -402,15 +402,15 @@ mod tests {
     }
 
     #[test]
-    fn quic_congestion_is_cubic_unless_set() {
+    fn quic_congestion_is_bbr_unless_set() {
         let ok = "listen = [\"quic://127.0.0.1:1\"]\n";
         assert_eq!(
             NodeConfig::parse(ok).unwrap().quic_congestion,
-            Congestion::Cubic
+            Congestion::Bbr
         );
-        let bbr = NodeConfig::parse(&format!("{ok}quic_congestion = \"bbr\"\n")).unwrap();
-        assert_eq!(bbr.quic_congestion, Congestion::Bbr);
-        assert_eq!(NodeConfig::parse(&bbr.to_toml()).unwrap(), bbr);
+        let cubic = NodeConfig::parse(&format!("{ok}quic_congestion = \"cubic\"\n")).unwrap();
+        assert_eq!(cubic.quic_congestion, Congestion::Cubic);
+        assert_eq!(NodeConfig::parse(&cubic.to_toml()).unwrap(), cubic);
     }
 
     /// A node.toml written before the scrub and write-verification

@@ -94,9 +94,20 @@ impl Listeners {
                         .await
                         .map_err(bind_error)?,
                 ),
-                Scheme::Quic => listeners
-                    .quic
-                    .push(std::net::UdpSocket::bind(address.authority()).map_err(bind_error)?),
+                Scheme::Quic => {
+                    let (socket, granted) =
+                        cairn_net::quic::bind_udp(address.authority()).map_err(bind_error)?;
+                    if cairn_net::quic::buffer_is_small(granted) {
+                        warn!(
+                            %address,
+                            granted,
+                            wanted = cairn_net::quic::UDP_BUFFER,
+                            "the kernel capped this QUIC socket's receive buffer; under load \
+                             it will drop datagrams (raise net.core.rmem_max and wmem_max)"
+                        );
+                    }
+                    listeners.quic.push(socket);
+                }
             }
         }
         Ok(listeners)

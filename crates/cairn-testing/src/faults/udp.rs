@@ -242,7 +242,7 @@ impl UdpProxy {
     /// # Errors
     /// The listening socket cannot be bound.
     pub async fn start(target: SocketAddr, faults: UdpFaults, seed: u64) -> std::io::Result<Self> {
-        let listen = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+        let listen = Arc::new(bind_loopback()?);
         let address = listen.local_addr()?;
         let lane = |direction: Direction| Lane {
             faults: Mutex::new(faults.clamped()),
@@ -333,7 +333,7 @@ async fn listen_task(
         let socket = match clients.get(&client) {
             Some(socket) => socket.clone(),
             None => {
-                let Ok(socket) = UdpSocket::bind("127.0.0.1:0").await else {
+                let Ok(socket) = bind_loopback() else {
                     continue;
                 };
                 let socket = Arc::new(socket);
@@ -466,6 +466,15 @@ async fn send_task(
             }
         }
     }
+}
+
+/// A socket on 127.0.0.1 with the buffers a QUIC endpoint has, so that the
+/// proxy drops only the datagrams its faults say to: with the kernel's
+/// default buffer it would add loss of its own whenever it falls behind.
+fn bind_loopback() -> std::io::Result<UdpSocket> {
+    let (socket, _) = cairn_net::quic::bind_udp("127.0.0.1:0")?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
 }
 
 #[cfg(test)]
