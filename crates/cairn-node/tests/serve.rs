@@ -92,3 +92,31 @@ async fn many_requests_in_flight_on_one_tcp_connection() {
     }
     node.stop().await;
 }
+
+/// `body_memory` may equal `max_shard_size`, which the config allows; a
+/// shard of the largest size then arrives in a frame a little larger than
+/// the whole budget (the header rides along) and must still be stored,
+/// not wait for room that can never free up.
+#[tokio::test]
+async fn a_largest_shard_fits_a_body_budget_of_exactly_max_shard_size() {
+    const MAX: u64 = 64 * 1024;
+    let node = start(|c| {
+        c.max_shard_size = cairn_node::Size(MAX);
+        c.body_memory = cairn_node::Size(MAX);
+        c.request_timeout_secs = 5;
+    })
+    .await;
+    for (seed, scheme) in [(31, Scheme::Tcp), (32, Scheme::Quic), (33, Scheme::Https)] {
+        let alice = node.login(scheme, "alice").await;
+        let (id, bytes) = shard(seed, MAX as usize);
+        let put = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            alice.put_shard(&id, bytes.clone()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{scheme}: the put waited for room it cannot get"));
+        put.unwrap_or_else(|e| panic!("{scheme}: {e}"));
+        assert_eq!(alice.get_shard(&id).await.unwrap(), bytes, "{scheme}");
+    }
+    node.stop().await;
+}

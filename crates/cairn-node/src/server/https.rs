@@ -536,12 +536,7 @@ impl Api {
         let room = declared.map_or(max, |len| len as usize);
         let shared = &self.shared;
         tokio::time::timeout(shared.request_timeout, async {
-            let budget = shared
-                .body_budget
-                .clone()
-                .acquire_many_owned(Shared::budget_permits(room))
-                .await
-                .expect("the budget is never closed");
+            let budget = shared.body_room(room).await;
             let collected = http_body_util::Limited::new(body, max)
                 .collect()
                 .await

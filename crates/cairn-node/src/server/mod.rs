@@ -143,7 +143,10 @@ pub(crate) struct Shared {
     /// One permit per connection allowed.
     pub connections: Arc<Semaphore>,
     /// One permit per KiB of request body allowed in memory.
-    pub body_budget: Arc<Semaphore>,
+    body_budget: Arc<Semaphore>,
+    /// The permits `body_budget` was made with: what one request may take
+    /// at most.
+    body_budget_total: u32,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub idle_timeout: Duration,
@@ -151,9 +154,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Permits of the body budget for a frame of `len` bytes.
-    pub fn budget_permits(len: usize) -> u32 {
-        u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX)
+    /// Waits for room for a request body of `len` bytes in the body
+    /// budget, and holds it until the permit is dropped.
+    ///
+    /// A body larger than the whole budget (`body_memory` is only checked
+    /// against `max_shard_size`, and a frame carries its header beside the
+    /// shard) takes the whole budget: asking for more than exists would
+    /// wait for ever.
+    pub async fn body_room(&self, len: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let permits = u32::try_from(len.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.body_budget_total);
+        self.body_budget
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .expect("the budget is never closed")
     }
 
     /// Reads one request frame, whole, within the request timeout, holding
@@ -179,12 +195,7 @@ impl Shared {
                 return Err(FrameError::Truncated);
             };
             let holding = activity.map(framed::Activity::hold);
-            let budget = self
-                .body_budget
-                .clone()
-                .acquire_many_owned(Self::budget_permits(len))
-                .await
-                .expect("the budget is never closed");
+            let budget = self.body_room(len).await;
             drop(holding);
             Ok((frame::read_payload(read, len, &limits).await?, budget))
         })
@@ -206,12 +217,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let config = node.config().clone();
+    // At most u32::MAX permits (4 TiB): a request asks for its room as
+    // one u32, and no machine holds more in memory.
+    let body_budget_total = u32::try_from(config.body_memory.0 / 1024)
+        .unwrap_or(u32::MAX)
+        .max(1);
     let shared = Arc::new(Shared {
         node: node.clone(),
         connections: Arc::new(Semaphore::new(config.max_connections)),
-        body_budget: Arc::new(Semaphore::new(
-            usize::try_from(config.body_memory.0 / 1024).unwrap_or(usize::MAX >> 4),
-        )),
+        body_budget: Arc::new(Semaphore::new(body_budget_total as usize)),
+        body_budget_total,
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
         idle_timeout: config.idle_timeout(),
