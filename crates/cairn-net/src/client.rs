@@ -38,6 +38,11 @@
 //!   slow requests too. A stall there ends at the request timeout; then the
 //!   request is retried on a fresh connection.
 //!
+//! A `tcp://` request given up (timed out, or its future dropped) while its
+//! frame is partly written closes the connection: the node would read the
+//! next request's bytes as the rest of that frame. Later requests on it
+//! fail at once, saying why, and the caller opens a fresh one.
+//!
 //! Shards read back are checked against their id here, so a node (or a
 //! disk, or a network) that returns wrong bytes yields
 //! [`ClientError::Corrupt`], never the bytes.
@@ -686,7 +691,11 @@ impl TcpMux {
         {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let Some(pending) = pending.as_mut() else {
-                return Err(ClientError::Broken("the connection is closed".into()));
+                // Same lock order as `end`: pending, then ended.
+                let why = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                return Err(ClientError::Broken(
+                    why.unwrap_or_else(|| "the connection is closed".into()),
+                ));
             };
             pending.insert(stream, tx);
         }
@@ -698,6 +707,10 @@ impl TcpMux {
         let message = frame::encode(request);
         {
             let mut writer = self.writer.lock().await;
+            let half_sent = HalfSent {
+                mux: Some(self),
+                stream,
+            };
             frame::write_frame(&mut *writer, stream, &message, body)
                 .await
                 .map_err(|e| ClientError::Broken(e.to_string()))?;
@@ -705,6 +718,7 @@ impl TcpMux {
                 .flush()
                 .await
                 .map_err(|e| ClientError::Broken(e.to_string()))?;
+            half_sent.sent();
         }
         let answer = rx.await.map_err(|_| {
             let why = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -729,6 +743,41 @@ impl TcpMux {
         }
         self.reader.abort();
         let _ = self.writer.lock().await.shutdown().await;
+    }
+}
+
+/// Ends the connection if a request is given up (its future dropped: a
+/// timeout) or fails while its frame is partly written: the node would
+/// read the next frame's bytes as the rest of this one. Disarmed by
+/// [`sent`](Self::sent) once the frame is out whole.
+struct HalfSent<'a> {
+    mux: Option<&'a TcpMux>,
+    stream: u32,
+}
+
+impl HalfSent<'_> {
+    fn sent(mut self) {
+        self.mux = None;
+    }
+}
+
+impl Drop for HalfSent<'_> {
+    fn drop(&mut self) {
+        if let Some(mux) = self.mux {
+            tracing::debug!(
+                stream = self.stream,
+                "request frame half sent: connection closed"
+            );
+            end(
+                &mux.pending,
+                &mux.ended,
+                "a request was given up with its frame half sent",
+            );
+            if let Some(watcher) = &mux.watcher {
+                watcher.abort();
+            }
+            mux.reader.abort();
+        }
     }
 }
 

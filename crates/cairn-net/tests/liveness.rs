@@ -10,7 +10,10 @@
 //! - a node that went silent in the middle of a request (the way a reader
 //!   stuck in a corrupted TLS record looks from outside) waited on until
 //!   the request timeout;
-//! - a slow answer cut short although the node answers pings.
+//! - a slow answer cut short although the node answers pings;
+//! - a request given up (timed out) with its frame half written, after
+//!   which the next request's bytes would have been read as the rest of
+//!   that frame.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -156,4 +159,39 @@ async fn a_slow_answer_is_awaited_while_the_node_answers_pings() {
     assert_eq!(get(&address).await.unwrap(), SHARD);
     // Three seconds of silence but for pongs: the check did ping.
     assert!(pings.load(Ordering::Relaxed) >= 1);
+}
+
+/// A request given up with its frame half written closes the connection;
+/// one given up after its frame went out whole does not.
+#[tokio::test]
+async fn a_request_given_up_half_sent_closes_the_connection() {
+    let (address, _) = scripted_node(Script::Silent).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(1),
+        // Only the timeout ends requests here, not the liveness check.
+        ping_interval: None,
+        ..ClientOptions::default()
+    };
+    let connection = Connection::connect(&address, &options, false)
+        .await
+        .unwrap();
+    // Read whole by the node, never answered.
+    let err = connection.get_shard(&Id::of(SHARD)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    assert!(!connection.is_closed(), "a whole frame was sent");
+
+    // More than the sockets' buffers on both sides hold (a few MiB each),
+    // to a node that reads nothing more: the write blocks and times out.
+    let body = Bytes::from(vec![7u8; 32 << 20]);
+    let err = connection
+        .put_shard(&Id::of(&body), body)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    assert!(connection.is_closed(), "the frame was half sent");
+    let err = tokio::time::timeout(BOUND, connection.get_shard(&Id::of(SHARD)))
+        .await
+        .expect("a closed connection fails at once")
+        .unwrap_err();
+    assert!(err.to_string().contains("half sent"), "{err}");
 }
