@@ -28,12 +28,11 @@ use cairn_client::{Cluster, Credentials};
 use cairn_core::Id;
 use cairn_net::client::{ClientOptions, Connection};
 use cairn_net::protocol::{Request, Response};
-use cairn_net::tls::{self, ALPN_CAIRN, Pin};
 use cairn_net::{NodeAddress, frame};
 use cairn_testing::faults::{Direction, TcpFaults, TcpProxy};
+use cairn_testing::raw;
 use common::{TestCluster, keys};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Options with a request timeout far above what any test waits for: a
 /// stall that only the timeout ends fails the test's own bound.
@@ -185,7 +184,7 @@ async fn a_node_short_of_memory_is_busy_not_broken() {
     // request too, and would wait as well.
     let waiting = alice(&direct).await;
     waiting.put_shard(&stored_id, stored.clone()).await.unwrap();
-    let mut old = v1_connection(&direct).await;
+    let mut old = raw::v1_connection(&direct).await;
 
     // The upload: a frame of exactly 1 MiB takes the whole budget while
     // its body crawls in at 256 KiB/s (about 4 s).
@@ -265,16 +264,4 @@ async fn a_node_short_of_memory_is_busy_not_broken() {
         matches!(after, Ok(None) | Err(_)),
         "a version 1 client got {after:?}"
     );
-}
-
-/// A raw TLS connection to `address` that offers protocol version 1 only.
-async fn v1_connection(address: &NodeAddress) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let (config, _) = tls::client_config(Pin::Node(address.node_id.unwrap()), &[ALPN_CAIRN]);
-    let tcp = TcpStream::connect(address.authority()).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(tls::server_name(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(frame::client_hello(&mut stream, &[1]).await.unwrap(), 1);
-    stream
 }

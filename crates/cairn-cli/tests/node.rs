@@ -13,9 +13,9 @@ use cairn_core::{AuthKey, Id, KdfParams};
 use cairn_net::client::{ClientError, ClientOptions, Connection};
 use cairn_net::frame;
 use cairn_net::protocol::{Dropped, ErrorCode, Request, Response, VERSIONS};
-use cairn_net::tls::{self, ALPN_CAIRN, Pin};
 use cairn_net::{NodeAddress, NodeId};
 use cairn_testing::node::NodeProcess;
+use cairn_testing::raw;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -187,22 +187,12 @@ async fn wrong_credentials_are_refused_then_slowed_and_never_logged() {
 /// protocol version 1, whose node sends nothing but answers (version 2 adds
 /// keep-alives while a frame trickles in), so that what a test reads is
 /// exactly the node's answers and closes.
-async fn raw_connection(node: &NodeProcess) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let address = address(node, "tcp");
-    let (config, _) = tls::client_config(Pin::Node(address.node_id.unwrap()), &[ALPN_CAIRN]);
-    let tcp = TcpStream::connect(address.authority()).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(tls::server_name(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(frame::client_hello(&mut stream, &[1]).await.unwrap(), 1);
-    stream
+async fn raw_connection(node: &NodeProcess) -> raw::TlsStream {
+    raw::v1_connection(&address(node, "tcp")).await
 }
 
 /// Reads one answer frame, or `None` once the node closed the connection.
-async fn read_answer(
-    stream: &mut tokio_rustls::client::TlsStream<TcpStream>,
-) -> Option<(u32, Response)> {
+async fn read_answer(stream: &mut raw::TlsStream) -> Option<(u32, Response)> {
     let limits = cairn_net::protocol::Limits::default();
     match tokio::time::timeout(Duration::from_secs(10), frame::read_frame(stream, &limits)).await {
         Ok(Ok(Some(f))) => Some((f.stream, frame::decode(&f.message).unwrap())),
@@ -268,13 +258,7 @@ async fn bad_frames_get_an_error_and_close_only_their_connection() {
 async fn an_unknown_protocol_version_is_told_which_versions_the_node_speaks() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = node(&dir, &["tcp"], |_| {});
-    let address = address(&node, "tcp");
-    let (config, _) = tls::client_config(Pin::Node(address.node_id.unwrap()), &[ALPN_CAIRN]);
-    let tcp = TcpStream::connect(address.authority()).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(tls::server_name(), tcp)
-        .await
-        .unwrap();
+    let mut stream = raw::tls_connection(&address(&node, "tcp")).await;
     match frame::client_hello(&mut stream, &[42]).await {
         Err(frame::HandshakeError::Version {
             supported, message, ..

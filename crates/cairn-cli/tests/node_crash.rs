@@ -27,11 +27,10 @@ use cairn_core::{AuthKey, Id, KdfParams};
 use cairn_net::client::{ClientError, ClientOptions, Connection};
 use cairn_net::frame;
 use cairn_net::protocol::{ErrorCode, Request, Response};
-use cairn_net::tls::{self, ALPN_CAIRN, Pin};
 use cairn_net::{NodeAddress, NodeId};
 use cairn_testing::node::NodeProcess;
+use cairn_testing::raw;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -208,15 +207,9 @@ async fn half_upload(
     key: &[u8; 32],
     id: &Id,
     bytes: &Bytes,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let (config, _) = tls::client_config(Pin::Node(address.node_id.unwrap()), &[ALPN_CAIRN]);
-    let tcp = TcpStream::connect(address.authority()).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(tls::server_name(), tcp)
-        .await
-        .unwrap();
+) -> raw::TlsStream {
     // Version 1: the node sends nothing but answers (no keep-alives).
-    assert_eq!(frame::client_hello(&mut stream, &[1]).await.unwrap(), 1);
+    let mut stream = raw::v1_connection(address).await;
     let login = Request::Login {
         user: USER.into(),
         auth_key: cairn_net::protocol::AuthKeyBytes(*key),

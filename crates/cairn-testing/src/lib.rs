@@ -1,11 +1,12 @@
 //! Test helpers shared by cairn's crates: boundary sizes, seeded data, real
-//! node processes ([`node`]) and proxies that make a bad link out of
-//! loopback ([`faults`]).
+//! node processes ([`node`]), proxies that make a bad link out of loopback
+//! ([`faults`]) and raw protocol connections ([`raw`]).
 //!
 //! Nothing here is used outside tests and benchmarks.
 
 pub mod faults;
 pub mod node;
+pub mod raw;
 
 use std::io::Read;
 
