@@ -319,16 +319,12 @@ fn failure(address: &NodeAddress, error: &ClientError) -> String {
     }
 }
 
-/// Client options with the config's timeouts.
+/// Client options with the config's settings, or the defaults.
 fn options(config: Option<&ClientConfig>) -> ClientOptions {
-    let defaults = ClientConfig::default();
-    let config = config.unwrap_or(&defaults);
-    ClientOptions {
-        connect_timeout: config.connect_timeout(),
-        request_timeout: config.request_timeout(),
-        quic_congestion: config.quic_congestion,
-        ..ClientOptions::default()
-    }
+    config.map_or_else(
+        || ClientConfig::default().client_options(),
+        ClientConfig::client_options,
+    )
 }
 
 /// Connects to each server without a node id and pins it to the id it

@@ -18,6 +18,7 @@
 //! # min_shards = 3    unset means k + 1, at most n
 //! connect_timeout_secs = 3
 //! request_timeout_secs = 30
+//! ping_interval_ms = 1000
 //! window = 8
 //! inline_max = 4096
 //! quic_congestion = "bbr"     # or "cubic"
@@ -32,13 +33,15 @@
 //! must prove) and no node is listed twice (over two transports, say);
 //! 1 ≤ k ≤ n ≤ 32 and n is at most the number of servers, because more
 //! shards than nodes would put two shards of a chunk on one node; k ≤
-//! `min_shards` ≤ n; timeouts are at least a second; the window is
+//! `min_shards` ≤ n; timeouts are at least a second; the ping interval is
+//! 0 (off) or at least [`MIN_PING_INTERVAL_MS`]; the window is
 //! between 1 and [`MAX_WINDOW`]; and `inline_max` is at most
 //! [`MAX_INLINE_LEN`](crate::index::MAX_INLINE_LEN).
 
 use std::time::Duration;
 
 use cairn_core::{Redundancy, RedundancyError};
+use cairn_net::client::ClientOptions;
 use cairn_net::quic::Congestion;
 use cairn_net::{NodeAddress, NodeId};
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,12 @@ use serde::{Deserialize, Serialize};
 /// plaintext and its n/k times larger shards, so 256 chunks at 2-of-4 are
 /// already about 3 GiB.
 pub const MAX_WINDOW: usize = 256;
+
+/// Shortest [`ClientConfig::ping_interval_ms`] other than 0: twice the
+/// interval of the node's keep-alives
+/// ([`cairn_net::protocol::KEEPALIVE_INTERVAL`]), so that a busy node's
+/// keep-alives always arrive within one interval.
+pub const MIN_PING_INTERVAL_MS: u64 = 500;
 
 /// Default [`ClientConfig::inline_max`].
 pub const DEFAULT_INLINE_MAX: usize = 4096;
@@ -75,6 +84,13 @@ pub struct ClientConfig {
     pub connect_timeout_secs: u64,
     /// Seconds a node has to answer one request. Default: 30.
     pub request_timeout_secs: u64,
+    /// Liveness check of `tcp://` connections: after this many milliseconds
+    /// without a byte from a node while requests wait, the client pings
+    /// it, and after as long again without an answer it gives the
+    /// connection up as stalled and retries on a fresh one, instead of
+    /// waiting out the request timeout. Must exceed the round-trip time to
+    /// the farthest node; 0 turns the check off. Default: 1000.
+    pub ping_interval_ms: u64,
     /// Chunks in flight at once during a put or a get; memory use grows with
     /// it. Default: 8.
     pub window: usize,
@@ -108,6 +124,7 @@ impl Default for ClientConfig {
             min_shards: None,
             connect_timeout_secs: 3,
             request_timeout_secs: 30,
+            ping_interval_ms: 1000,
             window: 8,
             inline_max: DEFAULT_INLINE_MAX,
             quic_congestion: Congestion::Bbr,
@@ -196,6 +213,16 @@ pub enum ConfigError {
         /// [`MAX_INLINE_LEN`](crate::index::MAX_INLINE_LEN).
         max: usize,
     },
+    /// `ping_interval_ms` is neither 0 nor at least [`MIN_PING_INTERVAL_MS`].
+    #[error(
+        "client config: ping_interval_ms = {ping_interval_ms} must be 0 (off) or at least {min}"
+    )]
+    PingInterval {
+        /// The value given.
+        ping_interval_ms: u64,
+        /// [`MIN_PING_INTERVAL_MS`].
+        min: u64,
+    },
     /// `window` is zero or over [`MAX_WINDOW`].
     #[error("client config: window = {window} must be between 1 and {max}")]
     Window {
@@ -278,6 +305,22 @@ impl ClientConfig {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    /// The liveness check's interval, `None` when it is off.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        (self.ping_interval_ms > 0).then(|| Duration::from_millis(self.ping_interval_ms))
+    }
+
+    /// The connection settings these settings make.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: self.connect_timeout(),
+            request_timeout: self.request_timeout(),
+            ping_interval: self.ping_interval(),
+            quic_congestion: self.quic_congestion,
+            ..ClientOptions::default()
+        }
+    }
+
     /// Checks the settings against the rules in the [module docs](self).
     ///
     /// # Errors
@@ -324,6 +367,12 @@ impl ClientConfig {
         if self.request_timeout_secs == 0 {
             return Err(ConfigError::Timeout {
                 field: "request_timeout_secs",
+            });
+        }
+        if (1..MIN_PING_INTERVAL_MS).contains(&self.ping_interval_ms) {
+            return Err(ConfigError::PingInterval {
+                ping_interval_ms: self.ping_interval_ms,
+                min: MIN_PING_INTERVAL_MS,
             });
         }
         if !(1..=MAX_WINDOW).contains(&self.window) {
@@ -410,6 +459,12 @@ connect_timeout_secs = {connect}
 # Seconds a node has to answer one request (default: 30).
 request_timeout_secs = {request}
 
+# Milliseconds without a byte from a tcp:// node, while requests wait for it,
+# before the client pings it; as long again without an answer and the
+# connection counts as stalled and is replaced. Must exceed the round-trip
+# time to the farthest node: 0 (off) or at least {min_ping} (default: 1000).
+ping_interval_ms = {ping}
+
 # Chunks in flight at once during a put or a get, 1 to {max_window}; memory use
 # grows with it (default: 8).
 window = {window}
@@ -439,6 +494,8 @@ quic_congestion = "{quic_congestion}"
             min_shards = optional("min_shards", self.min_shards, min_shards),
             connect = self.connect_timeout_secs,
             request = self.request_timeout_secs,
+            min_ping = MIN_PING_INTERVAL_MS,
+            ping = self.ping_interval_ms,
             max_window = MAX_WINDOW,
             window = self.window,
             max_inline = crate::index::MAX_INLINE_LEN,
@@ -480,6 +537,7 @@ mod tests {
         assert_eq!(c.min_shards(), 5);
         assert_eq!(c.connect_timeout(), Duration::from_secs(3));
         assert_eq!(c.request_timeout(), Duration::from_secs(30));
+        assert_eq!(c.ping_interval(), Some(Duration::from_secs(1)));
         assert_eq!(c.window, 8);
         assert_eq!(c.inline_max, 4096);
         assert_eq!(c.quic_congestion, Congestion::Bbr);
@@ -511,6 +569,7 @@ mod tests {
         explicit.min_shards = Some(2);
         explicit.connect_timeout_secs = 5;
         explicit.request_timeout_secs = 90;
+        explicit.ping_interval_ms = 0;
         explicit.window = 16;
         explicit.quic_congestion = Congestion::Bbr;
         explicit.scan_command = Some(vec!["clamdscan".into(), "--fdpass".into()]);
@@ -534,6 +593,7 @@ mod tests {
                 "min_shards",
                 "connect_timeout_secs",
                 "request_timeout_secs",
+                "ping_interval_ms",
                 "window",
                 "quic_congestion",
                 "scan_command",
@@ -648,6 +708,25 @@ mod tests {
                 field: "request_timeout_secs"
             }
         ));
+        assert!(matches!(
+            check(&|c| c.ping_interval_ms = MIN_PING_INTERVAL_MS - 1),
+            ConfigError::PingInterval {
+                ping_interval_ms: 499,
+                ..
+            }
+        ));
+        let mut off = config(4);
+        off.ping_interval_ms = 0;
+        off.validate().unwrap();
+        assert_eq!(off.ping_interval(), None);
+        assert_eq!(off.client_options().ping_interval, None);
+        off.ping_interval_ms = MIN_PING_INTERVAL_MS;
+        off.validate().unwrap();
+        let options = off.client_options();
+        assert_eq!(options.ping_interval, Some(Duration::from_millis(500)));
+        assert_eq!(options.request_timeout, off.request_timeout());
+        assert_eq!(options.connect_timeout, off.connect_timeout());
+        assert_eq!(options.quic_congestion, off.quic_congestion);
         assert!(matches!(
             check(&|c| c.window = 0),
             ConfigError::Window { window: 0, .. }

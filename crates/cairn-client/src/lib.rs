@@ -119,12 +119,7 @@ impl Client {
     /// [`OpenError`] for an unusable configuration.
     pub fn with_keys(config: &ClientConfig, keys: UserKeys) -> Result<Self, OpenError> {
         config.validate()?;
-        let options = ClientOptions {
-            connect_timeout: std::time::Duration::from_secs(config.connect_timeout_secs),
-            request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
-            quic_congestion: config.quic_congestion,
-            ..ClientOptions::default()
-        };
+        let options = config.client_options();
         let cluster = Cluster::new(
             &config.servers,
             Credentials::User {
