@@ -16,7 +16,7 @@
 //!
 //! | controller | `bench --faults`, 64 MiB, direct | same, 10 % loss, 5 % dup, 25 % reorder, 1 % corrupt | `bench node --verify-rounds 0`, 1 client | 8 clients |
 //! | --- | --- | --- | --- | --- |
-//! | BBR, packet threshold 8, time threshold 1.5 (`bbr`, default) | 115–119 / 265–295 | 61–64 / 94–107 (51–55 % / 35–36 %) | 182–270 / 505–842 | 334–407 / 606–859 |
+//! | BBR, packet threshold 8, time threshold 1.5 (`bbr`, default) | 104–129 / 226–298 | 51–66 / 81–107 (put 41–57 %, get 28–40 %, median 35 %; 8 runs) | 182–270 / 505–842 | 334–407 / 606–859 |
 //! | Cubic (quinn's default) | 139 / 432 | 2 / 2 (2 % / 0 %) | 112–146 / 271–319 | 304–426 / 658–791 |
 //!
 //! So `bbr` meets the lossy-link target (≥ 30 % of the clean rate) and the
