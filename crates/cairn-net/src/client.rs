@@ -729,20 +729,22 @@ impl TcpMux {
     }
 
     async fn close(&self) {
-        // Requests still waiting fail now: with the reader stopped nothing
-        // would answer them, and they would wait out their timeout. (The
-        // cluster closes a connection when one of its requests broke, so
-        // the others are retried on the fresh one at once.)
-        end(
-            &self.pending,
-            &self.ended,
-            "the connection was closed by the client",
-        );
+        // (The cluster closes a connection when one of its requests broke,
+        // so the others are retried on the fresh one at once.)
+        self.stop("the connection was closed by the client");
+        let _ = self.writer.lock().await.shutdown().await;
+    }
+
+    /// Ends the connection for `why`: requests still waiting fail now (with
+    /// the reader stopped nothing would answer them, and they would wait
+    /// out their timeout), later ones at once, and the reader and the
+    /// liveness check stop.
+    fn stop(&self, why: &str) {
+        end(&self.pending, &self.ended, why);
         if let Some(watcher) = &self.watcher {
             watcher.abort();
         }
         self.reader.abort();
-        let _ = self.writer.lock().await.shutdown().await;
     }
 }
 
@@ -768,15 +770,7 @@ impl Drop for HalfSent<'_> {
                 stream = self.stream,
                 "request frame half sent: connection closed"
             );
-            end(
-                &mux.pending,
-                &mux.ended,
-                "a request was given up with its frame half sent",
-            );
-            if let Some(watcher) = &mux.watcher {
-                watcher.abort();
-            }
-            mux.reader.abort();
+            mux.stop("a request was given up with its frame half sent");
         }
     }
 }
