@@ -22,7 +22,7 @@
 //! So `bbr` meets the lossy-link target (≥ 30 % of the clean rate) and the
 //! node's GET target (≥ 600 MB/s over quic:// with 8 clients), and is as
 //! fast as Cubic or faster against one node. Where it is slower is a get
-//! from four nodes at once over a clean loopback (265–295 against 432
+//! from four nodes at once over a clean loopback (226–298 against 432
 //! MB/s), still more than a 1 Gbit/s link carries; Cubic is there for a
 //! deployment whose links never lose packets and that wants that back.
 //!
