@@ -180,9 +180,10 @@ async fn a_request_given_up_half_sent_closes_the_connection() {
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(!connection.is_closed(), "a whole frame was sent");
 
-    // More than the sockets' buffers on both sides hold (a few MiB each),
-    // to a node that reads nothing more: the write blocks and times out.
-    let body = Bytes::from(vec![7u8; 32 << 20]);
+    // More than the sockets' buffers on both sides hold (a few MiB each;
+    // the receiver's cannot grow, since the node reads nothing more), and
+    // near the largest shard: the write blocks and times out.
+    let body = Bytes::from(vec![7u8; 60 << 20]);
     let err = connection
         .put_shard(&Id::of(&body), body)
         .await
