@@ -49,15 +49,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin as StdPin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -645,10 +643,7 @@ impl TcpMux {
         let ended = Arc::new(Mutex::new(None));
         let received = Arc::new(AtomicU64::new(0));
         let reader = tokio::spawn(read_answers(
-            Counted {
-                inner: read,
-                count: received.clone(),
-            },
+            frame::CountingReader::new(read, received.clone()),
             pending.clone(),
             ended.clone(),
             options.limits,
@@ -799,30 +794,6 @@ impl Drop for TcpMux {
     }
 }
 
-/// A reader that counts the bytes it hands out: the liveness check's sign
-/// that the node's answers still get through (whole TLS records only, so a
-/// record stalled by a corrupted length shows as silence).
-struct Counted<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
-    fn poll_read(
-        mut self: StdPin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = StdPin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.count.fetch_add(read as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
 /// What the liveness check of one `tcp://` connection works with.
 struct Liveness {
     interval: Duration,
@@ -834,17 +805,13 @@ struct Liveness {
     reader: tokio::task::AbortHandle,
 }
 
-/// The ping frame: stream 0, [`Request::Ping`], no body. Written with one
-/// `write_all` into a buffered writer with room for it, so that it goes in
-/// whole or not at all, even if the write is given up.
-fn ping_frame() -> Vec<u8> {
-    let message = frame::encode(&Request::Ping);
-    let mut bytes = Vec::with_capacity(12 + message.len());
-    bytes.extend_from_slice(&(8 + message.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&0u32.to_le_bytes());
-    bytes.extend_from_slice(&(message.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&message);
-    bytes
+impl Liveness {
+    /// Ends the connection for `why` (the reader stops; waiting requests
+    /// fail).
+    fn stop(&self, why: &str) {
+        end(&self.pending, &self.ended, why);
+        self.reader.abort();
+    }
 }
 
 /// The liveness check (see the [module docs](self#stalled-links)): pings a
@@ -852,7 +819,11 @@ fn ping_frame() -> Vec<u8> {
 /// if the silence outlasts the ping by another interval.
 async fn watch_liveness(live: Liveness) {
     let tick = (live.interval / 4).max(Duration::from_millis(10));
-    let ping = ping_frame();
+    // Stream 0, no body. Written with one `write_all` into a buffered
+    // writer with room for it, so that it goes in whole or not at all, even
+    // if the write is given up.
+    let ping =
+        frame::frame_bytes(0, &frame::encode(&Request::Ping), b"").expect("a ping fits a frame");
     let mut seen = live.received.load(Ordering::Relaxed);
     let mut quiet_since = Instant::now();
     let mut pinged: Option<Instant> = None;
@@ -887,8 +858,7 @@ async fn watch_liveness(live: Liveness) {
                     now - quiet_since,
                     live.interval
                 );
-                end(&live.pending, &live.ended, &why);
-                live.reader.abort();
+                live.stop(&why);
                 return;
             }
             Some(_) => {}
@@ -907,9 +877,7 @@ async fn watch_liveness(live: Liveness) {
                 .await;
                 if let Ok(Err(e)) = sent {
                     // The reader will see the end too; this says why first.
-                    let why = format!("sending a ping failed: {e}");
-                    end(&live.pending, &live.ended, &why);
-                    live.reader.abort();
+                    live.stop(&format!("sending a ping failed: {e}"));
                     return;
                 }
                 // Sent, or stuck in a socket the node does not drain: either
@@ -942,7 +910,7 @@ impl Drop for ForgetOnDrop<'_> {
 /// Hands each answer to its request until the connection ends, then fails
 /// every request still waiting.
 async fn read_answers(
-    mut read: Counted<ReadHalf<TlsStream<TcpStream>>>,
+    mut read: frame::CountingReader<ReadHalf<TlsStream<TcpStream>>>,
     pending: Pending,
     ended: Arc<Mutex<Option<String>>>,
     limits: Limits,

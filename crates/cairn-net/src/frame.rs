@@ -18,10 +18,15 @@
 //! the client lists the versions it speaks, the node picks one or answers
 //! with the versions it speaks and a message, then closes.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::protocol::{HELLO_MAGIC, Limits};
 
@@ -161,15 +166,30 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     message: &[u8],
     body: &[u8],
 ) -> std::io::Result<()> {
+    writer.write_all(&head(stream, message, body)?).await?;
+    writer.write_all(message).await?;
+    writer.write_all(body).await
+}
+
+/// One frame whole in memory: for a small frame that must be written with
+/// a single `write_all` (see `write_frame` for the errors).
+///
+/// # Errors
+/// `InvalidInput` if the frame would not fit its length field.
+pub fn frame_bytes(stream: u32, message: &[u8], body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let head = head(stream, message, body)?;
+    Ok([&head[..], message, body].concat())
+}
+
+/// A frame's first 12 bytes: its length, stream id and message length.
+fn head(stream: u32, message: &[u8], body: &[u8]) -> std::io::Result<[u8; 12]> {
     let len = u32::try_from(FRAME_FIELDS + message.len() + body.len())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
     let mut head = [0u8; 12];
     head[..4].copy_from_slice(&len.to_le_bytes());
     head[4..8].copy_from_slice(&stream.to_le_bytes());
     head[8..].copy_from_slice(&(message.len() as u32).to_le_bytes());
-    writer.write_all(&head).await?;
-    writer.write_all(message).await?;
-    writer.write_all(body).await
+    Ok(head)
 }
 
 /// Encodes a message for a frame.
@@ -302,6 +322,40 @@ pub async fn server_hello<S: AsyncRead + AsyncWrite + Unpin>(
         });
     }
     Ok(chosen)
+}
+
+/// A reader that adds the bytes it hands out to a shared count: how both
+/// ends of a `tcp://` connection's liveness check (see
+/// [`crate::protocol`]) tell a link that carries bytes from a silent one.
+/// Over TLS it counts whole records only, so a record stalled by a
+/// corrupted length shows as silence.
+#[derive(Debug)]
+pub struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    /// Reads from `inner`, adding what it reads to `count`.
+    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
+        Self { inner, count }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.count.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        polled
+    }
 }
 
 #[cfg(test)]

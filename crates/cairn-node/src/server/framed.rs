@@ -23,10 +23,8 @@
 //! client's check ends the connection.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,7 +34,6 @@ use cairn_net::protocol::{
 };
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-    ReadBuf,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -115,10 +112,7 @@ async fn connection(
         .map_err(|_| ConnectionError::Timeout("hello"))??;
     let (read, write) = tokio::io::split(stream);
     let activity = Arc::new(Activity::default());
-    let read = Counted {
-        inner: read,
-        activity: activity.clone(),
-    };
+    let read = frame::CountingReader::new(read, activity.read.clone());
     serve(
         BufReader::with_capacity(64 * 1024, read),
         write,
@@ -137,7 +131,7 @@ async fn connection(
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     /// Bytes read from the connection so far.
-    read: AtomicU64,
+    read: Arc<AtomicU64>,
     /// The reader is between a frame's first byte and its end.
     receiving: AtomicBool,
     /// Waits in progress during which the reader does not read.
@@ -158,28 +152,6 @@ pub(crate) struct Holding<'a>(&'a Activity);
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
         self.0.holding.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The connection's read half, counting what it reads.
-struct Counted<R> {
-    inner: R,
-    activity: Arc<Activity>,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.activity.read.fetch_add(read as u64, Ordering::Relaxed);
-        }
-        polled
     }
 }
 
