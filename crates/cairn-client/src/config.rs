@@ -571,7 +571,7 @@ mod tests {
         explicit.request_timeout_secs = 90;
         explicit.ping_interval_ms = 0;
         explicit.window = 16;
-        explicit.quic_congestion = Congestion::Bbr;
+        explicit.quic_congestion = Congestion::Cubic;
         explicit.scan_command = Some(vec!["clamdscan".into(), "--fdpass".into()]);
         let mut mixed = config(3);
         mixed.servers[1] = "https://[::1]:7443"

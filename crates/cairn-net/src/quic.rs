@@ -129,24 +129,25 @@ pub fn transport_config(congestion: Congestion) -> quinn::TransportConfig {
 /// The kernel caps the request at `net.core.rmem_max` / `wmem_max`.
 pub const UDP_BUFFER: usize = 4 << 20;
 
-/// A UDP socket bound to `address` with [`UDP_BUFFER`] asked for; returns
-/// it with the receive buffer the kernel granted.
+/// A UDP socket bound to `address` with [`UDP_BUFFER`] asked for its
+/// receive and send buffers; returns it with the receive buffer the kernel
+/// granted.
 pub fn bind_udp(address: impl ToSocketAddrs) -> io::Result<(UdpSocket, usize)> {
     let socket = UdpSocket::bind(address)?;
-    let granted = size_buffers(&socket);
+    let buffers = socket2::SockRef::from(&socket);
+    // Refusals are not errors: the kernel's defaults still work, only with
+    // more loss under load, and the caller reports the granted size.
+    let _ = buffers.set_recv_buffer_size(UDP_BUFFER);
+    let _ = buffers.set_send_buffer_size(UDP_BUFFER);
+    let granted = receive_buffer(&socket);
     Ok((socket, granted))
 }
 
-/// Asks for [`UDP_BUFFER`] on `socket`'s receive and send buffers (best
-/// effort: a smaller grant is not an error) and returns the receive
-/// buffer the kernel granted.
-pub fn size_buffers(socket: &UdpSocket) -> usize {
-    let socket = socket2::SockRef::from(socket);
-    // Refusals are not errors: the kernel's defaults still work, only
-    // with more loss under load, and the caller reports the granted size.
-    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
-    let _ = socket.set_send_buffer_size(UDP_BUFFER);
-    socket.recv_buffer_size().unwrap_or(0)
+/// The receive buffer the kernel gives `socket` (0 if it will not say).
+pub fn receive_buffer(socket: &UdpSocket) -> usize {
+    socket2::SockRef::from(socket)
+        .recv_buffer_size()
+        .unwrap_or(0)
 }
 
 /// Whether a granted receive buffer is far below [`UDP_BUFFER`]: Linux
@@ -178,8 +179,7 @@ mod tests {
         assert!(socket.local_addr().unwrap().port() != 0);
         // Whatever the kernel's cap, the grant is at least its default and
         // is what the socket reports.
-        let reported = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
-        assert_eq!(granted, reported);
+        assert_eq!(granted, receive_buffer(&socket));
         let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok());

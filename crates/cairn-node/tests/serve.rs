@@ -120,3 +120,21 @@ async fn a_largest_shard_fits_a_body_budget_of_exactly_max_shard_size() {
     }
     node.stop().await;
 }
+
+/// A node's quic:// sockets get the buffers `cairn_net::quic` asks for, not
+/// the kernel's default, which drops datagrams whenever the node falls
+/// behind.
+#[tokio::test]
+async fn quic_listeners_ask_for_large_udp_buffers() {
+    let listen = [cairn_net::NodeAddress {
+        scheme: Scheme::Quic,
+        host: "127.0.0.1".into(),
+        port: 0,
+        node_id: None,
+    }];
+    let listeners = cairn_node::server::Listeners::bind(&listen).await.unwrap();
+    let (_, asked) = cairn_net::quic::bind_udp("127.0.0.1:0").unwrap();
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_ne!(asked, cairn_net::quic::receive_buffer(&plain));
+    assert_eq!(cairn_net::quic::receive_buffer(&listeners.quic[0]), asked);
+}
