@@ -112,14 +112,15 @@ pub async fn read_payload<R: AsyncRead + Unpin>(
     len: usize,
     limits: &Limits,
 ) -> Result<Frame, FrameError> {
-    let mut buffer = BytesMut::zeroed(len);
-    reader.read_exact(&mut buffer).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+    // Read into the buffer's spare capacity rather than zeroing it first:
+    // a node zeroed every shard it received, 5 % of its CPU in a put.
+    let mut buffer = BytesMut::with_capacity(len);
+    while buffer.len() < len {
+        let rest = (len - buffer.len()) as u64;
+        if (&mut *reader).take(rest).read_buf(&mut buffer).await? == 0 {
+            return Err(FrameError::Truncated);
         }
-    })?;
+    }
     let stream = buffer.get_u32_le();
     let message_len = buffer.get_u32_le() as usize;
     if message_len > buffer.len() {
@@ -387,6 +388,29 @@ mod tests {
         let b = read_frame(&mut reader, &limits()).await.unwrap().unwrap();
         assert_eq!((b.stream, b.body.len()), (8, 0));
         assert!(read_frame(&mut reader, &limits()).await.unwrap().is_none());
+    }
+
+    /// A frame that arrives a few bytes at a time, as from a slow link, is
+    /// read whole, and the frame after it starts where it ended.
+    #[tokio::test]
+    async fn a_frame_arriving_in_small_pieces_is_read_whole() {
+        let body: Vec<u8> = (0..300_000u32).map(|n| (n % 251) as u8).collect();
+        let message = encode(&Request::Info);
+        let mut wire = Vec::new();
+        write_frame(&mut wire, 3, &message, &body).await.unwrap();
+        write_frame(&mut wire, 4, &message, b"next").await.unwrap();
+        let (mut write, mut read) = tokio::io::duplex(1000);
+        let writer = tokio::spawn(async move { write.write_all(&wire).await });
+        let limits = Limits {
+            max_shard_len: body.len(),
+            ..limits()
+        };
+        let frame = read_frame(&mut read, &limits).await.unwrap().unwrap();
+        assert_eq!((frame.stream, &frame.message[..]), (3, &message[..]));
+        assert!(frame.body == body, "the body came back changed");
+        let next = read_frame(&mut read, &limits).await.unwrap().unwrap();
+        assert_eq!((next.stream, &next.body[..]), (4, &b"next"[..]));
+        writer.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -567,14 +567,14 @@ fn compare_contents(file: &mut File, expected: &[u8]) -> io::Result<OnDisk> {
     if file.metadata()?.len() != expected.len() as u64 {
         return Ok(OnDisk::Different);
     }
-    let mut block = vec![0; expected.len().clamp(1, READ_BLOCK as usize)];
+    // Filled by `read_to_end`, which reads into spare capacity: no zeroing.
+    let mut block = Vec::with_capacity(expected.len().clamp(1, READ_BLOCK as usize));
     let mut rest = expected;
     loop {
-        let n = match file.read(&mut block) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        block.clear();
+        let n = (&mut *file)
+            .take(block.capacity() as u64)
+            .read_to_end(&mut block)?;
         if n == 0 {
             // The end: a file that shrank since its length was taken is
             // short.
