@@ -117,8 +117,15 @@ pub async fn read_payload<R: AsyncRead + Unpin>(
     let mut buffer = BytesMut::with_capacity(len);
     while buffer.len() < len {
         let rest = (len - buffer.len()) as u64;
-        if (&mut *reader).take(rest).read_buf(&mut buffer).await? == 0 {
-            return Err(FrameError::Truncated);
+        match (&mut *reader).take(rest).read_buf(&mut buffer).await {
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(_) => {}
+            // What TLS reports for a connection closed without its close
+            // message.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(FrameError::Truncated);
+            }
+            Err(e) => return Err(FrameError::Io(e)),
         }
     }
     let stream = buffer.get_u32_le();
