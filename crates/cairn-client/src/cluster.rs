@@ -225,7 +225,7 @@ impl Cluster {
     }
 
     /// Marks node `index` down after a failure, dropping its connection.
-    pub async fn mark_down(&self, index: usize, why: &dyn std::fmt::Display) {
+    pub async fn mark_down(&self, index: usize, why: &(dyn std::fmt::Display + Sync)) {
         let slot = &self.slots[index];
         slot.mark_down(why);
         let connection = slot
@@ -477,6 +477,14 @@ impl Cluster {
 
     /// The nodes marked down, each as `address (why)`.
     pub fn failures(&self) -> Vec<String> {
+        self.down_nodes()
+            .into_iter()
+            .map(|(i, why)| format!("{} ({why})", self.slots[i].address))
+            .collect()
+    }
+
+    /// The nodes marked down, each as its index and why it failed.
+    pub fn down_nodes(&self) -> Vec<(usize, String)> {
         (0..self.len())
             .filter(|&i| self.is_down(i))
             .map(|i| {
@@ -486,7 +494,7 @@ impl Cluster {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone()
                     .unwrap_or_default();
-                format!("{} ({why})", self.slots[i].address)
+                (i, why)
             })
             .collect()
     }

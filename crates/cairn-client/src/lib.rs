@@ -38,6 +38,7 @@ pub mod placement;
 pub mod repair;
 pub mod scan;
 pub mod store;
+pub mod transport;
 
 use std::path::Path;
 use std::sync::Mutex;
