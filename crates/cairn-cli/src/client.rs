@@ -37,7 +37,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_client::directory::{DirectoryError, FileInfo, FileLayout, Health};
-use cairn_client::{Client, ClientConfig, FetchError, FetchReport, RemotePath, StoreReport};
+use cairn_client::{
+    Client, ClientConfig, FetchError, FetchReport, NodeFailure, RemotePath, StoreReport,
+};
 use cairn_core::Capability;
 use cairn_net::client::{ClientError, ClientOptions, Connection};
 use cairn_net::protocol::ErrorCode;
@@ -567,7 +569,11 @@ impl StoredJson {
             shards_sent: report.shards_sent,
             shards_present: report.shards_present,
             bytes_sent: report.bytes_sent,
-            failed_nodes: report.failed_nodes.clone(),
+            failed_nodes: report
+                .failed_nodes
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             inline: report.inline,
         }
     }
@@ -741,7 +747,7 @@ async fn put_stdin(global: &GlobalArgs, out: &Output, args: PutArgs) -> Result<(
     Ok(())
 }
 
-fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
+fn warn_degraded(out: &Output, files: usize, failed_nodes: &[NodeFailure]) {
     let what = if files == 1 {
         "the file is".to_owned()
     } else {
@@ -749,15 +755,7 @@ fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
     };
     // The reasons were given when the login found the nodes down; name
     // them by URL only.
-    let urls: Vec<String> = failed_nodes
-        .iter()
-        .map(|node| {
-            let address = node.split_once(' ').map_or(node.as_str(), |(a, _)| a);
-            address
-                .parse::<NodeAddress>()
-                .map_or_else(|_| address.to_owned(), |a| a.url())
-        })
-        .collect();
+    let urls: Vec<String> = failed_nodes.iter().map(|f| f.node.url()).collect();
     let nodes = if urls.is_empty() {
         String::new()
     } else {
@@ -1023,7 +1021,9 @@ fn refuse_overwrite(local: &Path, force: bool) -> Result<()> {
 fn fetch_error(remote: &RemotePath, error: FetchError) -> anyhow::Error {
     match error {
         FetchError::NotFound(_) => anyhow!("no file {remote} (`cairn ls` lists what is stored)"),
-        FetchError::Exists(path) => anyhow!("{path} exists; pass --force to overwrite it"),
+        FetchError::Exists(path) => {
+            anyhow!("{} exists; pass --force to overwrite it", path.display())
+        }
         other => anyhow::Error::new(other).context(format!("cannot fetch {remote}")),
     }
 }
@@ -1156,8 +1156,14 @@ async fn get_capability(
     };
     bar.finish_and_clear();
     client.close().await;
-    let report =
-        result.with_context(|| format!("cannot fetch the shared file into {}", local.display()))?;
+    let report = result
+        .map_err(|e| match e {
+            FetchError::Exists(path) => {
+                anyhow!("{} exists; pass --force to overwrite it", path.display())
+            }
+            e => anyhow::Error::new(e),
+        })
+        .with_context(|| format!("cannot fetch the shared file into {}", local.display()))?;
     fetched(out, None, &local, &report)
 }
 
@@ -1470,6 +1476,7 @@ async fn verify(global: &GlobalArgs, out: &Output, args: VerifyArgs) -> Result<(
             Err(DirectoryError::NoNode { failed }) => {
                 bar.finish_and_clear();
                 client.close().await;
+                let failed: Vec<String> = failed.iter().map(ToString::to_string).collect();
                 bail!("no node could be reached: {}", failed.join(", "));
             }
             Err(e) => (
@@ -1629,7 +1636,7 @@ async fn repair(global: &GlobalArgs, out: &Output, args: RepairArgs) -> Result<(
             bytes_written: report.bytes_written,
             corrupt: report.corrupt,
             unplaced: report.unplaced,
-            problems: report.problems,
+            problems: report.problems.iter().map(ToString::to_string).collect(),
         });
         bar.inc(1);
     }
