@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod directory;
 pub mod fetch;
+mod hashing;
 pub mod index;
 pub mod placement;
 pub mod repair;
@@ -50,6 +51,7 @@ pub use crate::cluster::{Cluster, ClusterError, Credentials};
 pub use crate::config::ClientConfig;
 pub use crate::directory::{FileInfo, Health};
 pub use crate::fetch::{FetchError, FetchReport};
+pub use crate::hashing::HashingWriter;
 pub use crate::index::RemotePath;
 pub use crate::store::{StoreError, StoreReport};
 
