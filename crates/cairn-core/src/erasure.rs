@@ -523,7 +523,7 @@ mod tests {
     use super::*;
 
     fn round_trip(len: usize, k: usize, n: usize) {
-        let blob = cairn_testing::seeded_bytes(len as u64, len);
+        let blob = testdata::seeded_bytes(len as u64, len);
         let redundancy = Redundancy::new(k, n).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, redundancy).unwrap();
         assert_eq!(shards.len(), n);
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn wide_stripe() {
-        let blob = cairn_testing::seeded_bytes(5, 100_001);
+        let blob = testdata::seeded_bytes(5, 100_001);
         let r = Redundancy::new(20, 32).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, r).unwrap();
         let slots: Vec<Option<&[u8]>> = shards
@@ -592,7 +592,7 @@ mod tests {
 
     #[test]
     fn wrong_or_missing_shards_are_named() {
-        let blob = cairn_testing::seeded_bytes(6, 5000);
+        let blob = testdata::seeded_bytes(6, 5000);
         let r = Redundancy::new(2, 4).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, r).unwrap();
         let mut decoder = StripeDecoder::new();

@@ -3,11 +3,9 @@
 //! is up, a node that missed the put is caught up by repair, `share`
 //! turns the file into a stored one, and the size limit is exact.
 
-mod common;
-
 use cairn_client::Health;
 use cairn_client::fetch::FetchError;
-use common::{TestCluster, remote};
+use cairn_testing::cluster::{TestCluster, keys, remote};
 
 const MIB: usize = 1024 * 1024;
 
@@ -187,7 +185,7 @@ async fn the_inline_limit_is_exact_and_zero_turns_it_off() {
 
     let mut config = cluster.config("alice");
     config.inline_max = 0;
-    let sharded = cairn_client::Client::with_keys(&config, common::keys("alice")).unwrap();
+    let sharded = cairn_client::Client::with_keys(&config, keys("alice")).unwrap();
     let local = cluster.file("tiny", b"x");
     let stored = sharded.store(&local, &remote("tiny")).await.unwrap();
     assert!(!stored.inline, "{stored:?}");

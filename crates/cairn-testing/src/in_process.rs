@@ -1,9 +1,7 @@
-//! The harness of the in-process node tests: a node with users `alice`
-//! and `bob` (1 MiB quota each) served on 127.0.0.1 over tcp://, quic://
-//! and https://, and the scenario every transport must pass.
-
-// Each test file uses a different part of the harness.
-#![allow(dead_code)]
+//! A node served in this process (`cairn_node::server::run` on port-0
+//! listeners, as mini-redis tests its server): users `alice` and `bob`
+//! (1 MiB quota each) on 127.0.0.1 over tcp://, quic:// and https://, and
+//! the scenario every transport must pass.
 
 use std::sync::Arc;
 
@@ -18,8 +16,11 @@ use cairn_node::{Node, NodeConfig, auth};
 use cairn_store::{Store, StoreOptions};
 use tokio::sync::oneshot;
 
+/// A node served by a task of the current runtime, in a temporary directory.
 pub struct TestNode {
+    /// Its listeners' addresses, pinned.
     pub addresses: Vec<NodeAddress>,
+    /// Its node id.
     pub node_id: cairn_net::NodeId,
     /// The node's certificate, as `node.crt` holds it.
     pub certificate_pem: String,
@@ -30,10 +31,12 @@ pub struct TestNode {
     dir: tempfile::TempDir,
 }
 
+/// `user`'s auth key (passphrase `"passphrase"`, the insecure test cost).
 pub fn auth_key(user: &str) -> AuthKey {
     AuthKey::derive(user, b"passphrase", &KdfParams::INSECURE_FOR_TESTS).unwrap()
 }
 
+/// Starts a node with the settings `configure` leaves, users alice and bob.
 pub async fn start(configure: impl FnOnce(&mut NodeConfig)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let listen: Vec<NodeAddress> = [Scheme::Tcp, Scheme::Quic, Scheme::Https]
@@ -96,16 +99,19 @@ async fn serve(dir: tempfile::TempDir, identity: NodeIdentity, config: NodeConfi
 }
 
 impl TestNode {
+    /// The address of its `scheme` listener.
     pub fn address(&self, scheme: Scheme) -> &NodeAddress {
         self.addresses.iter().find(|a| a.scheme == scheme).unwrap()
     }
 
+    /// A connection over `scheme`, not logged in.
     pub async fn connect(&self, scheme: Scheme) -> Connection {
         Connection::connect(self.address(scheme), &ClientOptions::default(), false)
             .await
             .unwrap()
     }
 
+    /// A connection over `scheme`, logged in as `user`.
     pub async fn login(&self, scheme: Scheme, user: &str) -> Connection {
         let connection = self.connect(scheme).await;
         let key = auth_key(user).for_node(self.node_id.0.as_bytes());
@@ -113,6 +119,7 @@ impl TestNode {
         connection
     }
 
+    /// Stops serving and waits until the node has.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.done.await.unwrap();
@@ -137,11 +144,14 @@ impl TestNode {
     }
 }
 
+/// A shard of `len` bytes of `seed`, and its id.
 pub fn shard(seed: u8, len: usize) -> (Id, Bytes) {
     let bytes = Bytes::from(vec![seed; len]);
     (Id::of(&bytes), bytes)
 }
 
+/// The scenario every transport must pass: shards and index entries
+/// stored, read, listed and dropped, users kept apart.
 pub async fn shards_and_index_work_over(scheme: Scheme) {
     let node = start(|_| {}).await;
     let alice = node.login(scheme, "alice").await;

@@ -546,7 +546,7 @@ mod tests {
     }
 
     fn data(len: usize) -> Vec<u8> {
-        crate::seeded_bytes(5, len)
+        testdata::seeded_bytes(5, len)
     }
 
     #[tokio::test]

@@ -18,20 +18,18 @@
 //! direction. Each test is bounded by a tokio timeout well under its
 //! request timeout, so that it fails, rather than hangs, without the check.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_client::{Cluster, Credentials};
 use cairn_core::Id;
+use cairn_faults::{Direction, TcpFaults, TcpProxy};
 use cairn_net::client::{ClientOptions, Connection};
 use cairn_net::protocol::{Request, Response};
 use cairn_net::{NodeAddress, frame};
-use cairn_testing::faults::{Direction, TcpFaults, TcpProxy};
+use cairn_testing::cluster::{TestCluster, keys};
 use cairn_testing::raw;
-use common::{TestCluster, keys};
 use tokio::io::AsyncWriteExt;
 
 /// Options with a request timeout far above what any test waits for: a

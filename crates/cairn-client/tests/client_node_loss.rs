@@ -10,12 +10,10 @@
 //! - a put or get that hangs, corrupts or half-finishes when a node dies
 //!   under it, and a failed put whose re-run starts from scratch.
 
-mod common;
-
+use cairn_client::HashingWriter;
 use cairn_client::StoreError;
 use cairn_client::directory::Health;
-use cairn_testing::HashingWriter;
-use common::{MIB, TestCluster, remote};
+use cairn_testing::cluster::{MIB, TestCluster, hash_file, remote};
 
 /// A watch sender fed by a progress callback, and a future that kills
 /// `node` once `threshold` bytes were reported.
@@ -291,5 +289,5 @@ async fn a_put_that_loses_too_many_nodes_midway_fails_cleanly_and_its_rerun_resu
     );
     let out = cluster.path("copy");
     client.fetch(&name, &out).await.unwrap();
-    assert_eq!(common::hash_file(&out), hash);
+    assert_eq!(hash_file(&out), hash);
 }

@@ -1,14 +1,12 @@
-//! The harness of the client end-to-end tests (`client.rs`, `client_*.rs`):
-//! four real `cairn node run` processes on 127.0.0.1, one over https://,
-//! two over tcp:// and one over quic://, each with users alice and bob,
-//! and clients of the library that talk to them.
+//! A cluster for the client library's tests against real nodes: four
+//! `cairn node run` processes on 127.0.0.1, one over https://, two over
+//! tcp:// and one over quic://, each with users alice and bob, and clients
+//! of the library that talk to them.
 //!
 //! Users are added through the node's metadata ([`cairn_store::Admin`], as
 //! `cairn node user add` does) with keys derived once per test binary, so
 //! that a cluster starts without eight Argon2 runs; [`TestCluster::open`]
 //! still goes the whole way from the passphrase.
-
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -18,10 +16,12 @@ use std::sync::{Mutex, OnceLock};
 use cairn_client::{Client, ClientConfig, RemotePath};
 use cairn_core::{KdfParams, UserKeys};
 use cairn_net::NodeAddress;
-use cairn_testing::node::NodeProcess;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+use crate::node::NodeProcess;
+
+/// The passphrase of every user of a [`TestCluster`].
 pub const PASSPHRASE: &str = "correct horse battery staple";
+/// One mebibyte.
 pub const MIB: usize = 1024 * 1024;
 
 /// The transports of the four nodes, in node order.
@@ -41,9 +41,11 @@ pub fn keys(user: &str) -> UserKeys {
         .clone()
 }
 
-/// Four running nodes and a scratch directory for local files.
+/// Running nodes and a scratch directory for local files.
 pub struct TestCluster {
+    /// The nodes, in order.
     pub nodes: Vec<NodeProcess>,
+    /// The nodes' directories live in it, and scratch files ([`Self::path`]).
     pub dir: tempfile::TempDir,
 }
 
@@ -66,7 +68,7 @@ impl TestCluster {
                     let path = dir.path().join(format!("node-{i}"));
                     let users = &users;
                     scope.spawn(move || {
-                        let mut node = NodeProcess::init(BIN.as_ref(), &path, &[scheme]);
+                        let mut node = NodeProcess::init(crate::cairn_bin(), &path, &[scheme]);
                         let admin = cairn_store::Admin::open(node.dir()).unwrap();
                         let id = node_id(&node);
                         for (name, keys) in users {
@@ -139,7 +141,7 @@ impl TestCluster {
     pub fn seeded_file(&self, name: &str, seed: u64, len: usize) -> (PathBuf, blake3::Hash) {
         let path = self.path(name);
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut source = cairn_testing::seeded_reader(seed);
+        let mut source = testdata::seeded_reader(seed);
         let mut hasher = blake3::Hasher::new();
         let mut block = vec![0u8; MIB];
         let mut left = len;

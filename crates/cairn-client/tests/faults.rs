@@ -17,13 +17,11 @@
 //! Every test checks that its faults fired (the proxies count them), so
 //! that a link that was not bad cannot pass for one that was.
 
-mod common;
-
 use cairn_client::ClientConfig;
+use cairn_client::HashingWriter;
+use cairn_faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
 use cairn_net::NodeAddress;
-use cairn_testing::HashingWriter;
-use cairn_testing::faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
-use common::{MIB, TestCluster, keys, remote};
+use cairn_testing::cluster::{MIB, TestCluster, keys, remote};
 
 /// A client config of alice's reaching the nodes at `servers`.
 fn config(servers: Vec<NodeAddress>, connect_secs: u64, request_secs: u64) -> ClientConfig {

@@ -1,6 +1,10 @@
-//! Fault-injecting proxies, put between a client and a node to make a bad
-//! link out of loopback (this machine's kernel has no netem, so faults are
-//! made in userspace).
+//! cairn-faults: fault-injecting proxies, put between a client and a node
+//! to make a bad link out of loopback (this machine's kernel has no netem,
+//! so faults are made in userspace).
+//!
+//! A product feature, not test code: `cairn bench --faults` measures puts
+//! and gets through these proxies, and the reliability tests use the same
+//! ones.
 //!
 //! - [`UdpProxy`] for `quic://`: independent rates of loss, duplication,
 //!   reordering, corruption and added delay, per direction.

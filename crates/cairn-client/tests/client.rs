@@ -8,11 +8,9 @@
 //! client cannot mix with the others, a large file that does not come back
 //! whole, and a streaming variant that drops or reorders chunks.
 
-mod common;
-
+use cairn_client::HashingWriter;
 use cairn_client::directory::Health;
-use cairn_testing::HashingWriter;
-use common::{MIB, TestCluster, remote};
+use cairn_testing::cluster::{MIB, TestCluster, hash_file, keys, remote};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_survive_two_of_four_nodes_down_over_mixed_transports() {
@@ -73,7 +71,7 @@ async fn empty_one_byte_and_one_mib_plus_one_files_round_trip_bit_exact() {
     // inline_max = 0 they are chunked like any other, which must work too.
     let mut sharded = cluster.config("alice");
     sharded.inline_max = 0;
-    let sharded = cairn_client::Client::with_keys(&sharded, common::keys("alice")).unwrap();
+    let sharded = cairn_client::Client::with_keys(&sharded, keys("alice")).unwrap();
     let client = cluster.client("alice");
     for (seed, len) in [(10, 0), (11, 1), (12, MIB + 1)] {
         let data = cairn_testing::seeded_bytes(seed, len);
@@ -143,7 +141,7 @@ async fn a_100_mib_file_round_trips_bit_exact() {
 
     let out = cluster.path("big-copy");
     client.fetch(&name, &out).await.unwrap();
-    assert_eq!(common::hash_file(&out), hash);
+    assert_eq!(hash_file(&out), hash);
 }
 
 /// `store_async` from an async reader and `fetch_to` an async writer give

@@ -10,11 +10,9 @@
 //!   elsewhere, or nothing while the newer one is still being uploaded;
 //! - a capability that only its owner can fetch.
 
-mod common;
-
 use cairn_client::directory::Health;
 use cairn_client::{Client, FetchError};
-use common::{MIB, TestCluster, remote};
+use cairn_testing::cluster::{MIB, TestCluster, keys, options, remote};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_missed_puts_gets_the_index_entries_back_on_the_next_read() {
@@ -207,7 +205,7 @@ async fn a_capability_is_fetched_by_another_user_and_by_an_anonymous_client() {
     assert!(matches!(error, FetchError::NotFound(_)), "{error}");
 
     cluster.nodes[1].kill();
-    let anonymous = Client::anonymous(&cluster.servers(), common::options()).unwrap();
+    let anonymous = Client::anonymous(&cluster.servers(), options()).unwrap();
     let out = cluster.path("anonymous-copy");
     let fetched = anonymous
         .fetch_capability_to_file(&capability, &out, false, &|_| {})
@@ -238,7 +236,7 @@ async fn a_put_lands_above_a_newer_entry_that_a_single_node_holds() {
         .unwrap();
 
     // A tombstone an hour in the future, on node 1 only.
-    let keys = common::keys("alice");
+    let keys = keys("alice");
     let tombstone = cairn_client::index::Entry {
         path: name.clone(),
         version: cairn_client::index::Version::new(
@@ -251,7 +249,7 @@ async fn a_put_lands_above_a_newer_entry_that_a_single_node_holds() {
     let sealed = tombstone.seal(&keys.master.index_key()).unwrap();
     let entry_name = cairn_client::index::entry_name(&keys.master.index_name_key(), &name);
     let address = cluster.servers()[1].clone();
-    let connection = cairn_net::client::Connection::connect(&address, &common::options(), false)
+    let connection = cairn_net::client::Connection::connect(&address, &options(), false)
         .await
         .unwrap();
     let node_key = keys.auth.for_node(address.node_id.unwrap().0.as_bytes());

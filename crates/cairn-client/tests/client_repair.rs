@@ -8,10 +8,8 @@
 //! - a repair that is not idempotent (rewrites shards on every run);
 //! - a repair that claims to have fixed a chunk it could not rebuild.
 
-mod common;
-
 use cairn_client::directory::Health;
-use common::{MIB, TestCluster, remote};
+use cairn_testing::cluster::{MIB, TestCluster, remote};
 
 /// Flips one bit in the middle of `file`.
 fn flip_bit(file: &std::path::Path) {

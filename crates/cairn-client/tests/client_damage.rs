@@ -9,10 +9,8 @@
 //! - a put that sends shards the nodes hold (a re-run, a file with a few
 //!   changed chunks), or that does not send one a node lost.
 
-mod common;
-
 use cairn_client::directory::Health;
-use common::{MIB, TestCluster, remote};
+use cairn_testing::cluster::{MIB, TestCluster, remote};
 
 /// Flips one bit in the middle of every file in `files`.
 fn flip_bits(files: &[std::path::PathBuf]) {
