@@ -14,7 +14,7 @@
 //! chunks and the manifest: its bytes go inside the sealed index entry,
 //! which every node keeps (see [`crate::index::Content::Inline`]). That is
 //! one entry write per node instead of 2n fsync'd shard files, and such a
-//! file survives the loss of all nodes but one. [`Upload`] says which way
+//! file survives the loss of all nodes but one. The upload says which way
 //! a file went. `share` turns an inline file into a stored one, since a
 //! capability names a manifest.
 //!

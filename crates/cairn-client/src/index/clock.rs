@@ -1,4 +1,9 @@
 //! Versions of index entries, and the clock that issues them.
+//!
+//! [`Clock`] makes versions: a hybrid logical clock that follows wall-clock
+//! milliseconds but always moves past the versions a client has seen, so a
+//! client whose clock is behind still writes a newer version than the one
+//! it read.
 
 use std::fmt;
 

@@ -57,10 +57,7 @@
 //!   repair. (A node's own delete forgets the version, so a client removes
 //!   a file by writing a tombstone, not by deleting the entry.)
 //!
-//! [`Clock`] makes versions: a hybrid logical clock that follows wall-clock
-//! milliseconds but always moves past the versions a client has seen, so a
-//! client whose clock is behind still writes a newer version than the one
-//! it read.
+//! Versions come from a [`Clock`], a hybrid logical clock.
 
 use std::cmp::Ordering;
 use std::fmt;
