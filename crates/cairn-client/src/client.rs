@@ -304,15 +304,14 @@ impl<T: Transport> Client<T> {
         options: &TreeOptions,
         progress: &(dyn Fn(TreeEvent<'_>) + Send + Sync),
     ) -> Result<TreeReport, TreeError> {
-        let (dir, prefix) = (dir.to_owned(), prefix.cloned());
-        let plan = tokio::task::spawn_blocking(move || TreePlan::walk(&dir, prefix.as_ref()))
-            .await
-            .expect("walking a tree does not panic")?;
-        Ok(self.store_plan(plan, options, progress).await)
+        let scan = self.scan.as_deref();
+        crate::tree::store_tree(&self.put(), scan, dir, prefix, options, progress).await
     }
 
     /// Stores the files of `plan` (made by [`TreePlan::walk`], which needs
-    /// no client), as [`store_tree`](Self::store_tree) does.
+    /// no client), as [`store_tree`](Self::store_tree) does; `progress`
+    /// hears only of the files stored and failed, as the caller has seen
+    /// the plan's skipped and failed entries already.
     pub async fn store_plan(
         &self,
         plan: TreePlan,

@@ -269,10 +269,12 @@ pub struct TreeReport {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TreeEvent<'a> {
-    /// An entry was left out (told before anything is stored).
+    /// An entry was left out (by `store_tree`, before anything is stored;
+    /// whoever walks a plan itself sees them in [`TreePlan::skipped`]).
     Skipped(&'a SkippedFile),
-    /// A file was not stored (the walk's failures are told before anything
-    /// is stored, the others in walk order).
+    /// A file was not stored: the walk's failures (by `store_tree`, before
+    /// anything is stored; see [`TreePlan::failed`]), then the puts that
+    /// failed, in walk order.
     Failed(&'a FailedFile),
     /// A file was stored (in walk order).
     Stored(&'a StoredFile),
@@ -287,8 +289,36 @@ pub enum TreeEvent<'a> {
 /// Unit of the bytes-in-flight budget.
 const UNIT: u64 = 4096;
 
-/// Stores `plan` with `put`, scanning each file with `scan` if set; see the
-/// module docs.
+/// Walks `dir` (off the async threads), tells `progress` what the walk
+/// skipped and could not use, and stores the rest; see the module docs.
+///
+/// # Errors
+/// [`TreeError`] if `dir` itself cannot be read.
+pub(crate) async fn store_tree<T: Transport>(
+    put: &Put<'_, T>,
+    scan: Option<&[String]>,
+    dir: &Path,
+    prefix: Option<&RemotePath>,
+    options: &TreeOptions,
+    progress: &(dyn Fn(TreeEvent<'_>) + Send + Sync),
+) -> Result<TreeReport, TreeError> {
+    let (dir, prefix) = (dir.to_owned(), prefix.cloned());
+    let plan = tokio::task::spawn_blocking(move || TreePlan::walk(&dir, prefix.as_ref()))
+        .await
+        .expect("walking a tree does not panic")?;
+    for skipped in &plan.skipped {
+        progress(TreeEvent::Skipped(skipped));
+    }
+    for failed in &plan.failed {
+        progress(TreeEvent::Failed(failed));
+    }
+    Ok(store_plan(put, scan, plan, options, progress).await)
+}
+
+/// Stores the files of `plan` with `put`, scanning each with `scan` if
+/// set; see the module docs. `progress` hears of the files stored and
+/// failed (not of the plan's own skipped and failed entries, which the
+/// report carries over).
 pub(crate) async fn store_plan<T: Transport>(
     put: &Put<'_, T>,
     scan: Option<&[String]>,
@@ -301,12 +331,6 @@ pub(crate) async fn store_plan<T: Transport>(
         failed: plan.failed,
         skipped: plan.skipped,
     };
-    for skipped in &report.skipped {
-        progress(TreeEvent::Skipped(skipped));
-    }
-    for failed in &report.failed {
-        progress(TreeEvent::Failed(failed));
-    }
     let units = u32::try_from(options.bytes_in_flight.div_ceil(UNIT))
         .unwrap_or(u32::MAX)
         .max(1);

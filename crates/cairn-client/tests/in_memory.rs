@@ -13,7 +13,7 @@ use cairn_client::fetch::{FetchError, Part};
 use cairn_client::transport::{
     FailureKind, FailureTransport, Fault, MemoryTransport, Op, Transport,
 };
-use cairn_client::tree::{FileError, SkipReason, TreeEvent, TreeOptions, TreePlan};
+use cairn_client::tree::{FailedFile, FileError, SkipReason, TreeEvent, TreeOptions, TreePlan};
 use cairn_client::{Client, ClientConfig, Health, RemotePath, StoreError};
 use cairn_core::keys::MasterKey;
 use cairn_core::{AuthKey, UserKeys};
@@ -396,6 +396,27 @@ async fn a_tree_plan_needs_no_client_and_names_files_without_a_prefix() {
     assert_eq!(names, ["a.txt", "bad.txt", "sub/b.bin"]);
     assert_eq!(plan.bytes(), (a.len() + b.len() + 7) as u64);
     assert!(TreePlan::walk(&dir.path().join("missing"), None).is_err());
+
+    // Storing a plan the caller has seen tells only of the files stored.
+    let client = client();
+    let events = Mutex::new(Vec::new());
+    let report = client
+        .store_plan(plan, &TreeOptions::default(), &|event| match event {
+            TreeEvent::Progress { .. } => {}
+            other => events.lock().unwrap().push(format!("{other:?}")),
+        })
+        .await;
+    let events = events.into_inner().unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e.starts_with("Stored")), "{events:?}");
+    assert_eq!((report.stored.len(), report.skipped.len()), (3, 1));
+    assert!(matches!(
+        report.failed[..],
+        [FailedFile {
+            error: FileError::NotUtf8,
+            ..
+        }]
+    ));
 }
 
 #[tokio::test]
