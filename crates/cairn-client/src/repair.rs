@@ -273,10 +273,21 @@ impl Client {
         tokio::task::spawn_blocking(move || {
             let blob = StripeDecoder::new().decode(&stripe, &fetched)?;
             let (again, shards) = StripeEncoder::new().encode(&blob, stripe.redundancy)?;
-            if again.shards != stripe.shards {
-                return Err(cairn_core::erasure::StripeError::Malformed(
-                    "the rebuilt shards do not match the ids the manifest names".into(),
-                ));
+            // Re-encoding is deterministic: a rebuilt shard with another id
+            // than the manifest names means the k shards decoded to other
+            // bytes than were stored.
+            if let Some((index, (&expected, &actual))) = stripe
+                .shards
+                .iter()
+                .zip(&again.shards)
+                .enumerate()
+                .find(|(_, (expected, actual))| expected != actual)
+            {
+                return Err(cairn_core::erasure::StripeError::ShardMismatch {
+                    index,
+                    expected,
+                    actual,
+                });
             }
             Ok(shards.into_iter().map(|s| Bytes::from(s.bytes)).collect())
         })
