@@ -264,7 +264,7 @@ pub enum IndexEntryError {
     #[error("the index entry's capability is malformed: {reason}")]
     Stripe {
         /// What is inconsistent.
-        reason: String,
+        reason: cairn_core::erasure::StripeRefError,
     },
     /// An inline file is longer than [`MAX_INLINE_LEN`], or its bytes do
     /// not hash to the entry's content hash: a writer that does not follow

@@ -43,13 +43,18 @@ pub enum StripeRepairError {
     /// The shards fetched do not decode.
     #[error("cannot rebuild it: {0}")]
     Decode(#[from] StripeError),
-    /// Re-encoding gave other shards than the manifest names.
-    #[error("cannot rebuild it: the rebuilt shards do not match the ids the manifest names")]
+    /// Re-encoding gave other shards than the manifest names: the k shards
+    /// decoded to other bytes than were stored.
+    #[error(
+        "cannot rebuild it: rebuilt shard {shard} is {actual}, not the {expected} the manifest names"
+    )]
     Mismatch {
-        /// The ids the manifest names.
-        expected: Vec<Id>,
-        /// The ids of the shards rebuilt.
-        found: Vec<Id>,
+        /// The first shard that differs.
+        shard: usize,
+        /// The id the manifest names.
+        expected: Id,
+        /// The id of the shard rebuilt.
+        actual: Id,
     },
     /// No node took any of the shards rebuilt.
     #[error("no rebuilt shard could be stored: {}", joined(failed, "; "))]
@@ -153,10 +158,19 @@ impl<T: Transport> Shards<T> {
         tokio::task::spawn_blocking(move || {
             let blob = StripeDecoder::new().decode(&stripe, &fetched)?;
             let (again, shards) = StripeEncoder::new().encode(&blob, stripe.redundancy)?;
-            if again.shards != stripe.shards {
+            // Re-encoding is deterministic: a rebuilt shard with another id
+            // than the manifest names means the k shards decoded to other
+            // bytes than were stored.
+            let differing = stripe
+                .shards
+                .iter()
+                .zip(&again.shards)
+                .position(|(e, a)| e != a);
+            if let Some(shard) = differing {
                 return Err(StripeRepairError::Mismatch {
-                    expected: stripe.shards,
-                    found: again.shards,
+                    shard,
+                    expected: stripe.shards[shard],
+                    actual: again.shards[shard],
                 });
             }
             Ok(shards.into_iter().map(|s| Bytes::from(s.bytes)).collect())
