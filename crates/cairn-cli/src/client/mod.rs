@@ -1,0 +1,1656 @@
+//! The client commands: `init`, `put`, `get`, `ls`, `rm`, `stat`,
+//! `verify`, `repair` and `share`.
+//!
+//! A command line goes through three steps:
+//!
+//! 1. clap parses it ([`crate::cli`]);
+//! 2. [`invocation`] resolves it once: the global arguments into the
+//!    [`Options`](options::Options) every command shares (output mode,
+//!    config file, passphrase source) and the command's own arguments into
+//!    checked, typed options. A refusal there is a [`UsageError`] (exit
+//!    status 2);
+//! 3. the command runs: it opens a client and logs in to every node at once
+//!    ([`login`]), so that a wrong passphrase is reported as one, not as
+//!    "no node reachable", and prints what it did ([`output`],
+//!    [`progress`]).
+//!
+//! One module per command group: [`init`], [`put`] (`put -r` in
+//! `put::tree`), [`get`], [`list`] (`ls`), [`remove`] (`rm`), [`inspect`]
+//! (`stat`, `verify`, sharing [`sweep`] with `repair`), [`repair`] and
+//! [`share`]. The client library's errors are worded for the user in
+//! [`error`]; servers given without a node id are pinned in [`trust`].
+//!
+//! Results go to stdout, as text or with `--json` as one JSON document;
+//! warnings, errors and progress bars go to stderr. Progress bars are drawn
+//! only when stderr is a terminal and `--quiet` is not given.
+//!
+//! JSON shapes (sizes in bytes, times as RFC 3339 and Unix milliseconds):
+//!
+//! ```text
+//! init    {config, user, servers: [ADDR], data, total, min_shards,
+//!          trusted: [ADDR], nodes: [{address, login: accepted|refused|unreachable|unchecked, error?}]}
+//! put     {path, local, size, chunks, redundancy: "k-of-n", data, total, nodes,
+//!          health: ok|degraded, shards_sent, shards_present, bytes_sent, failed_nodes: [..],
+//!          inline}
+//! put -r  {stored: [as put], failed: [{local, path?, error}]}
+//! get     {path?, local, size, chunks, rebuilt, shards_fetched, shards_failed}
+//! ls      [{path, size, modified, modified_unix_ms, version, health?}]
+//! rm      {path, references_dropped, shards_kept}
+//! stat    {path, size, modified, modified_unix_ms, version, chunks, redundancy,
+//!          data, total, health, missing, corrupt, shards_per_node: [{node, shards}],
+//!          inline}   (inline: shards_per_node counts copies of the index entry)
+//! verify  {files: [as stat, or {path, health: "lost", error}], ok, degraded, lost}
+//! repair  {files: [{path, before, after, chunks_repaired, shards_written, bytes_written,
+//!          corrupt, unplaced, problems: [..]}], repaired, not_ok: [..]}
+//! share   {path, capability}
+//! ```
+
+mod config_file;
+mod error;
+mod get {
+    //! `cairn get`: fetch a stored file, or with `--cap` a file someone
+    //! shared (without an account: the servers come from `--server` or the
+    //! config), into LOCAL or standard output.
+
+    use std::path::{Path, PathBuf};
+
+    use anyhow::{Context, Result};
+    use cairn_client::{Client, ClientConfig, FetchError, FetchReport, RemotePath};
+    use cairn_core::Capability;
+    use cairn_net::NodeAddress;
+    use cairn_net::client::ClientOptions;
+    use indicatif::ProgressBar;
+    use serde::Serialize;
+    use tokio::io::AsyncWriteExt;
+
+    use super::error::{fetch_error, local_exists, shared_fetch_error, usage};
+    use super::login::open;
+    use super::options::{Options, remote_arg};
+    use super::output::Output;
+    use super::trust::{trust_on_first_use, unpinned};
+    use crate::cli::GetArgs;
+    use crate::units::size;
+
+    /// `get`, its arguments checked.
+    #[derive(Debug)]
+    pub struct GetOptions {
+        /// What to fetch.
+        source: Source,
+        /// Where to write it: the file, or `-` with `to_stdout`.
+        local: PathBuf,
+        /// Whether the file goes to standard output.
+        to_stdout: bool,
+        /// Replace `local` if it exists.
+        force: bool,
+    }
+
+    /// What a `get` fetches.
+    #[derive(Debug)]
+    enum Source {
+        /// One of the user's files.
+        Named(RemotePath),
+        /// The file a capability names, from `servers`.
+        Shared {
+            capability: Capability,
+            /// The servers to ask: pinned, or (with --trust-on-first-use)
+            /// some not yet.
+            servers: Vec<NodeAddress>,
+            /// The config's connection settings when the servers come from it,
+            /// else the defaults.
+            client_options: ClientOptions,
+        },
+    }
+
+    impl GetOptions {
+        /// Checks REMOTE and LOCAL (with `--cap`, LOCAL and the servers).
+        pub fn resolve(args: GetArgs, options: &Options) -> Result<Self> {
+            match args.cap.clone() {
+                Some(capability) => Self::resolve_shared(args, capability, options),
+                None => Self::resolve_named(args, &options.output),
+            }
+        }
+
+        fn resolve_named(args: GetArgs, out: &Output) -> Result<Self> {
+            let Some(text) = args.remote.as_deref() else {
+                return Err(usage(
+                    "name the file to fetch: cairn get REMOTE [LOCAL] (or cairn get --cap CAP LOCAL)",
+                ));
+            };
+            let remote = remote_arg(text)?;
+            let to_stdout = args.local.as_deref() == Some(Path::new("-"));
+            if to_stdout && out.json {
+                return Err(usage("--json and LOCAL - both want stdout: drop one"));
+            }
+            let local = local_target(args.local, remote.file_name());
+            if !to_stdout {
+                refuse_overwrite(&local, args.force)?;
+            }
+            Ok(Self {
+                source: Source::Named(remote),
+                local,
+                to_stdout,
+                force: args.force,
+            })
+        }
+
+        fn resolve_shared(
+            args: GetArgs,
+            capability: Capability,
+            options: &Options,
+        ) -> Result<Self> {
+            let Some(local) = args.remote.as_deref().map(PathBuf::from) else {
+                return Err(usage(
+                    "name the file to write: cairn get --cap CAP LOCAL --server URL#NODE_ID",
+                ));
+            };
+            if args.local.is_some() {
+                return Err(usage(
+                    "with --cap give only LOCAL: the capability names the file (cairn get --cap CAP LOCAL)",
+                ));
+            }
+            let to_stdout = local == Path::new("-");
+            if to_stdout && options.output.json {
+                return Err(usage("--json and LOCAL - both want stdout: drop one"));
+            }
+            if local.is_dir() {
+                return Err(usage(format!(
+                    "{} is a directory: a capability carries no file name, so name the file to write",
+                    local.display()
+                )));
+            }
+            if !to_stdout {
+                refuse_overwrite(&local, args.force)?;
+            }
+            let (servers, config) = if args.servers.is_empty() {
+                let path = options.config.path()?;
+                match options.config.load_if_present()? {
+                    Some(config) => (config.servers.clone(), Some(config)),
+                    None => {
+                        return Err(usage(format!(
+                            "no servers to ask: pass --server URL#NODE_ID (there is no config file at {})",
+                            path.display()
+                        )));
+                    }
+                }
+            } else {
+                (args.servers, None)
+            };
+            let loose = unpinned(&servers);
+            if !loose.is_empty() && !args.trust_on_first_use {
+                return Err(usage(format!(
+                    "{} has no #NODE_ID: give each server as URL#NODE_ID, or pass --trust-on-first-use",
+                    loose.join(", ")
+                )));
+            }
+            let client_options = config.map_or_else(
+                || ClientConfig::default().client_options(),
+                ClientConfig::client_options,
+            );
+            Ok(Self {
+                source: Source::Shared {
+                    capability,
+                    servers,
+                    client_options,
+                },
+                local,
+                to_stdout,
+                force: args.force,
+            })
+        }
+    }
+
+    /// Where a fetched file goes: LOCAL, LOCAL/NAME when LOCAL is a
+    /// directory, or NAME in the current directory.
+    fn local_target(local: Option<PathBuf>, name: &str) -> PathBuf {
+        match local {
+            Some(dir) if dir.is_dir() => dir.join(name),
+            Some(path) => path,
+            None => PathBuf::from(name),
+        }
+    }
+
+    fn refuse_overwrite(local: &Path, force: bool) -> Result<()> {
+        if !force && local.exists() {
+            return Err(local_exists(local.display()));
+        }
+        Ok(())
+    }
+
+    /// Runs `get`.
+    pub async fn run(options: &Options, get: GetOptions) -> Result<()> {
+        let out = &options.output;
+        let (client, bar) = match &get.source {
+            Source::Named(remote) => {
+                let client = open(options).await?;
+                let total = if out.progress.shown() {
+                    // Only to give the bar a length and an ETA.
+                    client
+                        .list_files(remote.as_str(), false)
+                        .await
+                        .ok()
+                        .and_then(|files| files.into_iter().find(|f| &f.path == remote))
+                        .map(|f| f.size)
+                } else {
+                    None
+                };
+                (client, out.progress.bytes(total, remote.as_str()))
+            }
+            Source::Shared {
+                servers,
+                client_options,
+                ..
+            } => {
+                let client = anonymous(options, servers.clone(), client_options.clone()).await?;
+                let bar = out.progress.bytes(None, &get.local.display().to_string());
+                (client, bar)
+            }
+        };
+        let result = fetch(&client, &get, &bar).await;
+        bar.finish_and_clear();
+        client.close().await;
+        match &get.source {
+            Source::Named(remote) => {
+                let report = result.map_err(|e| fetch_error(remote, e))?;
+                fetched(out, Some(remote), &get.local, &report)
+            }
+            Source::Shared { .. } => {
+                let report = result.map_err(|e| shared_fetch_error(&get.local, e))?;
+                fetched(out, None, &get.local, &report)
+            }
+        }
+    }
+
+    /// A client without an account for `servers`, pinned (trusting those
+    /// without an id on first use), scanning as the config file says if there
+    /// is one.
+    async fn anonymous(
+        options: &Options,
+        servers: Vec<NodeAddress>,
+        client_options: ClientOptions,
+    ) -> Result<Client> {
+        let (servers, trusted) = trust_on_first_use(servers, &client_options).await?;
+        for server in &trusted {
+            eprintln!("trusting {server} on first use");
+        }
+        let mut client =
+            Client::anonymous(&servers, client_options).context("cannot use these servers")?;
+        // A configured scan applies to files fetched by capability too, even
+        // with the servers given on the command line.
+        let scan_command = match options.config.path() {
+            Ok(_) => options
+                .config
+                .load_if_present()?
+                .and_then(|c| c.scan_command.clone()),
+            Err(_) => None,
+        };
+        client.set_scan_command(scan_command);
+        Ok(client)
+    }
+
+    /// Fetches into LOCAL, or into standard output.
+    async fn fetch(
+        client: &Client,
+        get: &GetOptions,
+        bar: &ProgressBar,
+    ) -> Result<FetchReport, FetchError> {
+        let progress = |written| bar.set_position(written);
+        if get.to_stdout {
+            let mut stdout = tokio::io::stdout();
+            let fetched = match &get.source {
+                Source::Named(remote) => client.fetch_to(remote, &mut stdout, &progress).await,
+                Source::Shared { capability, .. } => {
+                    client
+                        .fetch_capability_to(capability, &mut stdout, &progress)
+                        .await
+                }
+            };
+            flushed(&mut stdout, fetched).await
+        } else {
+            match &get.source {
+                Source::Named(remote) => {
+                    client
+                        .fetch_file(remote, &get.local, get.force, &progress)
+                        .await
+                }
+                Source::Shared { capability, .. } => {
+                    client
+                        .fetch_capability_to_file(capability, &get.local, get.force, &progress)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// A fetch into standard output, which only counts once it is flushed.
+    async fn flushed(
+        stdout: &mut tokio::io::Stdout,
+        fetched: Result<FetchReport, FetchError>,
+    ) -> Result<FetchReport, FetchError> {
+        let report = fetched?;
+        stdout.flush().await.map_err(|source| FetchError::Write {
+            path: "standard output".into(),
+            source,
+        })?;
+        Ok(report)
+    }
+
+    #[derive(Serialize)]
+    struct FetchedJson {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        local: String,
+        size: u64,
+        chunks: usize,
+        rebuilt: usize,
+        shards_fetched: usize,
+        shards_failed: usize,
+    }
+
+    /// Says what was fetched: `remote`, or the shared file when `None`.
+    fn fetched(
+        out: &Output,
+        remote: Option<&RemotePath>,
+        local: &Path,
+        report: &FetchReport,
+    ) -> Result<()> {
+        if out.json {
+            return out.json(&FetchedJson {
+                path: remote.map(ToString::to_string),
+                local: local.display().to_string(),
+                size: report.size,
+                chunks: report.chunks,
+                rebuilt: report.rebuilt,
+                shards_fetched: report.shards_fetched,
+                shards_failed: report.shards_failed,
+            });
+        }
+        let rebuilt = match report.rebuilt {
+            0 => String::new(),
+            n => format!(", {n} of {} chunks rebuilt from parity", report.chunks),
+        };
+        let what = remote.map_or_else(|| "the shared file".to_owned(), |r| r.to_string());
+        if local == Path::new("-") {
+            // The file itself went to stdout.
+            if !out.quiet {
+                eprintln!(
+                    "fetched {what} to standard output ({}{rebuilt})",
+                    size(report.size)
+                );
+            }
+            return Ok(());
+        }
+        out.note(&format!(
+            "fetched {what} to {} ({}{rebuilt})",
+            local.display(),
+            size(report.size)
+        ))
+    }
+}
+mod init {
+    //! `cairn init`: write the client config, pinning every server, and say
+    //! which nodes accept the user.
+
+    use std::path::PathBuf;
+
+    use anyhow::{Context, Result};
+    use cairn_client::{Client, ClientConfig};
+    use cairn_net::NodeId;
+    use serde::Serialize;
+
+    use super::config_file;
+    use super::error::usage;
+    use super::login::{Login, logins};
+    use super::options::Options;
+    use super::output::plural;
+    use super::trust::{trust_on_first_use, unpinned};
+    use crate::cli::InitArgs;
+
+    /// `init`, its arguments checked.
+    #[derive(Debug)]
+    pub struct InitOptions {
+        /// The config file to write.
+        path: PathBuf,
+        /// The config to write: valid but for the servers given without an id
+        /// (allowed with --trust-on-first-use), which are pinned before
+        /// writing.
+        config: ClientConfig,
+        /// Replace an existing config file.
+        force: bool,
+    }
+
+    impl InitOptions {
+        /// Checks everything that needs no connection.
+        pub fn resolve(args: InitArgs, options: &Options) -> Result<Self> {
+            let path = options.config.path()?.to_owned();
+            if args.user.is_empty() {
+                return Err(usage("--user is empty: name the user as on the nodes"));
+            }
+            let loose = unpinned(&args.servers);
+            if !loose.is_empty() && !args.trust_on_first_use {
+                return Err(usage(format!(
+                    "{} {} no #NODE_ID: give each server as `cairn node init` or `cairn node address` \
+                 printed it (URL#NODE_ID), or pass --trust-on-first-use to record the id the node shows",
+                    loose.join(", "),
+                    if loose.len() == 1 { "has" } else { "have" }
+                )));
+            }
+            let mut config = ClientConfig::new(args.user, args.servers);
+            config.data = args.data.map(usize::from);
+            config.total = args.total.map(usize::from);
+            config.min_shards = args.min_shards.map(usize::from);
+            // Check everything but the ids before connecting anywhere: stand-in
+            // ids for the servers still to be asked.
+            let mut probe = config.clone();
+            for (i, server) in probe.servers.iter_mut().enumerate() {
+                if server.node_id.is_none() {
+                    let stand_in = cairn_core::Id::of(format!("unpinned server {i}").as_bytes());
+                    server.node_id = Some(NodeId(stand_in));
+                }
+            }
+            probe
+                .validate()
+                .map_err(|e| usage(e.to_string().replace("client config: ", "")))?;
+            Ok(Self {
+                path,
+                config,
+                force: args.force,
+            })
+        }
+    }
+
+    #[derive(Serialize)]
+    struct InitJson {
+        config: String,
+        user: String,
+        servers: Vec<String>,
+        data: usize,
+        total: usize,
+        min_shards: usize,
+        trusted: Vec<String>,
+        nodes: Vec<NodeLoginJson>,
+    }
+
+    #[derive(Serialize)]
+    struct NodeLoginJson {
+        address: String,
+        login: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    }
+
+    /// Runs `init`.
+    pub async fn run(options: &Options, init: InitOptions) -> Result<()> {
+        let InitOptions {
+            path,
+            mut config,
+            force,
+        } = init;
+        let out = &options.output;
+        if !force && path.exists() {
+            return Err(config_file::already_exists(&path));
+        }
+
+        let (servers, trusted) =
+            trust_on_first_use(config.servers.clone(), &config.client_options()).await?;
+        for server in &trusted {
+            let line = format!(
+                "trusted {server} on first use: check that `cairn node address` on that node prints it"
+            );
+            // Shown even with --quiet: this is what the user must check.
+            if out.json {
+                eprintln!("{line}");
+            } else {
+                out.data(&line)?;
+            }
+        }
+        config.servers = servers;
+        config
+            .validate()
+            .with_context(|| "the servers given".to_owned())?;
+        config_file::write(&path, &config, force)?;
+        let redundancy = config.redundancy()?;
+        out.note(&format!(
+            "wrote {}: user {}, {}, {} (a put needs {} of each chunk stored)",
+            path.display(),
+            config.user,
+            plural(config.servers.len(), "server", ""),
+            redundancy,
+            plural(config.min_shards(), "shard", ""),
+        ))?;
+
+        // Check the login where a passphrase is at hand; never fail init for it.
+        let passphrase = options.passphrase.if_at_hand(&config.user)?;
+        let mut nodes = Vec::new();
+        match passphrase {
+            Some(passphrase) => {
+                let client = Client::open(&config, passphrase.as_bytes()).await?;
+                for (address, login) in logins(&client).await {
+                    let (status, error) = match login {
+                        Login::Accepted => {
+                            out.note(&format!("{} accepts {}", address.url(), config.user))?;
+                            ("accepted", None)
+                        }
+                        Login::Refused => {
+                            out.warn(&format!(
+                            "{} refused the login of {}: wrong passphrase, or no such user there \
+                             (`cairn node user add` adds one)",
+                            address.url(),
+                            config.user
+                        ));
+                            ("refused", None)
+                        }
+                        Login::Unreachable(why) => {
+                            out.warn(&format!("cannot reach {why}"));
+                            ("unreachable", Some(why))
+                        }
+                    };
+                    nodes.push(NodeLoginJson {
+                        address: address.to_string(),
+                        login: status,
+                        error,
+                    });
+                }
+                client.close().await;
+            }
+            None => {
+                out.note(
+                "logins not checked: set $CAIRN_PASSPHRASE or pass --passphrase-file to check them",
+            )?;
+                nodes.extend(config.servers.iter().map(|s| NodeLoginJson {
+                    address: s.to_string(),
+                    login: "unchecked",
+                    error: None,
+                }));
+            }
+        }
+        if out.json {
+            out.json(&InitJson {
+                config: path.display().to_string(),
+                user: config.user.clone(),
+                servers: config.servers.iter().map(ToString::to_string).collect(),
+                data: redundancy.data(),
+                total: redundancy.total(),
+                min_shards: config.min_shards(),
+                trusted: trusted.iter().map(ToString::to_string).collect(),
+                nodes,
+            })?;
+        }
+        Ok(())
+    }
+}
+mod inspect {
+    //! `cairn stat` and `cairn verify`: how a stored file is spread, from the
+    //! nodes' shard lists (`stat`) or by reading every shard (`verify`).
+
+    use anyhow::{Result, bail};
+    use cairn_client::RemotePath;
+    use cairn_client::directory::{DirectoryError, FileLayout, Health};
+    use serde::Serialize;
+
+    use super::error::{directory_error, no_node};
+    use super::login::with_client;
+    use super::options::Options;
+    use super::output::{plural, timestamp};
+    use super::sweep::sweep;
+    use crate::units::size;
+
+    #[derive(Serialize)]
+    struct LayoutJson {
+        path: String,
+        size: u64,
+        modified: String,
+        modified_unix_ms: u64,
+        version: u64,
+        chunks: usize,
+        redundancy: String,
+        data: usize,
+        total: usize,
+        health: String,
+        missing: usize,
+        corrupt: usize,
+        shards_per_node: Vec<NodeShardsJson>,
+        inline: bool,
+    }
+
+    #[derive(Serialize)]
+    struct NodeShardsJson {
+        node: String,
+        shards: usize,
+    }
+
+    impl From<&FileLayout> for LayoutJson {
+        fn from(layout: &FileLayout) -> Self {
+            Self {
+                path: layout.info.path.to_string(),
+                size: layout.info.size,
+                modified: timestamp(layout.info.modified_unix_ms),
+                modified_unix_ms: layout.info.modified_unix_ms,
+                version: layout.info.version,
+                chunks: layout.chunks,
+                redundancy: layout.redundancy.to_string(),
+                data: layout.redundancy.data(),
+                total: layout.redundancy.total(),
+                health: layout.health.to_string(),
+                missing: layout.missing,
+                corrupt: layout.corrupt,
+                shards_per_node: layout
+                    .shards_per_node
+                    .iter()
+                    .map(|(node, shards)| NodeShardsJson {
+                        node: node.clone(),
+                        shards: *shards,
+                    })
+                    .collect(),
+                inline: layout.inline,
+            }
+        }
+    }
+
+    /// A node's address as `URL#` and the first 12 digits of its id.
+    fn short_node(address: &str) -> String {
+        match address.split_once('#') {
+            Some((url, id)) => format!("{url}#{}…", &id[..id.len().min(12)]),
+            None => address.to_owned(),
+        }
+    }
+
+    /// Runs `stat`.
+    pub async fn stat(options: &Options, remote: &RemotePath) -> Result<()> {
+        let out = &options.output;
+        let layout = with_client(options, async |client| client.stat(remote).await)
+            .await?
+            .map_err(|e| directory_error(remote, "inspect", e))?;
+        if out.json {
+            return out.json(&LayoutJson::from(&layout));
+        }
+        if layout.inline {
+            return out.data(&inline_stat(&layout));
+        }
+        let k = layout.redundancy.data();
+        let n = layout.redundancy.total();
+        let mut text = format!(
+            "{}\n  size        {} ({} bytes)\n  modified    {}\n  chunks      {}\n  \
+         redundancy  {} (any {k} of a chunk's {n} shards rebuild it)\n  health      {}",
+            layout.info.path,
+            size(layout.info.size),
+            layout.info.size,
+            timestamp(layout.info.modified_unix_ms),
+            layout.chunks,
+            layout.redundancy,
+            layout.health,
+        );
+        if layout.missing > 0 {
+            text.push_str(&format!(
+                " ({})",
+                plural(layout.missing, "shard", "missing")
+            ));
+        }
+        text.push_str("\n  shards per node (the manifest's included):");
+        for (node, shards) in &layout.shards_per_node {
+            text.push_str(&format!("\n    {:<40} {shards}", short_node(node)));
+        }
+        out.data(&text)
+    }
+
+    /// What `stat` prints for a file kept in its index entry.
+    fn inline_stat(layout: &FileLayout) -> String {
+        let nodes = layout.shards_per_node.len();
+        let mut text = format!(
+            "{}\n  size        {} ({} bytes)\n  modified    {}\n  stored      inline: the bytes are \
+         in the index entry, a copy on each node; any one copy gives the file back\n  \
+         health      {}",
+            layout.info.path,
+            size(layout.info.size),
+            layout.info.size,
+            timestamp(layout.info.modified_unix_ms),
+            layout.health,
+        );
+        if layout.missing > 0 {
+            text.push_str(&format!(
+                " (on {} of {nodes} nodes)",
+                nodes - layout.missing
+            ));
+        }
+        text.push_str("\n  copies per node:");
+        for (node, copies) in &layout.shards_per_node {
+            text.push_str(&format!("\n    {:<40} {copies}", short_node(node)));
+        }
+        text
+    }
+
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum VerifiedJson {
+        Checked(LayoutJson),
+        Failed {
+            path: String,
+            health: String,
+            error: String,
+        },
+    }
+
+    #[derive(Serialize)]
+    struct VerifyJson {
+        files: Vec<VerifiedJson>,
+        ok: usize,
+        degraded: usize,
+        lost: usize,
+    }
+
+    /// Runs `verify` on `remote`, or on every file when `None`.
+    pub async fn verify(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
+        let out = &options.output;
+        let mut files = Vec::new();
+        let mut not_ok = Vec::new();
+        let mut counts = [0usize; 3];
+        sweep(
+            options,
+            remote,
+            "verifying",
+            async |client, path| client.verify(path).await,
+            |path, outcome| {
+                let (health, line, json) = match outcome {
+                    Ok(layout) => {
+                        let mut problems = Vec::new();
+                        if layout.missing > 0 {
+                            problems.push(plural(layout.missing, "shard", "missing"));
+                        }
+                        if layout.corrupt > 0 {
+                            problems.push(plural(layout.corrupt, "corrupt copy", ""));
+                        }
+                        let detail = if problems.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", problems.join(", "))
+                        };
+                        (
+                            layout.health,
+                            format!("{:<8}  {path}{detail}", layout.health.to_string()),
+                            VerifiedJson::Checked(LayoutJson::from(&layout)),
+                        )
+                    }
+                    Err(DirectoryError::NoNode { failed }) => return Err(no_node(&failed)),
+                    Err(e) => (
+                        Health::Lost,
+                        format!("{:<8}  {path} ({e})", Health::Lost.to_string()),
+                        VerifiedJson::Failed {
+                            path: path.to_string(),
+                            health: Health::Lost.to_string(),
+                            error: e.to_string(),
+                        },
+                    ),
+                };
+                counts[match health {
+                    Health::Ok => 0,
+                    Health::Degraded => 1,
+                    Health::Lost => 2,
+                }] += 1;
+                if health != Health::Ok {
+                    not_ok.push(format!("{path} ({health})"));
+                }
+                files.push(json);
+                Ok((!out.json && (health != Health::Ok || !out.quiet)).then_some(line))
+            },
+        )
+        .await?;
+        let checked = counts.iter().sum::<usize>();
+        if out.json {
+            out.json(&VerifyJson {
+                files,
+                ok: counts[0],
+                degraded: counts[1],
+                lost: counts[2],
+            })?;
+        } else {
+            out.note(&format!(
+                "verified {checked} file{}: {} ok, {} degraded, {} lost",
+                if checked == 1 { "" } else { "s" },
+                counts[0],
+                counts[1],
+                counts[2]
+            ))?;
+        }
+        if !not_ok.is_empty() {
+            bail!(
+                "{} of {checked} files not ok: {}",
+                not_ok.len(),
+                not_ok.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+mod invocation;
+mod list {
+    //! `cairn ls`: the stored files, with `-l` their size, modification time
+    //! and health.
+
+    use anyhow::{Context, Result};
+    use cairn_client::directory::FileInfo;
+    use serde::Serialize;
+
+    use super::login::with_client;
+    use super::options::Options;
+    use super::output::timestamp;
+    use crate::units::size;
+
+    #[derive(Serialize)]
+    struct FileJson {
+        path: String,
+        size: u64,
+        modified: String,
+        modified_unix_ms: u64,
+        version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        health: Option<String>,
+    }
+
+    impl From<&FileInfo> for FileJson {
+        fn from(info: &FileInfo) -> Self {
+            Self {
+                path: info.path.to_string(),
+                size: info.size,
+                modified: timestamp(info.modified_unix_ms),
+                modified_unix_ms: info.modified_unix_ms,
+                version: info.version,
+                health: info.health.map(|h| h.to_string()),
+            }
+        }
+    }
+
+    /// Runs `ls`: the files under `prefix` (whole components; "" for all),
+    /// with `long` their size, modification time and health.
+    pub async fn run(options: &Options, prefix: &str, long: bool) -> Result<()> {
+        let out = &options.output;
+        let files = with_client(options, async |client| {
+            client.list_files(prefix, long).await
+        })
+        .await?
+        .context("cannot list the files")?;
+        if out.json {
+            let files: Vec<FileJson> = files.iter().map(FileJson::from).collect();
+            return out.json(&files);
+        }
+        for file in &files {
+            if long {
+                let health = file.health.map_or("?".to_owned(), |h| h.to_string());
+                out.data(&format!(
+                    "{:>10}  {}  {:<8}  {}",
+                    size(file.size),
+                    timestamp(file.modified_unix_ms),
+                    health,
+                    file.path
+                ))?;
+            } else {
+                out.data(file.path.as_str())?;
+            }
+        }
+        Ok(())
+    }
+}
+mod login;
+mod options;
+mod output;
+mod progress;
+mod put {
+    //! `cairn put`: store a file, standard input (`put - REMOTE`) or, with
+    //! `-r`, a directory tree ([`tree`]).
+
+    mod tree {
+        //! `cairn put -r DIR [PREFIX]`: every regular file under a directory.
+        //!
+        //! Two pieces here are due to move into the client library, where the
+        //! folder sync will share them: [`walk`] (which files, and under which
+        //! names; it warns of what it skips) and [`store_all`] (storing a few at
+        //! once, weighted by size, with the bytes counted on the bar). What is
+        //! printed per file, the JSON document and the exit status stay in
+        //! [`put_tree`], which takes each file's outcome as it comes; swapping in
+        //! the library's tree store replaces those two functions and the few lines
+        //! of [`put_tree`] that call them.
+
+        use std::path::{Path, PathBuf};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        use anyhow::{Context, Result, bail};
+        use cairn_client::{Client, RemotePath, StoreError, StoreReport};
+        use futures::stream::{Stream, StreamExt};
+        use indicatif::ProgressBar;
+        use serde::Serialize;
+
+        use super::{StoredJson, stored_line, warn_degraded};
+        use crate::client::login::open;
+        use crate::client::options::Options;
+        use crate::client::output::Output;
+
+        /// One file to store.
+        struct Job {
+            local: PathBuf,
+            remote: RemotePath,
+            size: u64,
+        }
+
+        #[derive(Serialize)]
+        struct PutFailedJson {
+            local: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            path: Option<String>,
+            error: String,
+        }
+
+        #[derive(Serialize)]
+        struct PutTreeJson {
+            stored: Vec<StoredJson>,
+            failed: Vec<PutFailedJson>,
+        }
+
+        /// Stores every regular file under `local`, each as its path relative to
+        /// `local` under `prefix`; goes on past a file that fails and fails at the
+        /// end with a count.
+        pub async fn put_tree(
+            options: &Options,
+            local: &Path,
+            prefix: Option<&RemotePath>,
+        ) -> Result<()> {
+            let out = &options.output;
+            let mut files = Vec::new();
+            let mut unusable = Vec::new();
+            walk(local, "", out, &mut files, &mut unusable)?;
+            let mut failed: Vec<PutFailedJson> = unusable
+                .into_iter()
+                .map(|(local, error)| PutFailedJson {
+                    local: local.display().to_string(),
+                    path: None,
+                    error,
+                })
+                .collect();
+            let mut jobs = Vec::new();
+            for (local, relative, len) in files {
+                let remote = match prefix {
+                    Some(prefix) => prefix.join(&relative),
+                    None => relative.parse(),
+                };
+                match remote {
+                    Ok(remote) => jobs.push(Job {
+                        local,
+                        remote,
+                        size: len,
+                    }),
+                    Err(e) => failed.push(PutFailedJson {
+                        local: local.display().to_string(),
+                        path: Some(relative),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            if !out.json {
+                for failure in &failed {
+                    eprintln!("error: cannot store {}: {}", failure.local, failure.error);
+                }
+            }
+            if jobs.is_empty() {
+                if failed.is_empty() {
+                    out.warn(&format!(
+                        "nothing to store: {} holds no regular file",
+                        local.display()
+                    ));
+                }
+                let failed_count = failed.len();
+                if out.json {
+                    out.json(&PutTreeJson {
+                        stored: Vec::new(),
+                        failed,
+                    })?;
+                }
+                if failed_count > 0 {
+                    bail!("{failed_count} of {failed_count} files could not be stored");
+                }
+                return Ok(());
+            }
+
+            let client = open(options).await?;
+            let total: u64 = jobs.iter().map(|j| j.size).sum();
+            let bar = out
+                .progress
+                .bytes(Some(total), &format!("{} files", jobs.len()));
+            let mut results = store_all(&client, jobs, &bar);
+            let mut stored = Vec::new();
+            let mut degraded = 0;
+            let mut failed_nodes = Vec::new();
+            while let Some((job, result)) = results.next().await {
+                match result {
+                    Ok(report) => {
+                        if report.degraded {
+                            degraded += 1;
+                            failed_nodes.clone_from(&report.failed_nodes);
+                        }
+                        if !out.json {
+                            bar.suspend(|| out.note(&stored_line(&job.remote, &report)))?;
+                        }
+                        stored.push(StoredJson::new(&job.local, &job.remote, &report));
+                    }
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("error: cannot store {}: {e}", job.remote));
+                        failed.push(PutFailedJson {
+                            local: job.local.display().to_string(),
+                            path: Some(job.remote.to_string()),
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+            drop(results);
+            bar.finish_and_clear();
+            client.close().await;
+            let (stored_count, failed_count) = (stored.len(), failed.len());
+            if out.json {
+                out.json(&PutTreeJson { stored, failed })?;
+            }
+            if degraded > 0 {
+                warn_degraded(out, degraded, &failed_nodes);
+            }
+            if failed_count > 0 {
+                bail!(
+                    "{failed_count} of {} files could not be stored",
+                    stored_count + failed_count
+                );
+            }
+            Ok(())
+        }
+
+        /// Every regular file under `dir`, in name order, with its path relative
+        /// to `dir` joined with `/`. Symbolic links and special files are skipped
+        /// with a warning; names that are not UTF-8 are returned as failures.
+        fn walk(
+            dir: &Path,
+            relative: &str,
+            out: &Output,
+            files: &mut Vec<(PathBuf, String, u64)>,
+            unusable: &mut Vec<(PathBuf, String)>,
+        ) -> Result<()> {
+            let mut entries = std::fs::read_dir(dir)
+                .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("cannot read the directory {}", dir.display()))?;
+            entries.sort_by_key(std::fs::DirEntry::file_name);
+            for entry in entries {
+                let path = entry.path();
+                let Some(name) = entry.file_name().to_str().map(ToOwned::to_owned) else {
+                    unusable.push((path, "the name is not valid UTF-8".into()));
+                    continue;
+                };
+                let relative = if relative.is_empty() {
+                    name
+                } else {
+                    format!("{relative}/{name}")
+                };
+                let kind = entry
+                    .file_type()
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if kind.is_symlink() {
+                    out.warn(&format!("skipping the symbolic link {}", path.display()));
+                } else if kind.is_dir() {
+                    walk(&path, &relative, out, files, unusable)?;
+                } else if kind.is_file() {
+                    let len = entry
+                        .metadata()
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                        .len();
+                    files.push((path, relative, len));
+                } else {
+                    out.warn(&format!("skipping {}: not a regular file", path.display()));
+                }
+            }
+            Ok(())
+        }
+
+        /// At most this many files are stored at once; a file takes one slot per
+        /// 4 MiB (a chunk at most), so large files go one at a time and memory
+        /// stays what one put needs.
+        const PUT_SLOTS: u32 = 4;
+
+        /// Stores every job, a few at once, counting the bytes sealed on `bar`;
+        /// yields each job with its outcome, in the order of `jobs`.
+        fn store_all<'a>(
+            client: &'a Client,
+            jobs: Vec<Job>,
+            bar: &'a ProgressBar,
+        ) -> impl Stream<Item = (Job, Result<StoreReport, StoreError>)> + 'a {
+            let slots = Arc::new(tokio::sync::Semaphore::new(PUT_SLOTS as usize));
+            futures::stream::iter(jobs.into_iter().map(move |job| {
+                let slots = slots.clone();
+                async move {
+                    let weight = job.size.div_ceil(4 << 20).clamp(1, u64::from(PUT_SLOTS)) as u32;
+                    let _slots = slots.acquire_many(weight).await.expect("never closed");
+                    let last = AtomicU64::new(0);
+                    let result = client
+                        .store_file(&job.local, &job.remote, &|sealed| {
+                            let before = last.swap(sealed, Ordering::Relaxed);
+                            bar.inc(sealed.saturating_sub(before));
+                        })
+                        .await;
+                    bar.inc(job.size.saturating_sub(last.load(Ordering::Relaxed)));
+                    (job, result)
+                }
+            }))
+            .buffered(2 * PUT_SLOTS as usize)
+        }
+    }
+
+    use std::path::{Path, PathBuf};
+    use std::time::UNIX_EPOCH;
+
+    use anyhow::{Context, Result, anyhow, bail};
+    use cairn_client::directory::Health;
+    use cairn_client::{RemotePath, StoreReport};
+    use cairn_net::NodeAddress;
+    use serde::Serialize;
+
+    use super::error::usage;
+    use super::login::open;
+    use super::options::{Options, remote_arg};
+    use super::output::Output;
+    use crate::cli::PutArgs;
+    use crate::units::size;
+
+    /// `put`, its arguments checked.
+    #[derive(Debug)]
+    pub enum PutOptions {
+        /// `put - REMOTE`: standard input, modified now.
+        Stdin {
+            /// The name to store it under.
+            remote: RemotePath,
+        },
+        /// `put FILE [REMOTE]`.
+        File {
+            /// The file.
+            local: PathBuf,
+            /// The name to store it under.
+            remote: RemotePath,
+            /// Its size when checked, for the progress bar.
+            size: u64,
+        },
+        /// `put -r DIR [PREFIX]`.
+        Tree {
+            /// The directory.
+            local: PathBuf,
+            /// What every path under `local` is stored under; `None` for the
+            /// top.
+            prefix: Option<RemotePath>,
+        },
+    }
+
+    impl PutOptions {
+        /// Checks REMOTE, then what LOCAL is.
+        pub fn resolve(args: PutArgs) -> Result<Self> {
+            // A REMOTE that cannot be a path is bad usage, whatever LOCAL is.
+            if let Some(text) = args.remote.as_deref() {
+                let trimmed = text.trim_end_matches('/');
+                if !trimmed.trim_start_matches('/').is_empty() {
+                    remote_arg(trimmed)?;
+                }
+            }
+            if args.local == Path::new("-") {
+                if args.recursive {
+                    return Err(usage("-r stores a directory; - is standard input"));
+                }
+                return match args.remote.as_deref() {
+                    Some(text) if !text.ends_with('/') => Ok(Self::Stdin {
+                        remote: remote_arg(text)?,
+                    }),
+                    _ => Err(usage(
+                        "name the file to store standard input as: cairn put - REMOTE",
+                    )),
+                };
+            }
+            let metadata = std::fs::metadata(&args.local)
+                .with_context(|| format!("cannot read {}", args.local.display()))?;
+            if metadata.is_dir() {
+                if !args.recursive {
+                    bail!(
+                        "{} is a directory: pass -r to store it and everything under it",
+                        args.local.display()
+                    );
+                }
+                let prefix = match args.remote.as_deref() {
+                    Some(text) if text.trim_matches('/').is_empty() => None,
+                    Some(text) => Some(remote_arg(text.trim_end_matches('/'))?),
+                    None => Some(remote_arg(&name_of(&args.local)?)?),
+                };
+                return Ok(Self::Tree {
+                    local: args.local,
+                    prefix,
+                });
+            }
+            let remote = match args.remote.as_deref() {
+                None => remote_arg(&name_of(&args.local)?)?,
+                Some(dir) if dir.ends_with('/') => {
+                    let name = name_of(&args.local)?;
+                    match dir.trim_matches('/') {
+                        "" => remote_arg(&name)?,
+                        dir => remote_arg(&format!("{dir}/{name}"))?,
+                    }
+                }
+                Some(text) => remote_arg(text)?,
+            };
+            Ok(Self::File {
+                local: args.local,
+                remote,
+                size: metadata.len(),
+            })
+        }
+    }
+
+    /// A local name as a remote path component.
+    fn name_of(path: &Path) -> Result<String> {
+        let name = match path.file_name() {
+            Some(name) => name.to_owned(),
+            None => std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| p.file_name().map(ToOwned::to_owned))
+                .ok_or_else(|| {
+                    usage(format!(
+                        "{} has no name to store it under: give REMOTE",
+                        path.display()
+                    ))
+                })?,
+        };
+        name.into_string()
+            .map_err(|name| anyhow!("{name:?} is not valid UTF-8: give REMOTE"))
+    }
+
+    /// Runs `put`.
+    pub async fn run(options: &Options, put: PutOptions) -> Result<()> {
+        match put {
+            PutOptions::Stdin { remote } => put_one(options, None, &remote, None).await,
+            PutOptions::File {
+                local,
+                remote,
+                size,
+            } => put_one(options, Some(&local), &remote, Some(size)).await,
+            PutOptions::Tree { local, prefix } => {
+                tree::put_tree(options, &local, prefix.as_ref()).await
+            }
+        }
+    }
+
+    /// Stores the file `local` (standard input if `None`) as `remote`.
+    async fn put_one(
+        options: &Options,
+        local: Option<&Path>,
+        remote: &RemotePath,
+        size: Option<u64>,
+    ) -> Result<()> {
+        let out = &options.output;
+        let client = open(options).await?;
+        let bar = out.progress.bytes(size, remote.as_str());
+        let progress = |sealed| bar.set_position(sealed);
+        let result = match local {
+            Some(local) => client.store_file(local, remote, &progress).await,
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                client
+                    .store_async(tokio::io::stdin(), remote, now, &progress)
+                    .await
+            }
+        };
+        bar.finish_and_clear();
+        client.close().await;
+        let report = result.with_context(|| format!("cannot store {remote}"))?;
+        let local = local.unwrap_or(Path::new("-"));
+        if out.json {
+            out.json(&StoredJson::new(local, remote, &report))?;
+        } else {
+            out.note(&stored_line(remote, &report))?;
+        }
+        if report.degraded {
+            warn_degraded(out, 1, &report.failed_nodes);
+        }
+        Ok(())
+    }
+
+    #[derive(Serialize)]
+    struct StoredJson {
+        path: String,
+        local: String,
+        size: u64,
+        chunks: usize,
+        redundancy: String,
+        data: usize,
+        total: usize,
+        nodes: usize,
+        health: String,
+        shards_sent: usize,
+        shards_present: usize,
+        bytes_sent: u64,
+        failed_nodes: Vec<String>,
+        inline: bool,
+    }
+
+    impl StoredJson {
+        fn new(local: &Path, remote: &RemotePath, report: &StoreReport) -> Self {
+            Self {
+                path: remote.to_string(),
+                local: local.display().to_string(),
+                size: report.size,
+                chunks: report.chunks,
+                redundancy: report.redundancy.to_string(),
+                data: report.redundancy.data(),
+                total: report.redundancy.total(),
+                nodes: report.fewest_nodes,
+                health: if report.degraded {
+                    Health::Degraded
+                } else {
+                    Health::Ok
+                }
+                .to_string(),
+                shards_sent: report.shards_sent,
+                shards_present: report.shards_present,
+                bytes_sent: report.bytes_sent,
+                failed_nodes: report.failed_nodes.clone(),
+                inline: report.inline,
+            }
+        }
+    }
+
+    /// `stored docs/a.pdf (1.2 MiB, 2-of-4, on 4 nodes)`, with `degraded` when
+    /// some chunk has fewer than n shards; `inline` instead of k-of-n for a
+    /// small file kept in its index entry.
+    fn stored_line(remote: &RemotePath, report: &StoreReport) -> String {
+        let nodes = report.fewest_nodes;
+        format!(
+            "stored {remote} ({}, {}, on {nodes} node{}{})",
+            size(report.size),
+            if report.inline {
+                "inline".to_owned()
+            } else {
+                report.redundancy.to_string()
+            },
+            if nodes == 1 { "" } else { "s" },
+            if report.degraded { ", degraded" } else { "" }
+        )
+    }
+
+    /// The warning after a put that left `files` files degraded, naming the
+    /// nodes that failed (`failed_nodes`, as the store report gives them).
+    fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
+        let what = if files == 1 {
+            "the file is".to_owned()
+        } else {
+            format!("{files} files are")
+        };
+        // The reasons were given when the login found the nodes down; name
+        // them by URL only.
+        let urls: Vec<String> = failed_nodes
+            .iter()
+            .map(|node| {
+                let address = node.split_once(' ').map_or(node.as_str(), |(a, _)| a);
+                address
+                    .parse::<NodeAddress>()
+                    .map_or_else(|_| address.to_owned(), |a| a.url())
+            })
+            .collect();
+        let nodes = if urls.is_empty() {
+            String::new()
+        } else {
+            format!(" (nodes that failed: {})", urls.join(", "))
+        };
+        out.warn(&format!(
+            "{what} degraded: some chunks have fewer than n shards{nodes}; put again once every \
+         node is back to store the missing shards"
+        ));
+    }
+}
+mod remove {
+    //! `cairn rm`: remove a stored file.
+
+    use anyhow::Result;
+    use cairn_client::RemotePath;
+    use serde::Serialize;
+
+    use super::error::directory_error;
+    use super::login::with_client;
+    use super::options::Options;
+
+    #[derive(Serialize)]
+    struct RemovedJson {
+        path: String,
+        references_dropped: usize,
+        shards_kept: usize,
+    }
+
+    /// Runs `rm`.
+    pub async fn run(options: &Options, remote: &RemotePath) -> Result<()> {
+        let out = &options.output;
+        let report = with_client(options, async |client| client.remove(remote).await)
+            .await?
+            .map_err(|e| directory_error(remote, "remove", e))?;
+        if out.json {
+            return out.json(&RemovedJson {
+                path: remote.to_string(),
+                references_dropped: report.references_dropped,
+                shards_kept: report.shards_kept,
+            });
+        }
+        out.note(&format!("removed {remote}"))
+    }
+}
+mod repair {
+    //! `cairn repair`: give every chunk of a file (or of every file) its n
+    //! shards on n distinct nodes again.
+
+    use anyhow::{Result, bail};
+    use cairn_client::RemotePath;
+    use cairn_client::directory::Health;
+    use serde::Serialize;
+
+    use super::options::Options;
+    use super::output::plural;
+    use super::sweep::sweep;
+    use crate::units::size;
+
+    #[derive(Serialize)]
+    struct RepairedJson {
+        path: String,
+        before: String,
+        after: String,
+        chunks_repaired: usize,
+        shards_written: usize,
+        bytes_written: u64,
+        corrupt: usize,
+        unplaced: usize,
+        problems: Vec<String>,
+    }
+
+    #[derive(Serialize)]
+    struct RepairJson {
+        files: Vec<RepairedJson>,
+        repaired: usize,
+        not_ok: Vec<String>,
+    }
+
+    /// Runs `repair` on `remote`, or on every file when `None`.
+    pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
+        let out = &options.output;
+        let mut files = Vec::new();
+        let mut not_ok = Vec::new();
+        let mut repaired = 0;
+        sweep(
+            options,
+            remote,
+            "repairing",
+            async |client, path| client.repair(path).await,
+            |path, outcome| {
+                let report = match outcome {
+                    Ok(report) => report,
+                    Err(e) => {
+                        not_ok.push(format!("{path} ({e})"));
+                        // (Printed with --json too.)
+                        return Ok(Some(format!("{:<8}  {path} ({e})", Health::Lost)));
+                    }
+                };
+                let line = if report.inline && report.shards_written > 0 {
+                    repaired += 1;
+                    format!(
+                        "{:<8}  {path}: inline file's index entry copied to {}, was {}",
+                        report.after.to_string(),
+                        plural(report.shards_written, "node", ""),
+                        report.before
+                    )
+                } else if report.shards_written > 0 {
+                    repaired += 1;
+                    format!(
+                        "{:<8}  {path}: {} rebuilt on {} ({}), was {}",
+                        report.after.to_string(),
+                        plural(report.shards_written, "shard", ""),
+                        plural(report.stripes_repaired, "chunk", ""),
+                        size(report.bytes_written),
+                        report.before
+                    )
+                } else {
+                    format!("{:<8}  {path}", report.after.to_string())
+                };
+                let mut line = line;
+                if report.corrupt > 0 {
+                    line.push_str(&format!(
+                        "; {} found and quarantined",
+                        plural(report.corrupt, "corrupt copy", "")
+                    ));
+                }
+                if report.unplaced > 0 {
+                    line.push_str(&format!(
+                        "; {} waiting for a free node (is a node down?)",
+                        plural(report.unplaced, "shard", "")
+                    ));
+                }
+                for problem in &report.problems {
+                    line.push_str(&format!("; {problem}"));
+                }
+                if report.after != Health::Ok {
+                    not_ok.push(format!("{path} ({})", report.after));
+                }
+                let show = !out.json
+                    && (report.after != Health::Ok || report.shards_written > 0 || !out.quiet);
+                files.push(RepairedJson {
+                    path: path.to_string(),
+                    before: report.before.to_string(),
+                    after: report.after.to_string(),
+                    chunks_repaired: report.stripes_repaired,
+                    shards_written: report.shards_written,
+                    bytes_written: report.bytes_written,
+                    corrupt: report.corrupt,
+                    unplaced: report.unplaced,
+                    problems: report.problems,
+                });
+                Ok(show.then_some(line))
+            },
+        )
+        .await?;
+        // Files whose repair failed are in `not_ok` but not in `files`.
+        let total = files.len();
+        if out.json {
+            out.json(&RepairJson {
+                files,
+                repaired,
+                not_ok: not_ok.clone(),
+            })?;
+        } else {
+            out.note(&format!(
+                "checked {}: {repaired} repaired, {} not ok",
+                plural(total, "file", ""),
+                not_ok.len()
+            ))?;
+        }
+        if !not_ok.is_empty() {
+            bail!(
+                "{} of {} still not ok: {}",
+                not_ok.len(),
+                plural(total, "file", ""),
+                not_ok.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+mod share {
+    //! `cairn share`: print the capability of a stored file.
+
+    use anyhow::Result;
+    use cairn_client::RemotePath;
+    use serde::Serialize;
+
+    use super::error::fetch_error;
+    use super::login::with_client;
+    use super::options::Options;
+
+    #[derive(Serialize)]
+    struct ShareJson {
+        path: String,
+        capability: String,
+    }
+
+    /// Runs `share`.
+    pub async fn run(options: &Options, remote: &RemotePath) -> Result<()> {
+        let out = &options.output;
+        let capability = with_client(options, async |client| client.capability(remote).await)
+            .await?
+            .map_err(|e| fetch_error(remote, e))?;
+        if out.json {
+            return out.json(&ShareJson {
+                path: remote.to_string(),
+                capability: capability.to_string(),
+            });
+        }
+        out.data(&capability.to_string())
+    }
+}
+mod sweep;
+mod trust;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+pub use self::error::UsageError;
+use self::invocation::Invocation;
+use crate::cli::{ClientCommand, GlobalArgs};
+
+/// Runs a client command.
+pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = Invocation::resolve(global, command).and_then(|invocation| {
+        runtime.block_on(async {
+            // On Ctrl-C, drop the command: a get's partial file is removed
+            // and a put writes no index entry, so nothing half-done is left
+            // named.
+            tokio::select! {
+                result = invocation.run() => result,
+                _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            }
+        })
+    });
+    // A sealer thread still running after a failed put ends with its
+    // channel; do not wait on it long.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// Library warnings (an index entry that does not open, say) on stderr;
+/// `RUST_LOG=debug` shows every node that failed and why.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
