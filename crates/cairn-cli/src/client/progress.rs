@@ -53,12 +53,13 @@ impl Progress {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        // The verb stays as the prefix; the message becomes each file's path.
         bar.set_style(
-            ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} {wide_msg}")
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
                 .expect("the template is valid")
                 .progress_chars("=> "),
         );
-        bar.set_message(message.to_owned());
+        bar.set_prefix(message.to_owned());
         bar
     }
 }

@@ -37,6 +37,9 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
     let mut files = Vec::new();
     let mut not_ok = Vec::new();
     let mut repaired = 0;
+    // Every file looked at, including those whose repair failed (which are
+    // in `not_ok` but not in `files`).
+    let mut checked = 0;
     sweep(
         options,
         remote,
@@ -44,11 +47,16 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
         async |client, path| client.repair(path).await,
         |path, outcome| {
             let report = match outcome {
-                Ok(report) => report,
+                Ok(report) => {
+                    checked += 1;
+                    report
+                }
                 Err(e) => {
+                    checked += 1;
                     not_ok.push(format!("{path} ({e})"));
-                    // (Printed with --json too.)
-                    return Ok(Some(format!("{:<8}  {path} ({e})", Health::Lost)));
+                    // With --json the failure is in `not_ok`; stdout holds
+                    // the one JSON document.
+                    return Ok((!out.json).then(|| format!("{:<8}  {path} ({e})", Health::Lost)));
                 }
             };
             let line = if report.inline && report.shards_written > 0 {
@@ -108,8 +116,7 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
         },
     )
     .await?;
-    // Files whose repair failed are in `not_ok` but not in `files`.
-    let total = files.len();
+    let total = checked;
     if out.json {
         out.json(&RepairJson {
             files,
