@@ -35,6 +35,13 @@ async fn a_node_that_missed_puts_gets_the_index_entries_back_on_the_next_read() 
     // Node 2 returns. Reading one name (a get) repairs that name on it...
     cluster.nodes[2].start();
     let client = cluster.client("alice");
+    // Connected first: a quorum read waits only QUORUM_GRACE for the nodes
+    // after a majority, and on a loaded machine a fresh TLS connection and
+    // login to the restarted node can take longer, which left it out of the
+    // read and so out of its repair.
+    for connected in client.cluster().connect_all().await {
+        connected.unwrap();
+    }
     client
         .fetch(&remote("a.bin"), &cluster.path("a-copy"))
         .await

@@ -10,10 +10,9 @@
 //!   these (a script, a pipe) it is an error that says how to give one,
 //!   never a hang.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use cairn_client::ClientConfig;
 use zeroize::Zeroizing;
 
@@ -23,24 +22,36 @@ pub const CONFIG_ENV: &str = "CAIRN_CONFIG";
 pub const PASSPHRASE_ENV: &str = "CAIRN_PASSPHRASE";
 
 /// The config file to use: `explicit` (from `--config`), else
-/// `$CAIRN_CONFIG`, else `~/.config/cairn/config.toml`.
-///
-/// # Errors
-/// If none is given and `$HOME` is not set.
-pub fn path(explicit: Option<&Path>) -> Result<PathBuf> {
+/// `$CAIRN_CONFIG`, else `~/.config/cairn/config.toml`; `None` when none
+/// is given and `$HOME` is not set ([`no_home`] says so).
+pub fn locate(explicit: Option<PathBuf>) -> Option<PathBuf> {
     if let Some(path) = explicit {
-        return Ok(path.to_owned());
+        return Some(path);
     }
     if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
+        return Some(PathBuf::from(path));
     }
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home)
-            .join(".config")
-            .join("cairn")
-            .join("config.toml")),
-        None => bail!("$HOME is not set: name the config file with --config FILE or ${CONFIG_ENV}"),
-    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| {
+            PathBuf::from(home)
+                .join(".config")
+                .join("cairn")
+                .join("config.toml")
+        })
+}
+
+/// Why there is no config file to use: [`locate`] found none.
+pub fn no_home() -> anyhow::Error {
+    anyhow!("$HOME is not set: name the config file with --config FILE or ${CONFIG_ENV}")
+}
+
+/// The refusal to replace the config file at `path` without `--force`.
+pub fn already_exists(path: &Path) -> anyhow::Error {
+    anyhow!(
+        "{} already exists; pass --force to replace it (or --config FILE to write another)",
+        path.display()
+    )
 }
 
 /// Reads and checks the config file at `path`.
@@ -86,10 +97,7 @@ pub fn load_if_present(path: &Path) -> Result<Option<ClientConfig>> {
 /// An existing file without `force`, or an I/O failure.
 pub fn write(path: &Path, config: &ClientConfig, force: bool) -> Result<()> {
     if !force && path.exists() {
-        bail!(
-            "{} already exists; pass --force to replace it (or --config FILE to write another)",
-            path.display()
-        );
+        return Err(already_exists(path));
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -126,57 +134,84 @@ pub fn write(path: &Path, config: &ClientConfig, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Where a passphrase can come from.
-#[derive(Debug, Clone, Copy)]
-pub struct PassphraseSource<'a> {
+/// Where the passphrase comes from: `$CAIRN_PASSPHRASE`, else the first
+/// line of `--passphrase-file`, else the terminal (if standard input is
+/// one).
+#[derive(Debug, Clone)]
+pub struct PassphraseSource {
     /// `--passphrase-file`.
-    pub file: Option<&'a Path>,
-    /// Whether asking on the terminal is allowed.
-    pub prompt: bool,
+    pub file: Option<PathBuf>,
+    /// Whether standard input is a terminal to ask on.
+    pub terminal: bool,
 }
 
-/// The user's passphrase: `$CAIRN_PASSPHRASE`, else the first line of
-/// `--passphrase-file`, else asked on the terminal. `None` when there is
-/// no source and `source.prompt` is false.
-///
-/// # Errors
-/// An unreadable or empty passphrase file, an empty answer, or no source
-/// at all when a prompt was allowed but there is no terminal.
-pub fn passphrase(user: &str, source: PassphraseSource<'_>) -> Result<Option<Zeroizing<String>>> {
-    if let Some(value) = std::env::var_os(PASSPHRASE_ENV).filter(|v| !v.is_empty()) {
-        let value = value
-            .into_string()
-            .map_err(|_| anyhow::anyhow!("${PASSPHRASE_ENV} is not valid UTF-8"))?;
-        return Ok(Some(Zeroizing::new(value)));
-    }
-    if let Some(file) = source.file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the passphrase file {}", file.display()))?,
-        );
-        let line = text.lines().next().unwrap_or("");
-        if line.is_empty() {
-            bail!("the passphrase file {} is empty", file.display());
+impl PassphraseSource {
+    /// The passphrase of `user`, asked on the terminal if neither the
+    /// environment nor a file gives it.
+    ///
+    /// # Errors
+    /// An unreadable or empty passphrase file, an empty answer, or no
+    /// source at all: no terminal to ask on (the error says how to give
+    /// one, never a hang).
+    pub fn get(&self, user: &str) -> Result<Zeroizing<String>> {
+        match self.given()? {
+            Some(passphrase) => Ok(passphrase),
+            None => self.ask(user),
         }
-        return Ok(Some(Zeroizing::new(line.to_owned())));
     }
-    if !source.prompt {
-        return Ok(None);
+
+    /// The passphrase of `user` if one is at hand: given, or asked when
+    /// there is a terminal; `None` otherwise.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), except for having no source.
+    pub fn if_at_hand(&self, user: &str) -> Result<Option<Zeroizing<String>>> {
+        match self.given()? {
+            Some(passphrase) => Ok(Some(passphrase)),
+            None if self.terminal => self.ask(user).map(Some),
+            None => Ok(None),
+        }
     }
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "no passphrase for {user}: set ${PASSPHRASE_ENV} or pass --passphrase-file FILE \
-             (there is no terminal to ask on)"
+
+    /// `$CAIRN_PASSPHRASE`, else the first line of `--passphrase-file`.
+    fn given(&self) -> Result<Option<Zeroizing<String>>> {
+        if let Some(value) = std::env::var_os(PASSPHRASE_ENV).filter(|v| !v.is_empty()) {
+            let value = value
+                .into_string()
+                .map_err(|_| anyhow!("${PASSPHRASE_ENV} is not valid UTF-8"))?;
+            return Ok(Some(Zeroizing::new(value)));
+        }
+        if let Some(file) = &self.file {
+            let text =
+                Zeroizing::new(std::fs::read_to_string(file).with_context(|| {
+                    format!("cannot read the passphrase file {}", file.display())
+                })?);
+            let line = text.lines().next().unwrap_or("");
+            if line.is_empty() {
+                bail!("the passphrase file {} is empty", file.display());
+            }
+            return Ok(Some(Zeroizing::new(line.to_owned())));
+        }
+        Ok(None)
+    }
+
+    /// Asks on the terminal.
+    fn ask(&self, user: &str) -> Result<Zeroizing<String>> {
+        if !self.terminal {
+            bail!(
+                "no passphrase for {user}: set ${PASSPHRASE_ENV} or pass --passphrase-file FILE \
+                 (there is no terminal to ask on)"
+            );
+        }
+        let answer = Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for {user}: "))
+                .context("cannot read the passphrase from the terminal")?,
         );
+        if answer.is_empty() {
+            bail!("the passphrase is empty");
+        }
+        Ok(answer)
     }
-    let answer = Zeroizing::new(
-        rpassword::prompt_password(format!("Passphrase for {user}: "))
-            .context("cannot read the passphrase from the terminal")?,
-    );
-    if answer.is_empty() {
-        bail!("the passphrase is empty");
-    }
-    Ok(Some(answer))
 }
 
 #[cfg(test)]
@@ -186,8 +221,8 @@ mod tests {
     #[test]
     fn an_explicit_path_wins() {
         assert_eq!(
-            path(Some(Path::new("/tmp/x.toml"))).unwrap(),
-            PathBuf::from("/tmp/x.toml")
+            locate(Some(PathBuf::from("/tmp/x.toml"))),
+            Some(PathBuf::from("/tmp/x.toml"))
         );
     }
 
