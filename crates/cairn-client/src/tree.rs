@@ -109,7 +109,7 @@ pub enum FileError {
     Name(#[from] PathError),
     /// It (or the directory holding it) could not be read.
     #[error("cannot read it: {0}")]
-    Read(#[source] std::io::Error),
+    Read(std::io::Error),
     /// Storing it failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -154,8 +154,8 @@ pub struct TreePlan {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TreeError {
-    /// The directory itself could not be read.
-    #[error("cannot read the directory {}: {source}", path.display())]
+    /// The directory itself could not be read (`source` says why).
+    #[error("cannot read the directory {}", path.display())]
     Read {
         /// The directory.
         path: PathBuf,
