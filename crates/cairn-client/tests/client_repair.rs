@@ -116,7 +116,9 @@ async fn repair_of_a_chunk_with_fewer_than_k_shards_says_it_is_lost() {
     assert_eq!(report.after, Health::Lost, "{report:?}");
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert!(
-        report.problems[0].contains("1 of the 2 good shards needed"),
+        report.problems[0]
+            .to_string()
+            .contains("1 of the 2 good shards needed"),
         "{report:?}"
     );
     assert_eq!(report.shards_written, 0, "{report:?}");

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use cairn_client::directory::DirectoryError;
-use cairn_client::{FetchError, RemotePath};
+use cairn_client::{FetchError, NodeFailure, RemotePath};
 use cairn_net::NodeAddress;
 use cairn_net::client::ClientError;
 
@@ -44,7 +44,8 @@ pub fn local_exists(local: impl fmt::Display) -> anyhow::Error {
 }
 
 /// No node answered; `failed` names each with why.
-pub fn no_node(failed: &[String]) -> anyhow::Error {
+pub fn no_node(failed: &[NodeFailure]) -> anyhow::Error {
+    let failed: Vec<String> = failed.iter().map(ToString::to_string).collect();
     anyhow!("no node could be reached: {}", failed.join(", "))
 }
 
@@ -52,14 +53,18 @@ pub fn no_node(failed: &[String]) -> anyhow::Error {
 pub fn fetch_error(remote: &RemotePath, error: FetchError) -> anyhow::Error {
     match error {
         FetchError::NotFound(_) => no_file(remote),
-        FetchError::Exists(path) => local_exists(path),
+        FetchError::Exists(path) => local_exists(path.display()),
         other => anyhow::Error::new(other).context(format!("cannot fetch {remote}")),
     }
 }
 
 /// A failed fetch by capability into `local`.
 pub fn shared_fetch_error(local: &Path, error: FetchError) -> anyhow::Error {
-    anyhow::Error::new(error).context(format!(
+    let error = match error {
+        FetchError::Exists(path) => local_exists(path.display()),
+        other => anyhow::Error::new(other),
+    };
+    error.context(format!(
         "cannot fetch the shared file into {}",
         local.display()
     ))

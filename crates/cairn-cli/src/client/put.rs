@@ -8,8 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_client::directory::Health;
-use cairn_client::{RemotePath, StoreReport};
-use cairn_net::NodeAddress;
+use cairn_client::{NodeFailure, RemotePath, StoreReport};
 use serde::Serialize;
 
 use super::error::usage;
@@ -215,7 +214,11 @@ impl StoredJson {
             shards_sent: report.shards_sent,
             shards_present: report.shards_present,
             bytes_sent: report.bytes_sent,
-            failed_nodes: report.failed_nodes.clone(),
+            failed_nodes: report
+                .failed_nodes
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             inline: report.inline,
         }
     }
@@ -241,7 +244,7 @@ fn stored_line(remote: &RemotePath, report: &StoreReport) -> String {
 
 /// The warning after a put that left `files` files degraded, naming the
 /// nodes that failed (`failed_nodes`, as the store report gives them).
-fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
+fn warn_degraded(out: &Output, files: usize, failed_nodes: &[NodeFailure]) {
     let what = if files == 1 {
         "the file is".to_owned()
     } else {
@@ -249,15 +252,7 @@ fn warn_degraded(out: &Output, files: usize, failed_nodes: &[String]) {
     };
     // The reasons were given when the login found the nodes down; name
     // them by URL only.
-    let urls: Vec<String> = failed_nodes
-        .iter()
-        .map(|node| {
-            let address = node.split_once(' ').map_or(node.as_str(), |(a, _)| a);
-            address
-                .parse::<NodeAddress>()
-                .map_or_else(|_| address.to_owned(), |a| a.url())
-        })
-        .collect();
+    let urls: Vec<String> = failed_nodes.iter().map(|f| f.node.url()).collect();
     let nodes = if urls.is_empty() {
         String::new()
     } else {

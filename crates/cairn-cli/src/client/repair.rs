@@ -110,7 +110,7 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
                 bytes_written: report.bytes_written,
                 corrupt: report.corrupt,
                 unplaced: report.unplaced,
-                problems: report.problems,
+                problems: report.problems.iter().map(ToString::to_string).collect(),
             });
             Ok(show.then_some(line))
         },

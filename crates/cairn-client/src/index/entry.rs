@@ -1,4 +1,5 @@
-//! Index entries: the client's encrypted directory of remote paths.
+//! Index entries: the format of the client's encrypted directory of remote
+//! paths.
 //!
 //! A user's files are listed in index entries kept on every node. A node
 //! never sees a path, a size or a key: it stores opaque bytes under an
@@ -56,14 +57,10 @@
 //!   repair. (A node's own delete forgets the version, so a client removes
 //!   a file by writing a tombstone, not by deleting the entry.)
 //!
-//! [`Clock`] makes versions: a hybrid logical clock that follows wall-clock
-//! milliseconds but always moves past the versions a client has seen, so a
-//! client whose clock is behind still writes a newer version than the one
-//! it read.
+//! Versions come from a [`Clock`], a hybrid logical clock.
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::str::FromStr;
 
 use cairn_core::envelope::{self, ENVELOPE_OVERHEAD, EnvelopeError};
 use cairn_core::format::{Format, FormatError, HEADER_LEN};
@@ -71,6 +68,11 @@ use cairn_core::keys::{IndexKey, IndexNameKey};
 use cairn_core::{Capability, Id, Redundancy};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+#[cfg(doc)]
+use super::Clock;
+use super::Version;
+use crate::path::{PathError, RemotePath};
 
 /// Format of an encoded (plaintext) index entry of a stored file or a
 /// tombstone.
@@ -103,164 +105,9 @@ pub const SEALED_ENTRY: Format = Format {
 /// entry (`cairn_store::MAX_INDEX_ENTRY_LEN`).
 pub const MAX_SEALED_ENTRY_LEN: usize = 64 * 1024;
 
-/// Longest remote path, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
-
 /// Domain-separation prefix of entry names. Part of the format: changing it
 /// would lose every user's index.
 const NAME_CONTEXT: &[u8] = b"cairn 2026-11 index entry name\0";
-
-/// A path in a user's remote namespace: `/`-separated components, relative
-/// to the user's root, in canonical form.
-///
-/// Parsing drops one leading `/` (`/photos/a.jpg` and `photos/a.jpg` are the
-/// same path) and refuses an empty path, an empty component (`a//b`, or a
-/// trailing `/`), a `.` or `..` component, a NUL byte, and more than
-/// [`MAX_PATH_LEN`] bytes. Any other UTF-8 is allowed, so that local file
-/// names survive the round trip. Paths order and compare as strings.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RemotePath(String);
-
-/// Why a string is not a remote path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PathError {
-    /// Nothing left once a leading `/` is dropped.
-    #[error("the remote path is empty")]
-    Empty,
-    /// Over [`MAX_PATH_LEN`] bytes.
-    #[error("the remote path is {len} bytes long, over the limit of {max}")]
-    TooLong {
-        /// Its length in bytes (after dropping a leading `/`).
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Contains a NUL byte.
-    #[error("the remote path has a NUL byte at byte {position}")]
-    Nul {
-        /// Byte offset of the first NUL (after dropping a leading `/`).
-        position: usize,
-    },
-    /// A component is empty: two `/` in a row, or a `/` at the end.
-    #[error("component {index} of the remote path is empty: no \"//\" and no \"/\" at the end")]
-    EmptyComponent {
-        /// Zero-based index of the component.
-        index: usize,
-    },
-    /// A component is `.` or `..`: remote paths have no relative parts.
-    #[error(
-        "component {index} of the remote path is {component:?}: remote paths cannot use . or .."
-    )]
-    DotComponent {
-        /// Zero-based index of the component.
-        index: usize,
-        /// `"."` or `".."`.
-        component: &'static str,
-    },
-}
-
-impl RemotePath {
-    /// The path as a string, without a leading `/`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The components, first to last; never empty.
-    pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
-    }
-
-    /// The last component: the file's own name.
-    pub fn file_name(&self) -> &str {
-        self.0.rsplit('/').next().unwrap_or(&self.0)
-    }
-
-    /// The path without its last component, or `None` for a top-level
-    /// path.
-    pub fn parent(&self) -> Option<RemotePath> {
-        self.0
-            .rsplit_once('/')
-            .map(|(parent, _)| RemotePath(parent.to_owned()))
-    }
-
-    /// This path with `relative` (itself a valid path, without a leading
-    /// `/`) appended, as `put -r` names the files of a directory.
-    ///
-    /// # Errors
-    /// [`PathError`] if `relative` is not a valid path or the result is too
-    /// long.
-    pub fn join(&self, relative: &str) -> Result<RemotePath, PathError> {
-        let relative: RemotePath = relative.parse()?;
-        format!("{}/{}", self.0, relative.0).parse()
-    }
-
-    /// Whether `ls prefix` lists this path: `prefix` names a leading run of
-    /// whole components. Leading and trailing `/` in `prefix` are ignored,
-    /// and an empty prefix (or `/`) lists everything. `photos` lists
-    /// `photos` and `photos/a.jpg` but not `photosX/b`.
-    pub fn starts_with_prefix(&self, prefix: &str) -> bool {
-        let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
-        if prefix.is_empty() {
-            return true;
-        }
-        match self.0.strip_prefix(prefix) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
-            None => false,
-        }
-    }
-}
-
-impl FromStr for RemotePath {
-    type Err = PathError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let path = s.strip_prefix('/').unwrap_or(s);
-        if path.is_empty() {
-            return Err(PathError::Empty);
-        }
-        if path.len() > MAX_PATH_LEN {
-            return Err(PathError::TooLong {
-                len: path.len(),
-                max: MAX_PATH_LEN,
-            });
-        }
-        if let Some(position) = path.bytes().position(|b| b == 0) {
-            return Err(PathError::Nul { position });
-        }
-        for (index, component) in path.split('/').enumerate() {
-            match component {
-                "" => return Err(PathError::EmptyComponent { index }),
-                "." => {
-                    return Err(PathError::DotComponent {
-                        index,
-                        component: ".",
-                    });
-                }
-                ".." => {
-                    return Err(PathError::DotComponent {
-                        index,
-                        component: "..",
-                    });
-                }
-                _ => {}
-            }
-        }
-        Ok(Self(path.to_owned()))
-    }
-}
-
-impl fmt::Display for RemotePath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for RemotePath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RemotePath({:?})", self.0)
-    }
-}
 
 /// The name an entry for `path` is stored under: keyed BLAKE3 (a PRF) of
 /// the path with a domain-separation prefix.
@@ -270,110 +117,6 @@ pub fn entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
         .update(path.as_str().as_bytes())
         .finalize()
         .as_bytes()
-}
-
-/// An entry's version: a hybrid logical clock reading, milliseconds since
-/// the Unix epoch in the high 48 bits and a counter in the low 16.
-///
-/// Versions compare as plain `u64`s, which is all a node does with them (it
-/// refuses a put below the stored version). 48 bits of milliseconds last
-/// until the year 10889.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Version(pub u64);
-
-impl Version {
-    /// Below every version a [`Clock`] issues.
-    pub const ZERO: Self = Self(0);
-
-    /// The highest version; nothing can be newer.
-    pub const MAX: Self = Self(u64::MAX);
-
-    /// Largest millisecond count the high 48 bits hold.
-    pub const MAX_UNIX_MS: u64 = (1 << 48) - 1;
-
-    /// The version for `unix_ms` (clamped to [`MAX_UNIX_MS`](Self::MAX_UNIX_MS))
-    /// and `counter`.
-    pub const fn new(unix_ms: u64, counter: u16) -> Self {
-        let ms = if unix_ms > Self::MAX_UNIX_MS {
-            Self::MAX_UNIX_MS
-        } else {
-            unix_ms
-        };
-        Self((ms << 16) | counter as u64)
-    }
-
-    /// The milliseconds part.
-    pub const fn unix_ms(self) -> u64 {
-        self.0 >> 16
-    }
-
-    /// The counter part.
-    pub const fn counter(self) -> u16 {
-        (self.0 & 0xffff) as u16
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Issues versions: a hybrid logical clock.
-///
-/// [`next`](Self::next) returns the wall-clock reading when that is newer
-/// than everything the clock issued and the `floor` it is given, and
-/// otherwise the larger of those plus one (the counter, carrying into the
-/// milliseconds). So versions from one clock strictly increase even if the
-/// wall clock steps back, and a client writing a name it read at version v
-/// writes above v even if its clock is behind the writer's.
-///
-/// The library never reads the clock itself; callers pass the time, which
-/// [`Clock::now_unix_ms`] reads for them.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    last: Version,
-}
-
-impl Clock {
-    /// A clock that has issued nothing.
-    pub const fn new() -> Self {
-        Self {
-            last: Version::ZERO,
-        }
-    }
-
-    /// The last version issued, or [`Version::ZERO`].
-    pub const fn last(&self) -> Version {
-        self.last
-    }
-
-    /// A version above both the last one issued and `floor`, as close to
-    /// `now_unix_ms` as that allows.
-    ///
-    /// Only at [`Version::MAX`], which no clock reaches before the year
-    /// 10889, is there nothing above: then it returns `Version::MAX` again,
-    /// and a node refuses the write as a conflict rather than overwrite
-    /// anything.
-    pub fn next(&mut self, now_unix_ms: u64, floor: Version) -> Version {
-        let physical = Version::new(now_unix_ms, 0);
-        let base = self.last.max(floor);
-        let version = if physical > base {
-            physical
-        } else {
-            Version(base.0.saturating_add(1))
-        };
-        self.last = version;
-        version
-    }
-
-    /// Milliseconds since the Unix epoch by the system clock (0 if the
-    /// clock is before 1970).
-    pub fn now_unix_ms() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
 }
 
 /// One index entry: what a path points at, as of a version.
@@ -590,7 +333,7 @@ impl Entry {
 
     fn to_wire(&self) -> WireEntry {
         WireEntry {
-            path: self.path.0.clone(),
+            path: self.path.as_str().to_owned(),
             version: self.version.0,
             writer: self.writer,
             kind: match &self.kind {
@@ -707,7 +450,7 @@ impl Entry {
             return Err(IndexEntryError::TrailingBytes { count: rest.len() });
         }
         let path: RemotePath = wire.path.parse()?;
-        if path.0 != wire.path {
+        if path.as_str() != wire.path {
             return Err(IndexEntryError::NotCanonical { path: wire.path });
         }
         let kind = match wire.kind {
@@ -809,6 +552,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::path::MAX_PATH_LEN;
+    use crate::path::strategies::remote_path;
 
     fn path(s: &str) -> RemotePath {
         s.parse().unwrap()
@@ -857,85 +602,6 @@ mod tests {
             IndexKey::from_bytes([1; 32]),
             IndexNameKey::from_bytes([2; 32]),
         )
-    }
-
-    #[test]
-    fn paths_are_normalised_or_refused_with_a_reason() {
-        assert_eq!(path("/photos/a.jpg"), path("photos/a.jpg"));
-        assert_eq!(path("/photos/a.jpg").as_str(), "photos/a.jpg");
-        assert_eq!(path("é/ü b.txt").to_string(), "é/ü b.txt");
-        assert_eq!(path("...").as_str(), "...");
-        assert_eq!(path(".hidden/a").as_str(), ".hidden/a");
-
-        let err = |s: &str| s.parse::<RemotePath>().unwrap_err();
-        assert_eq!(err(""), PathError::Empty);
-        assert_eq!(err("/"), PathError::Empty);
-        assert_eq!(err("//a"), PathError::EmptyComponent { index: 0 });
-        assert_eq!(err("a//b"), PathError::EmptyComponent { index: 1 });
-        assert_eq!(err("a/"), PathError::EmptyComponent { index: 1 });
-        assert_eq!(
-            err("a/./b"),
-            PathError::DotComponent {
-                index: 1,
-                component: "."
-            }
-        );
-        assert_eq!(
-            err("../etc"),
-            PathError::DotComponent {
-                index: 0,
-                component: ".."
-            }
-        );
-        assert_eq!(err("a\0b"), PathError::Nul { position: 1 });
-        let longest = "x".repeat(MAX_PATH_LEN);
-        assert_eq!(path(&longest).as_str().len(), MAX_PATH_LEN);
-        assert_eq!(path(&format!("/{longest}")).as_str().len(), MAX_PATH_LEN);
-        assert_eq!(
-            err(&format!("{longest}y")),
-            PathError::TooLong {
-                len: MAX_PATH_LEN + 1,
-                max: MAX_PATH_LEN
-            }
-        );
-        assert_eq!(
-            err("a/../b").to_string(),
-            "component 1 of the remote path is \"..\": remote paths cannot use . or .."
-        );
-    }
-
-    #[test]
-    fn path_helpers() {
-        let p = path("photos/2024/a.jpg");
-        assert_eq!(p.file_name(), "a.jpg");
-        assert_eq!(p.parent(), Some(path("photos/2024")));
-        assert_eq!(path("top").parent(), None);
-        assert_eq!(path("top").file_name(), "top");
-        assert_eq!(
-            p.components().collect::<Vec<_>>(),
-            ["photos", "2024", "a.jpg"]
-        );
-        assert_eq!(path("dir").join("sub/f").unwrap(), path("dir/sub/f"));
-        assert_eq!(
-            path("dir").join("../f"),
-            Err(PathError::DotComponent {
-                index: 0,
-                component: ".."
-            })
-        );
-        assert!(path("dir").join("x".repeat(MAX_PATH_LEN).as_str()).is_err());
-    }
-
-    #[test]
-    fn prefixes_match_whole_components() {
-        let p = path("photos/a.jpg");
-        for yes in ["", "/", "photos", "/photos", "photos/", "photos/a.jpg"] {
-            assert!(p.starts_with_prefix(yes), "{yes:?}");
-        }
-        for no in ["photo", "photos/a", "photos/a.jpg/x", "photosX", "a.jpg"] {
-            assert!(!p.starts_with_prefix(no), "{no:?}");
-        }
-        assert!(!path("photosX/b").starts_with_prefix("photos"));
     }
 
     #[test]
@@ -1204,32 +870,6 @@ mod tests {
     }
 
     #[test]
-    fn clock_follows_time_and_never_goes_back() {
-        let mut clock = Clock::new();
-        assert_eq!(clock.last(), Version::ZERO);
-        let a = clock.next(1_000, Version::ZERO);
-        assert_eq!(a, Version::new(1_000, 0));
-        assert_eq!((a.unix_ms(), a.counter()), (1_000, 0));
-        // Same millisecond, or the clock stepping back: the counter moves.
-        assert_eq!(clock.next(1_000, Version::ZERO), Version::new(1_000, 1));
-        assert_eq!(clock.next(500, Version::ZERO), Version::new(1_000, 2));
-        // Time moves on: back to the wall clock.
-        assert_eq!(clock.next(2_000, Version::ZERO), Version::new(2_000, 0));
-        // A floor from another writer whose clock is ahead.
-        let seen = Version::new(9_000, 4);
-        assert_eq!(clock.next(2_001, seen), Version::new(9_000, 5));
-        assert_eq!(clock.last(), Version::new(9_000, 5));
-        // The counter carries into the milliseconds.
-        let full = Version::new(10_000, u16::MAX);
-        assert_eq!(clock.next(0, full), Version::new(10_001, 0));
-        // Nothing above MAX.
-        assert_eq!(clock.next(0, Version::MAX), Version::MAX);
-        assert_eq!(Version::new(u64::MAX, 0).unix_ms(), Version::MAX_UNIX_MS);
-        let now = Clock::now_unix_ms();
-        assert!(now > 1_700_000_000_000 && now < Version::MAX_UNIX_MS);
-    }
-
-    #[test]
     fn newest_prefers_version_then_writer_and_tombstones_count() {
         let old = file("a", 1);
         let mut removed = file("a", 2);
@@ -1256,20 +896,6 @@ mod tests {
     }
 
     // Strategies.
-
-    fn component() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-z]{1,8}",
-            "[^/\u{0}]{1,12}",
-            Just(".hidden".to_owned()),
-            Just("...".to_owned()),
-        ]
-        .prop_filter("not . or ..", |c| c != "." && c != "..")
-    }
-
-    fn remote_path() -> impl Strategy<Value = RemotePath> {
-        prop::collection::vec(component(), 1..6).prop_map(|c| path(&c.join("/")))
-    }
 
     fn entry() -> impl Strategy<Value = Entry> {
         let file = (
@@ -1340,39 +966,6 @@ mod tests {
             prop_assert!(sealed.len() <= MAX_SEALED_ENTRY_LEN);
             let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
             prop_assert_eq!(opened, entry);
-        }
-
-        #[test]
-        fn paths_round_trip_through_text(p in remote_path()) {
-            prop_assert_eq!(p.to_string().parse::<RemotePath>().unwrap(), p.clone());
-            prop_assert_eq!(format!("/{p}").parse::<RemotePath>().unwrap(), p);
-        }
-
-        #[test]
-        fn prefix_matching_is_component_prefix(p in remote_path(), q in remote_path()) {
-            let pc: Vec<&str> = p.components().collect();
-            let qc: Vec<&str> = q.components().collect();
-            prop_assert_eq!(p.starts_with_prefix(q.as_str()), pc.starts_with(&qc));
-            prop_assert!(p.starts_with_prefix(""));
-            prop_assert!(p.starts_with_prefix(p.as_str()));
-            if let Some(parent) = p.parent() {
-                prop_assert!(p.starts_with_prefix(parent.as_str()));
-            }
-        }
-
-        #[test]
-        fn clock_is_strictly_monotonic_and_above_every_floor(
-            steps in prop::collection::vec((0u64..10_000, 0u64..(10_000 << 16)), 1..50),
-        ) {
-            let mut clock = Clock::new();
-            let mut last = Version::ZERO;
-            for (now, floor) in steps {
-                let v = clock.next(now, Version(floor));
-                prop_assert!(v > last);
-                prop_assert!(v > Version(floor));
-                prop_assert!(v >= Version::new(now, 0));
-                last = v;
-            }
         }
 
         #[test]
