@@ -168,38 +168,22 @@ impl Route {
         let none = Bytes::new();
         Ok(match self.op {
             Op::PutShard => {
-                let stored: ShardStoredJson = serde_json::from_slice(&body)?;
-                (
-                    Response::ShardStored {
-                        written: stored.written,
-                    },
-                    none,
-                )
+                let ShardStoredJson { written } = parse(&body)?;
+                (Response::ShardStored { written }, none)
             }
             Op::GetShard => (Response::Shard, body),
             Op::HaveShards => {
-                let has: HaveJson = serde_json::from_slice(&body)?;
-                (
-                    Response::Has {
-                        stored: has.stored,
-                        mine: has.mine,
-                    },
-                    none,
-                )
+                let HaveJson { stored, mine } = parse(&body)?;
+                (Response::Has { stored, mine }, none)
             }
             Op::DropShards => {
-                let dropped: DropsJson = serde_json::from_slice(&body)?;
-                let outcomes = dropped.outcomes.into_iter().map(Dropped::from).collect();
+                let DropsJson { outcomes } = parse(&body)?;
+                let outcomes = outcomes.into_iter().map(Dropped::from).collect();
                 (Response::Dropped { outcomes }, none)
             }
             Op::PutIndex => {
-                let stored: IndexStoredJson = serde_json::from_slice(&body)?;
-                (
-                    Response::IndexStored {
-                        replaced: stored.replaced,
-                    },
-                    none,
-                )
+                let IndexStoredJson { replaced } = parse(&body)?;
+                (Response::IndexStored { replaced }, none)
             }
             Op::GetIndex => {
                 let version = version
@@ -209,31 +193,30 @@ impl Route {
                 (Response::IndexEntry { version }, body)
             }
             Op::DeleteIndex => {
-                let deleted: IndexDeletedJson = serde_json::from_slice(&body)?;
-                (
-                    Response::IndexDeleted {
-                        version: deleted.version,
-                    },
-                    none,
-                )
+                let IndexDeletedJson { version } = parse(&body)?;
+                (Response::IndexDeleted { version }, none)
             }
-            Op::ListIndex => list_response(serde_json::from_slice(&body)?)?,
+            Op::ListIndex => list_response(parse(&body)?)?,
             Op::Login => {
-                let login: LoginJson = serde_json::from_slice(&body)?;
+                let login: LoginJson = parse(&body)?;
                 (
                     Response::LoggedIn { user: login.user },
                     Bytes::from(login.token),
                 )
             }
             Op::Info => {
-                let info: InfoJson = serde_json::from_slice(&body)?;
-                let info = NodeInfo::try_from(info).map_err(AnswerError::NodeId)?;
+                let info =
+                    NodeInfo::try_from(parse::<InfoJson>(&body)?).map_err(AnswerError::NodeId)?;
                 (Response::Info(info), none)
             }
             Op::Health => (Response::Pong, none),
             Op::HeadShard | Op::Describe => return Err(AnswerError::NoResponse(self.op.name())),
         })
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AnswerError> {
+    Ok(serde_json::from_slice(body)?)
 }
 
 /// An index listing as the framed transports carry it: lengths in the

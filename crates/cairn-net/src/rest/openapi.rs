@@ -9,10 +9,10 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, Content, HttpMethod, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder,
-    Paths, Ref, RefOr, Required, ResponseBuilder, Schema,
+    Content, HttpMethod, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
+    Required, ResponseBuilder, Schema,
 };
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::{OpenApi as _, PartialSchema, ToSchema};
 
 use super::json::{
     DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson, IndexDeletedJson,
@@ -231,25 +231,29 @@ fn components() -> utoipa::openapi::Components {
     );
     let mut bearer = Http::new(HttpAuthScheme::Bearer);
     bearer.description = Some("A token from POST /v1/login".into());
-    let mut components = ComponentsBuilder::new()
-        .security_scheme("basic", SecurityScheme::Http(basic))
-        .security_scheme("bearer", SecurityScheme::Http(bearer));
-    for (name, schema) in [
-        (ErrorJson::name(), ErrorJson::schema()),
-        (IdsJson::name(), IdsJson::schema()),
-        (HaveJson::name(), HaveJson::schema()),
-        (DropsJson::name(), DropsJson::schema()),
-        (DroppedJson::name(), DroppedJson::schema()),
-        (ShardStoredJson::name(), ShardStoredJson::schema()),
-        (IndexStoredJson::name(), IndexStoredJson::schema()),
-        (IndexDeletedJson::name(), IndexDeletedJson::schema()),
-        (IndexEntryJson::name(), IndexEntryJson::schema()),
-        (IndexListJson::name(), IndexListJson::schema()),
-        (LoginJson::name(), LoginJson::schema()),
-        (InfoJson::name(), InfoJson::schema()),
-        (HealthJson::name(), HealthJson::schema()),
-    ] {
-        components = components.schema(name, schema);
-    }
-    components.build()
+    let mut components = Schemas::openapi()
+        .components
+        .expect("the schemas are components");
+    components.add_security_scheme("basic", SecurityScheme::Http(basic));
+    components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    components
 }
+
+/// The JSON bodies, as components to refer to.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    ErrorJson,
+    IdsJson,
+    HaveJson,
+    DropsJson,
+    DroppedJson,
+    ShardStoredJson,
+    IndexStoredJson,
+    IndexDeletedJson,
+    IndexEntryJson,
+    IndexListJson,
+    LoginJson,
+    InfoJson,
+    HealthJson,
+)))]
+struct Schemas;
