@@ -410,6 +410,12 @@ async fn a_private_node_answers_head_and_get_only_with_credentials() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let anonymous = call(&http, &node, Op::GetShard, &id).send().await.unwrap();
     assert_error(anonymous, 401, "unauthorized").await;
+    let anonymous = call(&http, &node, Op::HaveShards, "")
+        .json(&json!({"ids": [id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 401, "unauthorized").await;
     let head = call(&http, &node, Op::HeadShard, &id)
         .basic_auth("alice", Some(&alice))
         .send()

@@ -411,6 +411,10 @@ pub static ROUTES: [Route; 13] = [
             statuses: &[
                 (200, "One flag per id, in order"),
                 (400, "Malformed JSON or id"),
+                (
+                    401,
+                    "Wrong credentials, or none where the node does not allow public reads",
+                ),
                 (413, "Too many ids"),
             ],
         },

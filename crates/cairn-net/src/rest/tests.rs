@@ -106,7 +106,7 @@ fn head_parts<'a>(call: &'a Call, param: Option<&'a str>, query: Option<&'a str>
 }
 
 #[test]
-fn the_table_is_in_the_order_of_its_ops() {
+fn the_table_is_in_the_order_of_its_ops_and_consistent() {
     for (i, route) in ROUTES.iter().enumerate() {
         assert_eq!(route.op as usize, i, "{:?}", route.op);
         assert!(std::ptr::eq(route.op.route(), route));
@@ -120,8 +120,17 @@ fn the_table_is_in_the_order_of_its_ops() {
             None => assert_eq!(braces, 0, "{}", route.path),
         }
         assert!(route.path.starts_with(API_PREFIX));
-        // Every route documents at least one success and what it answers.
+        // Every route documents a success, and the failures its row
+        // implies: 401 where it reads credentials, 400 where there is
+        // something to get wrong, 413 where there is a body.
+        let documents = |status| route.doc.statuses.iter().any(|(s, _)| *s == status);
         assert!(route.doc.statuses.iter().any(|(s, _)| *s < 300));
+        let what = format!("{} {}", route.method, route.path);
+        assert_eq!(documents(401), route.auth != Auth::None, "{what}");
+        let malformed =
+            route.param.is_some() || route.query != Query::None || route.body == Body::Ids;
+        assert!(!malformed || documents(400), "{what}");
+        assert_eq!(documents(413), route.body != Body::None, "{what}");
     }
     let names: BTreeSet<_> = ROUTES.iter().map(|r| r.op.name()).collect();
     assert_eq!(names.len(), ROUTES.len());
