@@ -14,7 +14,7 @@ use super::json::{
     IndexStoredJson, InfoJson, LoginJson, ShardStoredJson, decode_data, encode_data,
     index_name_hex, parse_index_name,
 };
-use super::{Answer, Op, Route, VERSION_HEADER};
+use super::route::{Answer, Op, Route, VERSION_HEADER};
 use crate::protocol::{Dropped, ErrorBody, ErrorCode, NodeInfo, Response};
 
 /// A successful answer as it goes over HTTP: what the node sends.

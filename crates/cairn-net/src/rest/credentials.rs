@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::protocol::{AuthKeyBytes, ErrorBody, ErrorCode};
 
+/// How long a login token stays valid, in seconds.
+pub const TOKEN_LIFETIME_SECS: u64 = 3600;
+
 /// What a request's `Authorization` header carries.
 pub enum Credentials {
     /// No header: the request is anonymous.

@@ -248,7 +248,7 @@ impl LoginJson {
             user,
             token,
             token_type: "Bearer".into(),
-            expires_in: super::TOKEN_LIFETIME_SECS,
+            expires_in: super::credentials::TOKEN_LIFETIME_SECS,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document (`GET /v1/openapi.json`), written from
 //! [`ROUTES`]: one operation per row, its parameters, body, statuses and
-//! credentials as the row says, and the JSON schemas of [`super::json`].
+//! credentials as the row says, and the schemas of the JSON bodies.
 
 use utoipa::openapi::path::{
     Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
@@ -18,7 +18,7 @@ use super::json::{
     DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson, IndexDeletedJson,
     IndexEntryJson, IndexListJson, IndexStoredJson, InfoJson, LoginJson, Octets, ShardStoredJson,
 };
-use super::{Answer, Auth, Body, Query, ROUTES, Route, VERSION_HEADER};
+use super::route::{Answer, Auth, Body, Query, ROUTES, Route, VERSION_HEADER};
 
 /// The pattern of shard ids and index names.
 const HEX_32: &str = "^[0-9a-fA-F]{64}$";

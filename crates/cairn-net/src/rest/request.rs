@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use cairn_core::Id;
 
+use super::credentials::{Credentials, basic_credentials};
 use super::json::{IdsJson, index_name_hex, parse_index_name};
-use super::{Body, Credentials, Op, Route, VERSION_HEADER};
+use super::route::{Body, Op, Route, VERSION_HEADER};
 use crate::protocol::{ErrorBody, ErrorCode, IndexName, Request};
 
 /// A request as it goes over HTTP: what the client sends.
@@ -67,7 +68,7 @@ impl Call {
             path.push_str(&query);
         }
         let authorization = match request {
-            Request::Login { user, auth_key } => Some(super::basic_credentials(user, &auth_key.0)),
+            Request::Login { user, auth_key } => Some(basic_credentials(user, &auth_key.0)),
             _ => None,
         };
         let body = match (route.body, request) {

@@ -8,7 +8,7 @@ use cairn_core::Id;
 
 use super::*;
 use crate::identity::NodeId;
-use crate::protocol::{AuthKeyBytes, Dropped, ErrorCode, NodeInfo, Response};
+use crate::protocol::{AuthKeyBytes, Dropped, ErrorCode, Limits, NodeInfo, Request, Response};
 
 /// The number of a request's variant. Exhaustive, so that a new variant
 /// fails to compile here until it has a sample below (and so a route).
