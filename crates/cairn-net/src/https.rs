@@ -194,12 +194,12 @@ impl HttpsClient {
             CallBody::Json(json) => builder.header(CONTENT_TYPE, "application/json").body(json),
         };
         let authorization = match (call.authorization, login) {
-            (Some(credentials), _) => Some(credentials),
-            (None, Some(login)) => Some(format!("Bearer {}", login.token)),
+            (Some(credentials), _) => Some(secret_header(&credentials)?),
+            (None, Some(login)) => Some(secret_header(&format!("Bearer {}", login.token))?),
             (None, None) => None,
         };
         if let Some(authorization) = authorization {
-            builder = builder.header(AUTHORIZATION, secret_header(&authorization)?);
+            builder = builder.header(AUTHORIZATION, authorization);
         }
         let answer = builder.send().await.map_err(|e| self.broken(&e))?;
         if !answer.status().is_success() {

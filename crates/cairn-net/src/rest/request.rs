@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use cairn_core::Id;
+use zeroize::Zeroizing;
 
 use super::credentials::{Credentials, basic_credentials};
 use super::json::{IdsJson, index_name_hex, parse_index_name};
@@ -11,17 +12,30 @@ use super::route::{Body, Op, Route, VERSION_HEADER};
 use crate::protocol::{ErrorBody, ErrorCode, IndexName, Request};
 
 /// A request as it goes over HTTP: what the client sends.
-#[derive(Debug)]
 pub struct Call {
     /// Its route: method, and what the answer will be.
     pub route: &'static Route,
     /// Path and query, e.g. `/v1/index/ab…?version=4`.
     pub path: String,
     /// The `Authorization` header the request itself carries (a login's
-    /// Basic credentials); others carry the session's.
-    pub authorization: Option<String>,
+    /// Basic credentials); others carry the session's. Never printed.
+    pub authorization: Option<Zeroizing<String>>,
     /// The body.
     pub body: CallBody,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("op", &self.route.op)
+            .field("path", &self.path)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 /// The body of a [`Call`].
@@ -68,7 +82,9 @@ impl Call {
             path.push_str(&query);
         }
         let authorization = match request {
-            Request::Login { user, auth_key } => Some(basic_credentials(user, &auth_key.0)),
+            Request::Login { user, auth_key } => {
+                Some(Zeroizing::new(basic_credentials(user, &auth_key.0)))
+            }
             _ => None,
         };
         let body = match (route.body, request) {
