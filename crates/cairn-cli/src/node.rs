@@ -139,7 +139,7 @@ fn user(command: UserCommand) -> Result<()> {
             if !auth::verify(&record, node_key.expose_secret()) {
                 bail!("wrong passphrase for {name}");
             }
-            let header = Zeroizing::new(cairn_net::https::basic_credentials(
+            let header = Zeroizing::new(cairn_net::rest::basic_credentials(
                 &name,
                 node_key.expose_secret(),
             ));

@@ -722,7 +722,7 @@ fn operators_manage_a_node_from_the_command_line() {
         out.trim_end(),
         format!(
             "Authorization: {}",
-            cairn_net::https::basic_credentials("carol", &node_key(&node, "carol"))
+            cairn_net::rest::basic_credentials("carol", &node_key(&node, "carol"))
         )
     );
     let (code, out, err) = http_auth("carol", "not the passphrase");

@@ -5,7 +5,7 @@
 //! - [`tls`]: TLS 1.3 configurations that pin the server by node id,
 //! - [`protocol`]: the requests and responses, error codes and limits,
 //! - [`frame`]: how they cross a byte stream, and the version handshake,
-//! - [`https`]: the REST API of `https://` nodes, its JSON bodies and client,
+//! - [`rest`]: the REST API of `https://` nodes (its table of routes), [`https`] its client,
 //! - [`client`]: a connection to one node over `tcp://`, `quic://` or
 //!   `https://`.
 
@@ -16,6 +16,7 @@ pub mod https;
 pub mod identity;
 pub mod protocol;
 pub mod quic;
+pub mod rest;
 pub mod tls;
 
 pub use address::{AddressError, NodeAddress, Scheme};

@@ -2,10 +2,16 @@
 //! generic HTTPS client sees it (the node's certificate as the only trust
 //! root, as `curl --cacert node.crt` would), its refusals, and its
 //! connection limits.
+//!
+//! Requests name their route by its row of the table
+//! (`cairn_net::rest::ROUTES`), as the node and the client do; the few
+//! URLs spelled out here pin the wire contract itself (that a table edit
+//! cannot move a route curl users rely on unnoticed).
 
 use std::time::{Duration, Instant};
 
 use cairn_net::Scheme;
+use cairn_net::rest::{self, Op};
 use cairn_net::tls::{self, ALPN_HTTP1, Pin};
 use cairn_node::Size;
 use cairn_testing::in_process::{TestNode, auth_key, shard, shards_and_index_work_over, start};
@@ -32,6 +38,29 @@ fn generic_client(node: &TestNode) -> reqwest::Client {
 
 fn url(node: &TestNode, path: &str) -> String {
     format!("https://{}{path}", node.address(Scheme::Https).authority())
+}
+
+/// The URL of `op`'s route on `node`: the table's path, with `param` for
+/// its `{id}` or `{name}`.
+fn url_of(node: &TestNode, op: Op, param: &str) -> String {
+    url(node, &op.route().path_for(param))
+}
+
+/// A request on `op`'s route: the table's method and path.
+fn call(http: &reqwest::Client, node: &TestNode, op: Op, param: &str) -> reqwest::RequestBuilder {
+    http.request(op.route().method.clone(), url_of(node, op, param))
+}
+
+/// The same with a query.
+fn call_query(
+    http: &reqwest::Client,
+    node: &TestNode,
+    op: Op,
+    param: &str,
+    query: &str,
+) -> reqwest::RequestBuilder {
+    let url = format!("{}?{query}", url_of(node, op, param));
+    http.request(op.route().method.clone(), url)
 }
 
 /// The Basic password of `user` on `node`: base64 of its auth key.
@@ -62,37 +91,29 @@ async fn a_generic_https_client_uses_every_route() {
     let node = start(|_| {}).await;
     let http = generic_client(&node);
 
-    let health = http.get(url(&node, "/v1/health")).send().await.unwrap();
+    let health = call(&http, &node, Op::Health, "").send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(json_of(health).await, json!({"status": "ok"}));
 
-    let info = json_of(http.get(url(&node, "/v1/info")).send().await.unwrap()).await;
+    let info = json_of(call(&http, &node, Op::Info, "").send().await.unwrap()).await;
     assert_eq!(info["node_id"], node.node_id.to_string());
     assert_eq!(info["public_read"], true);
 
-    let doc = json_of(
-        http.get(url(&node, "/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    // The document served describes every row of the table.
+    let doc = json_of(call(&http, &node, Op::Describe, "").send().await.unwrap()).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/v1/shards/{id}",
-        "/v1/shards/have",
-        "/v1/shards/drop",
-        "/v1/index",
-        "/v1/index/{name}",
-        "/v1/login",
-        "/v1/info",
-        "/v1/health",
-    ] {
-        assert!(doc["paths"][path].is_object(), "{path} not described");
+    for route in &rest::ROUTES {
+        let method = route.method.as_str().to_lowercase();
+        assert!(
+            doc["paths"][route.path][&method].is_object(),
+            "{method} {} not described",
+            route.path
+        );
     }
     assert!(doc["components"]["schemas"]["ErrorJson"].is_object());
 
-    // Shards with HTTP Basic on each request.
+    // Shards with HTTP Basic on each request; the wire contract spelled
+    // out: PUT answers 201 when it wrote the bytes, 200 when it had them.
     let alice = password(&node, "alice");
     let (id, bytes) = shard(9, 5000);
     let shard_url = url(&node, &format!("/v1/shards/{id}"));
@@ -113,20 +134,20 @@ async fn a_generic_https_client_uses_every_route() {
     assert_eq!(got.bytes().await.unwrap(), bytes);
 
     // HEAD on a present and an absent shard.
-    let head = http.head(&shard_url).send().await.unwrap();
+    let id = id.to_string();
+    let head = call(&http, &node, Op::HeadShard, &id).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert!(head.bytes().await.unwrap().is_empty());
     let (absent, _) = shard(10, 10);
-    let head = http
-        .head(url(&node, &format!("/v1/shards/{absent}")))
+    let absent = absent.to_string();
+    let head = call(&http, &node, Op::HeadShard, &absent)
         .send()
         .await
         .unwrap();
     assert_eq!(head.status(), StatusCode::NOT_FOUND);
 
     // A token from /v1/login works in place of Basic.
-    let login = http
-        .post(url(&node, "/v1/login"))
+    let login = call(&http, &node, Op::Login, "")
         .basic_auth("alice", Some(&alice))
         .send()
         .await
@@ -138,10 +159,9 @@ async fn a_generic_https_client_uses_every_route() {
     assert!(login["expires_in"].as_u64().unwrap() > 60);
     let token = login["token"].as_str().unwrap().to_owned();
 
-    let have = http
-        .post(url(&node, "/v1/shards/have"))
+    let have = call(&http, &node, Op::HaveShards, "")
         .bearer_auth(&token)
-        .json(&json!({"ids": [id.to_string(), absent.to_string()]}))
+        .json(&json!({"ids": [id, absent]}))
         .send()
         .await
         .unwrap();
@@ -151,9 +171,7 @@ async fn a_generic_https_client_uses_every_route() {
     );
 
     let name = "ab".repeat(32);
-    let entry_url = url(&node, &format!("/v1/index/{name}"));
-    let stored = http
-        .put(format!("{entry_url}?version=4"))
+    let stored = call_query(&http, &node, Op::PutIndex, &name, "version=4")
         .bearer_auth(&token)
         .body("entry data")
         .send()
@@ -161,25 +179,24 @@ async fn a_generic_https_client_uses_every_route() {
         .unwrap();
     assert_eq!(json_of(stored).await, json!({"replaced": null}));
     // The version may come in a header instead.
-    let stored = http
-        .put(&entry_url)
-        .header("cairn-version", "5")
+    let stored = call(&http, &node, Op::PutIndex, &name)
+        .header(rest::VERSION_HEADER, "5")
         .bearer_auth(&token)
         .body("newer data")
         .send()
         .await
         .unwrap();
     assert_eq!(json_of(stored).await, json!({"replaced": 4}));
-    let entry = http
-        .get(&entry_url)
+    // The version comes back in the cairn-version header (spelled out:
+    // it is the contract).
+    let entry = call(&http, &node, Op::GetIndex, &name)
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(entry.headers()["cairn-version"], "5");
     assert_eq!(entry.bytes().await.unwrap(), "newer data");
-    let list = http
-        .get(url(&node, "/v1/index?limit=10"))
+    let list = call_query(&http, &node, Op::ListIndex, "", "limit=10")
         .bearer_auth(&token)
         .send()
         .await
@@ -195,18 +212,16 @@ async fn a_generic_https_client_uses_every_route() {
             "more": false,
         })
     );
-    let deleted = http
-        .delete(&entry_url)
+    let deleted = call(&http, &node, Op::DeleteIndex, &name)
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(json_of(deleted).await, json!({"version": 5}));
 
-    let dropped = http
-        .post(url(&node, "/v1/shards/drop"))
+    let dropped = call(&http, &node, Op::DropShards, "")
         .bearer_auth(&token)
-        .json(&json!({"ids": [id.to_string(), absent.to_string()]}))
+        .json(&json!({"ids": [id, absent]}))
         .send()
         .await
         .unwrap();
@@ -214,8 +229,41 @@ async fn a_generic_https_client_uses_every_route() {
         json_of(dropped).await,
         json!({"outcomes": ["deleted", "not_referenced"]})
     );
-    let gone = http.head(&shard_url).send().await.unwrap();
+    let gone = call(&http, &node, Op::HeadShard, &id).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    node.stop().await;
+}
+
+/// Every row of the table reaches its handler: none is answered by the
+/// router's own 404 (no such route) or 405 (no such method).
+#[tokio::test]
+async fn every_row_of_the_table_is_routed() {
+    let node = start(|_| {}).await;
+    let http = generic_client(&node);
+    let alice = password(&node, "alice");
+    for route in &rest::ROUTES {
+        let answer = call(&http, &node, route.op, &"ab".repeat(32))
+            .basic_auth("alice", Some(&alice))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body = answer.bytes().await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{} {}",
+            route.method,
+            route.path
+        );
+        assert!(
+            !text.contains("no such route"),
+            "{} {}: {text}",
+            route.method,
+            route.path
+        );
+    }
     node.stop().await;
 }
 
@@ -224,43 +272,38 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
     let node = start(|c| c.max_shard_size = Size(64 * 1024)).await;
     let http = generic_client(&node);
     let alice = password(&node, "alice");
-    let index_url = url(&node, "/v1/index");
 
     // Wrong credentials, in every form.
     let wrong_key = data_encoding::BASE64.encode(&[0u8; 32]);
-    let refused = http
-        .get(&index_url)
+    let refused = call(&http, &node, Op::ListIndex, "")
         .basic_auth("alice", Some(&wrong_key))
         .send()
         .await
         .unwrap();
     assert!(refused.headers().contains_key("www-authenticate"));
     assert_error(refused, 401, "unauthorized").await;
-    let refused = http
-        .post(url(&node, "/v1/login"))
+    let refused = call(&http, &node, Op::Login, "")
         .basic_auth("mallory", Some(&wrong_key))
         .send()
         .await
         .unwrap();
     assert_error(refused, 401, "unauthorized").await;
-    let refused = http
-        .get(&index_url)
+    let refused = call(&http, &node, Op::ListIndex, "")
         .basic_auth("alice", Some("not base64 of 32 bytes"))
         .send()
         .await
         .unwrap();
     assert_error(refused, 401, "unauthorized").await;
-    let refused = http
-        .get(&index_url)
+    let refused = call(&http, &node, Op::ListIndex, "")
         .bearer_auth("made-up-token")
         .send()
         .await
         .unwrap();
     assert_error(refused, 401, "unauthorized").await;
-    let refused = http.post(url(&node, "/v1/login")).send().await.unwrap();
+    let refused = call(&http, &node, Op::Login, "").send().await.unwrap();
     assert_error(refused, 401, "unauthorized").await;
     // No credentials where a user is needed.
-    let refused = http.get(&index_url).send().await.unwrap();
+    let refused = call(&http, &node, Op::ListIndex, "").send().await.unwrap();
     assert_error(refused, 401, "unauthorized").await;
 
     // Malformed ids and names never reach the store.
@@ -270,32 +313,28 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
         &"g".repeat(64),
         &"a".repeat(63),
     ] {
-        let refused = http
-            .put(url(&node, &format!("/v1/shards/{bad}")))
+        let refused = call(&http, &node, Op::PutShard, bad)
             .basic_auth("alice", Some(&alice))
             .body("x")
             .send()
             .await
             .unwrap();
         assert_error(refused, 400, "bad_request").await;
-        let refused = http
-            .get(url(&node, &format!("/v1/index/{bad}")))
+        let refused = call(&http, &node, Op::GetIndex, bad)
             .basic_auth("alice", Some(&alice))
             .send()
             .await
             .unwrap();
         assert_error(refused, 400, "bad_request").await;
     }
-    let refused = http
-        .post(url(&node, "/v1/shards/have"))
+    let refused = call(&http, &node, Op::HaveShards, "")
         .body("{\"ids\": [1, 2]}")
         .send()
         .await
         .unwrap();
     assert_error(refused, 400, "bad_request").await;
     let name = "cd".repeat(32);
-    let refused = http
-        .put(url(&node, &format!("/v1/index/{name}")))
+    let refused = call(&http, &node, Op::PutIndex, &name)
         .basic_auth("alice", Some(&alice))
         .body("no version")
         .send()
@@ -305,8 +344,7 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
 
     // Bytes that do not hash to the id.
     let (id, _) = shard(1, 100);
-    let refused = http
-        .put(url(&node, &format!("/v1/shards/{id}")))
+    let refused = call(&http, &node, Op::PutShard, &id.to_string())
         .basic_auth("alice", Some(&alice))
         .body("other bytes")
         .send()
@@ -317,16 +355,14 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
     // Bodies over the limits, refused from their length; then the node
     // serves the next request.
     let (id, bytes) = shard(2, 64 * 1024 + 1);
-    let refused = http
-        .put(url(&node, &format!("/v1/shards/{id}")))
+    let refused = call(&http, &node, Op::PutShard, &id.to_string())
         .basic_auth("alice", Some(&alice))
         .body(bytes)
         .send()
         .await
         .unwrap();
     assert_error(refused, 413, "too_large").await;
-    let refused = http
-        .put(url(&node, &format!("/v1/index/{name}?version=1")))
+    let refused = call_query(&http, &node, Op::PutIndex, &name, "version=1")
         .basic_auth("alice", Some(&alice))
         .body(vec![0u8; cairn_store::MAX_INDEX_ENTRY_LEN + 1])
         .send()
@@ -334,8 +370,7 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
         .unwrap();
     assert_error(refused, 413, "too_large").await;
     let (id, bytes) = shard(3, 64 * 1024);
-    let stored = http
-        .put(url(&node, &format!("/v1/shards/{id}")))
+    let stored = call(&http, &node, Op::PutShard, &id.to_string())
         .basic_auth("alice", Some(&alice))
         .body(bytes)
         .send()
@@ -343,7 +378,8 @@ async fn bad_input_gets_json_errors_and_the_node_keeps_serving() {
         .unwrap();
     assert_eq!(stored.status(), StatusCode::CREATED);
 
-    // Routes that do not exist, and methods a route does not take.
+    // Routes that do not exist, and methods a route does not take
+    // (spelled out: no row of the table may claim them).
     for path in ["/v1/nothing", "/", "/v2/info", "/v1/shards"] {
         let missing = http.get(url(&node, path)).send().await.unwrap();
         assert_error(missing, 404, "not_found").await;
@@ -363,26 +399,30 @@ async fn a_private_node_answers_head_and_get_only_with_credentials() {
     let http = generic_client(&node);
     let alice = password(&node, "alice");
     let (id, bytes) = shard(4, 1000);
-    let shard_url = url(&node, &format!("/v1/shards/{id}"));
-    http.put(&shard_url)
+    let id = id.to_string();
+    call(&http, &node, Op::PutShard, &id)
         .basic_auth("alice", Some(&alice))
         .body(bytes.clone())
         .send()
         .await
         .unwrap();
-    let anonymous = http.head(&shard_url).send().await.unwrap();
+    let anonymous = call(&http, &node, Op::HeadShard, &id).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let anonymous = http.get(&shard_url).send().await.unwrap();
+    let anonymous = call(&http, &node, Op::GetShard, &id).send().await.unwrap();
     assert_error(anonymous, 401, "unauthorized").await;
-    let head = http
-        .head(&shard_url)
+    let anonymous = call(&http, &node, Op::HaveShards, "")
+        .json(&json!({"ids": [id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 401, "unauthorized").await;
+    let head = call(&http, &node, Op::HeadShard, &id)
         .basic_auth("alice", Some(&alice))
         .send()
         .await
         .unwrap();
     assert_eq!(head.status(), StatusCode::OK);
-    let got = http
-        .get(&shard_url)
+    let got = call(&http, &node, Op::GetShard, &id)
         .basic_auth("alice", Some(&alice))
         .send()
         .await
@@ -423,8 +463,11 @@ async fn slow_senders_and_idle_connections_are_cut_off() {
     // Headers, then a body that stops after a few bytes.
     let mut slow = raw_connection(&node).await;
     let (id, _) = shard(5, 1000);
+    let put = Op::PutShard.route();
     let head = format!(
-        "PUT /v1/shards/{id} HTTP/1.1\r\nhost: node\r\nauthorization: Basic {}\r\ncontent-length: 1000\r\n\r\nabc",
+        "{} {} HTTP/1.1\r\nhost: node\r\nauthorization: Basic {}\r\ncontent-length: 1000\r\n\r\nabc",
+        put.method,
+        put.path_for(&id.to_string()),
         data_encoding::BASE64.encode(format!("alice:{}", password(&node, "alice")).as_bytes())
     );
     slow.write_all(head.as_bytes()).await.unwrap();
@@ -449,8 +492,7 @@ async fn slow_senders_and_idle_connections_are_cut_off() {
     read_until_closed(&mut idle).await;
 
     // Meanwhile, and afterwards, everyone else is served.
-    let health = generic_client(&node)
-        .get(url(&node, "/v1/health"))
+    let health = call(&generic_client(&node), &node, Op::Health, "")
         .send()
         .await
         .unwrap();
@@ -463,7 +505,7 @@ async fn shutdown_does_not_wait_for_idle_https_connections() {
     let node = start(|c| c.shutdown_grace_secs = 30).await;
     let http = generic_client(&node);
     // Leaves a kept-alive connection in the client's pool.
-    let health = http.get(url(&node, "/v1/health")).send().await.unwrap();
+    let health = call(&http, &node, Op::Health, "").send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let mut raw = raw_connection(&node).await;
     let started = Instant::now();
@@ -502,7 +544,10 @@ async fn a_peer_that_does_not_read_its_answers_is_dropped() {
     // Twenty pipelined reads of a 1 MB shard: far more than the socket
     // buffers hold, so the node's writes stall until the peer reads.
     let mut greedy = raw_connection(&node).await;
-    let get = format!("GET /v1/shards/{id} HTTP/1.1\r\nhost: node\r\n\r\n");
+    let get = format!(
+        "GET {} HTTP/1.1\r\nhost: node\r\n\r\n",
+        Op::GetShard.route().path_for(&id.to_string())
+    );
     greedy.write_all(get.repeat(20).as_bytes()).await.unwrap();
     greedy.flush().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -535,7 +580,7 @@ async fn connections_beyond_the_cap_are_refused() {
     let http = generic_client(&node);
     let mut served = false;
     for _ in 0..50 {
-        if let Ok(health) = http.get(url(&node, "/v1/health")).send().await {
+        if let Ok(health) = call(&http, &node, Op::Health, "").send().await {
             assert_eq!(health.status(), StatusCode::OK);
             served = true;
             break;
