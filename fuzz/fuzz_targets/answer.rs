@@ -14,10 +14,10 @@
 use bytes::Bytes;
 use cairn_fuzz::Input;
 use cairn_net::client::split_index_list;
+use cairn_net::protocol::{NodeInfo, Response};
 use cairn_net::rest::{
     ErrorJson, IndexListJson, InfoJson, decode_data, error_code, list_response, parse_index_name,
 };
-use cairn_net::protocol::{NodeInfo, Response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
