@@ -11,7 +11,9 @@
 
 pub mod address;
 pub mod client;
+pub mod conn;
 pub mod frame;
+pub mod hello;
 pub mod https;
 pub mod identity;
 pub mod protocol;
