@@ -253,8 +253,9 @@ enum State {
 }
 
 impl FrameDecoder {
-    /// A decoder that reads exactly the bytes each step needs (never past
-    /// the end of a frame), with [`plain_body_buffer`]s.
+    /// A decoder that never reads past the end of a frame (it reads a
+    /// frame's head, then its message, then its body), with
+    /// [`plain_body_buffer`]s.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
@@ -313,7 +314,9 @@ impl FrameDecoder {
             return None;
         }
         let (target, limit) = match &self.state {
-            State::Length => (Target::Staged, self.staged_limit(LENGTH_FIELD)),
+            // Every frame has at least its head: reading it whole never
+            // reads past the frame (but for one that is malformed anyway).
+            State::Length => (Target::Staged, self.staged_limit(HEAD_LEN)),
             State::Fields { .. } => (Target::Staged, self.staged_limit(FRAME_FIELDS)),
             State::Message { message_len, .. } => (Target::Staged, self.staged_limit(*message_len)),
             State::Body { body, body_len, .. } => (Target::Body, body_len - body.len()),
