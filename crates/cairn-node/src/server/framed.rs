@@ -367,3 +367,120 @@ async fn write_answers<W: AsyncWrite + Unpin>(write: W, driven: Arc<Driven>, dea
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    //! The driver around the node's connection state machine, over an
+    //! in-memory pipe on tokio's paused clock: the keep-alives of a node
+    //! holding off reading come from the reader loop's timer while it waits
+    //! for room in the body budget (the machine's own tests check the
+    //! rules; `crates/cairn-cli/tests/liveness.rs` the same case between
+    //! real processes).
+
+    use cairn_core::Id;
+    use cairn_net::frame::{read_frame, write_frame};
+    use cairn_net::identity::NodeIdentity;
+    use cairn_net::protocol::{ErrorCode, Limits};
+    use tokio::io::DuplexStream;
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::{Node, NodeConfig};
+
+    /// What a node with `budget_kib` KiB of body memory shares.
+    fn shared(dir: &std::path::Path, budget_kib: u32) -> Arc<Shared> {
+        let identity = NodeIdentity::generate(&["127.0.0.1".into()]).unwrap();
+        let store = cairn_store::Store::open(dir, cairn_store::StoreOptions::default()).unwrap();
+        Arc::new(Shared {
+            node: Arc::new(Node::new(store, identity.id(), NodeConfig::default())),
+            connections: Arc::new(Semaphore::new(16)),
+            body_budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            body_budget_total: budget_kib,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Serves one connection whose hello chose `version`; returns the
+    /// client's end of the pipe.
+    fn connect(shared: &Arc<Shared>, version: u8) -> DuplexStream {
+        let (client, node) = tokio::io::duplex(1 << 20);
+        let (read, write) = tokio::io::split(node);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let peer = "127.0.0.1:1".parse().unwrap();
+            serve(read, write, peer, &shared, version).await;
+        });
+        client
+    }
+
+    async fn send(stream: &mut DuplexStream, id: u32, request: &Request) {
+        write_frame(stream, id, &frame::encode(request), b"")
+            .await
+            .unwrap();
+    }
+
+    /// The frames `stream` receives within `wait`.
+    async fn frames_within(stream: &mut DuplexStream, wait: Duration) -> Vec<(u32, Response)> {
+        let until = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        while let Ok(read) =
+            tokio::time::timeout_at(until, read_frame(stream, &Limits::default())).await
+        {
+            let frame = read.unwrap().expect("the node closed the connection");
+            frames.push((frame.stream, frame::decode(&frame.message).unwrap()));
+        }
+        frames
+    }
+
+    /// A request waiting for room in the body budget, held by an upload
+    /// whose body does not come: its connection gets a keep-alive every
+    /// 250 ms (a version 1 connection, nothing), and its answer once the
+    /// upload gives the room back.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_short_of_memory_sends_keepalives_while_a_request_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 1024);
+        let mut uploader = connect(&shared, 2);
+        // A 1 MiB frame: its length takes the whole budget; no more comes.
+        uploader
+            .write_all(&(1u32 << 20).to_le_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(shared.body_budget.available_permits(), 0);
+
+        let mut waiting = connect(&shared, 2);
+        let mut old = connect(&shared, 1);
+        let id = Id::of(b"not stored");
+        send(&mut waiting, 7, &Request::GetShard { id }).await;
+        send(&mut old, 8, &Request::GetShard { id }).await;
+        let frames = frames_within(&mut waiting, Duration::from_secs(2)).await;
+        assert!((7..=9).contains(&frames.len()), "{frames:?}");
+        assert!(
+            frames.iter().all(|f| *f == (0, Response::Pong)),
+            "{frames:?}"
+        );
+        assert!(
+            frames_within(&mut old, Duration::from_secs(2))
+                .await
+                .is_empty(),
+            "a version 1 client got keep-alives"
+        );
+
+        // The upload's connection goes: its room comes back.
+        drop(uploader);
+        for (stream, id) in [(&mut waiting, 7), (&mut old, 8)] {
+            let frames = frames_within(stream, Duration::from_secs(1)).await;
+            let answer = frames.iter().find(|f| f.0 == id).expect("answered");
+            assert!(
+                matches!(&answer.1, Response::Error(body) if body.code == ErrorCode::NotFound),
+                "{answer:?}"
+            );
+        }
+    }
+}
