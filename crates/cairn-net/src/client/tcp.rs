@@ -249,8 +249,15 @@ async fn read_answers<R: AsyncRead>(read: R, shared: Arc<Shared>) {
                 state.connection.poll_timeout(),
             )
         };
-        // A client connection reads until it is closed.
-        let Some(mut buffer) = buffer else { break };
+        // A client connection reads until it is closed (it always wants
+        // bytes: it never holds off, and decodes whatever it completes).
+        let Some(mut buffer) = buffer else {
+            debug_assert!(
+                shared.lock().connection.is_closed(),
+                "an open connection stopped reading"
+            );
+            break;
+        };
         if deadline != armed {
             armed = deadline;
             if let Some(deadline) = deadline {
