@@ -10,6 +10,7 @@
 //! - [`conn`]: the protocol core, a `tcp://` connection's state on either
 //!   side as a state machine without I/O (bytes and time in; frames,
 //!   answers or requests, and deadlines out),
+//! - [`deadline`]: tokio's clock for the drivers around [`conn`],
 //! - [`https`]: the REST API of `https://` nodes, its JSON bodies and client,
 //! - [`client`]: a connection to one node over `tcp://` (a driver around
 //!   [`conn::ClientConnection`]), `quic://` or `https://`,
@@ -21,6 +22,7 @@
 pub mod address;
 pub mod client;
 pub mod conn;
+pub mod deadline;
 pub mod frame;
 pub mod hello;
 pub mod https;

@@ -30,13 +30,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{ClientError, ClientOptions};
 use crate::conn::{ClientConfig, ClientConnection, ClientEvent, CloseReason, RequestError};
+use crate::deadline::{Deadline, now};
 use crate::protocol::{Request, Response};
-
-/// The current time on tokio's clock (which tests can pause), as the
-/// connection takes it.
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// One `tcp://` connection: the state shared with its two tasks.
 #[derive(Debug)]
@@ -238,9 +233,7 @@ impl Drop for GiveUpOnDrop<'_> {
 /// connection lends, delivers answers, and runs the connection's timer.
 async fn read_answers<R: AsyncRead>(read: R, shared: Arc<Shared>) {
     let mut read = std::pin::pin!(read);
-    let sleep = tokio::time::sleep(std::time::Duration::ZERO);
-    let mut sleep = std::pin::pin!(sleep);
-    let mut armed = None;
+    let mut timer = Deadline::new();
     loop {
         let (buffer, deadline) = {
             let mut state = shared.lock();
@@ -258,14 +251,7 @@ async fn read_answers<R: AsyncRead>(read: R, shared: Arc<Shared>) {
             );
             break;
         };
-        if deadline != armed {
-            armed = deadline;
-            if let Some(deadline) = deadline {
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-            }
-        }
+        timer.set(deadline);
         enum Woke {
             Read(std::io::Result<usize>),
             Timer,
@@ -276,7 +262,7 @@ async fn read_answers<R: AsyncRead>(read: R, shared: Arc<Shared>) {
             // What arrived counts before a deadline that passed meanwhile.
             biased;
             read = limited.read_buf(&mut buffer.bytes) => Woke::Read(read),
-            () = &mut sleep, if armed.is_some() => Woke::Timer,
+            () = timer.reached() => Woke::Timer,
             () = shared.wake_reader.notified() => Woke::Nudged,
         };
         let mut state = shared.lock();
@@ -285,10 +271,7 @@ async fn read_answers<R: AsyncRead>(read: R, shared: Arc<Shared>) {
         match woke {
             Woke::Read(Ok(0)) => state.connection.handle_recv_end(),
             Woke::Read(Err(e)) => state.connection.handle_recv_error(e),
-            Woke::Timer => {
-                state.connection.handle_timeout(now);
-                armed = None;
-            }
+            Woke::Timer => state.connection.handle_timeout(now),
             Woke::Read(Ok(_)) | Woke::Nudged => {}
         }
         state.deliver();

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_net::conn::{RecvBuffer, ServerConfig, ServerConnection, ServerEvent};
+use cairn_net::deadline::{Deadline, now};
 use cairn_net::frame;
 use cairn_net::protocol::{Request, Response, VERSIONS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -47,12 +48,6 @@ use crate::service::Session;
 /// Most requests one connection may have running at once; further frames
 /// are not read until one finishes.
 pub const MAX_IN_FLIGHT: usize = 32;
-
-/// The current time on tokio's clock (which tests can pause), as the
-/// connection takes it.
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(
@@ -184,8 +179,7 @@ where
     let mut room: Option<Boxed<'_, OwnedSemaphorePermit>> = None;
     let mut tasks = JoinSet::new();
     let mut shutdown_seen = false;
-    let mut sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let mut armed = None;
+    let mut timer = Deadline::new();
     loop {
         while tasks.try_join_next().is_some() {}
         let (events, mut buffer, room_len, deadline, ended) = {
@@ -240,14 +234,7 @@ where
         {
             room = Some(Box::pin(shared.body_room(len)));
         }
-        if deadline != armed {
-            armed = deadline;
-            if let Some(deadline) = deadline {
-                sleep
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(deadline));
-            }
-        }
+        timer.set(deadline);
         let woke = tokio::select! {
             biased;
             read = read_into(&mut read, buffer.as_mut()) => Woke::Read(read),
@@ -255,7 +242,7 @@ where
             (session, stream, response, body) = pending_or(login.as_mut()) => {
                 Woke::Login(session, stream, response, body)
             }
-            () = &mut sleep, if armed.is_some() => Woke::Timer,
+            () = timer.reached() => Woke::Timer,
             () = shared.shutdown.cancelled(), if !shutdown_seen => Woke::Shutdown,
             () = driven.wake_reader.notified() => Woke::Nudged,
         };
@@ -277,10 +264,7 @@ where
                 session = Some(back);
                 connection.send_answer(stream, &response, body, now);
             }
-            Woke::Timer => {
-                armed = None;
-                connection.handle_timeout(now);
-            }
+            Woke::Timer => connection.handle_timeout(now),
             Woke::Shutdown => {
                 shutdown_seen = true;
                 connection.shutdown(now);
