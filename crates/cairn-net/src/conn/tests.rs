@@ -45,21 +45,28 @@ struct Link {
     stalled: bool,
     /// Delivers at most this many bytes per simulated millisecond.
     rate: Option<usize>,
+    /// What the rate lets through in the current millisecond.
+    allowance: usize,
     /// Bytes delivered so far.
     delivered: usize,
 }
 
 impl Link {
-    /// How many bytes the reader may take now, at most `limit`.
-    fn available(&self, limit: usize, allowance: usize) -> usize {
+    /// Moves what the link delivers now into `buffer`; returns how many
+    /// bytes.
+    fn deliver(&mut self, buffer: &mut RecvBuffer) -> usize {
         if self.stalled {
             return 0;
         }
-        let n = self.bytes.len().min(limit);
-        match self.rate {
-            Some(_) => n.min(allowance),
-            None => n,
+        let mut n = self.bytes.len().min(buffer.limit);
+        if self.rate.is_some() {
+            n = n.min(self.allowance);
+            self.allowance -= n;
         }
+        buffer.bytes.extend_from_slice(&self.bytes[..n]);
+        self.bytes.drain(..n);
+        self.delivered += n;
+        n
     }
 }
 
@@ -74,9 +81,6 @@ struct Pair {
     /// The client's driver writes bytes it took, flushing once they fit
     /// the socket buffer; `true` while some have not.
     client_writing: bool,
-    /// Rate allowances left in the current millisecond.
-    server_allowance: usize,
-    client_allowance: usize,
     /// Room held by the server's frames and requests.
     rooms: Rc<Cell<usize>>,
     /// Whether the node grants room at once.
@@ -127,8 +131,6 @@ impl Pair {
             to_client: Link::default(),
             client_socket: 64 * 1024,
             client_writing: false,
-            server_allowance: 0,
-            client_allowance: 0,
             rooms: Rc::default(),
             grant_room: true,
             requests: Vec::new(),
@@ -182,18 +184,12 @@ impl Pair {
             }
             // The server's driver.
             while let Some(mut buffer) = self.server.recv_buffer() {
-                let n = self
-                    .to_server
-                    .available(buffer.limit, self.server_allowance);
-                buffer.bytes.extend_from_slice(&self.to_server.bytes[..n]);
+                let n = self.to_server.deliver(&mut buffer);
                 self.server.handle_recv(buffer, self.now);
+                moved |= n > 0;
                 if n == 0 {
                     break;
                 }
-                self.to_server.bytes.drain(..n);
-                self.to_server.delivered += n;
-                self.server_allowance = self.server_allowance.saturating_sub(n);
-                moved = true;
             }
             if self.grant_room && self.server.poll_room().is_some() {
                 self.rooms.set(self.rooms.get() + 1);
@@ -217,18 +213,12 @@ impl Pair {
             }
             // The client's reader.
             while let Some(mut buffer) = self.client.recv_buffer() {
-                let n = self
-                    .to_client
-                    .available(buffer.limit, self.client_allowance);
-                buffer.bytes.extend_from_slice(&self.to_client.bytes[..n]);
+                let n = self.to_client.deliver(&mut buffer);
                 self.client.handle_recv(buffer, self.now);
+                moved |= n > 0;
                 if n == 0 {
                     break;
                 }
-                self.to_client.bytes.drain(..n);
-                self.to_client.delivered += n;
-                self.client_allowance = self.client_allowance.saturating_sub(n);
-                moved = true;
             }
             while let Some(ClientEvent::Answer {
                 stream,
@@ -280,8 +270,8 @@ impl Pair {
                 break;
             }
             if next > self.now && rated {
-                self.server_allowance = self.to_server.rate.unwrap_or(0);
-                self.client_allowance = self.to_client.rate.unwrap_or(0);
+                self.to_server.allowance = self.to_server.rate.unwrap_or(0);
+                self.to_client.allowance = self.to_client.rate.unwrap_or(0);
             }
             self.now = next;
             self.client.handle_timeout(self.now);
