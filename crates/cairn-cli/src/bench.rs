@@ -705,7 +705,7 @@ struct LinkRun {
 
 /// Runs `cairn bench --faults`.
 fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
-    use cairn_testing::faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
+    use cairn_faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("cairn-bench-")
@@ -836,7 +836,7 @@ fn faults(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             let outcome = outcome.map(|(put, get, sent)| {
                 let note = if !udp.is_empty() && link == Link::Faulty {
                     let stats: Vec<_> = udp.iter().map(UdpProxy::stats).collect();
-                    let sum = |f: &dyn Fn(&cairn_testing::faults::LaneStats) -> u64| -> u64 {
+                    let sum = |f: &dyn Fn(&cairn_faults::LaneStats) -> u64| -> u64 {
                         stats.iter().map(|s| f(&s.upstream) + f(&s.downstream)).sum()
                     };
                     format!(
@@ -957,7 +957,7 @@ async fn link_run(
     let started = Instant::now();
     let stored = client.store(path, &remote).await?;
     let put = started.elapsed();
-    let mut sink = cairn_testing::HashingWriter::default();
+    let mut sink = cairn_client::HashingWriter::default();
     let started = Instant::now();
     client.fetch_to(&remote, &mut sink, &|_| {}).await?;
     let get = started.elapsed();

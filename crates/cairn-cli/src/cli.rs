@@ -62,6 +62,33 @@ pub struct GlobalArgs {
 /// cairn's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The client commands (listed first in the help).
+    #[command(flatten)]
+    Client(ClientCommand),
+
+    /// Show the storage pipeline at work: seal a 64 MiB file into shards
+    /// over four stores, destroy two of them, and rebuild the file bit for
+    /// bit.
+    ///
+    /// Everything happens in a temporary directory that is removed at the
+    /// end; nothing is left behind and nothing needs configuring.
+    Demo(DemoArgs),
+
+    /// Run and manage a storage node: a daemon that owns one directory and
+    /// serves shards and index entries over tcp://, https:// and quic://.
+    #[command(subcommand)]
+    Node(NodeCommand),
+
+    /// Measure throughput on this machine: by default a local cluster of
+    /// four nodes storing and fetching a large file and many small ones;
+    /// `cairn bench node` measures one node's shard transfers.
+    Bench(BenchArgs),
+}
+
+/// The client commands: they work on the nodes of the client config, or
+/// (`get --cap`) on the servers given.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
     /// Write the client config: who you are, which nodes to use, and how
     /// many shards to cut each chunk into.
     ///
@@ -131,24 +158,6 @@ pub enum Command {
     /// stdout). Anyone with it can fetch that one file with `cairn get
     /// --cap CAP LOCAL --server URL#NODE_ID`, and nothing else.
     Share(ShareArgs),
-
-    /// Show the storage pipeline at work: seal a 64 MiB file into shards
-    /// over four stores, destroy two of them, and rebuild the file bit for
-    /// bit.
-    ///
-    /// Everything happens in a temporary directory that is removed at the
-    /// end; nothing is left behind and nothing needs configuring.
-    Demo(DemoArgs),
-
-    /// Run and manage a storage node: a daemon that owns one directory and
-    /// serves shards and index entries over tcp://, https:// and quic://.
-    #[command(subcommand)]
-    Node(NodeCommand),
-
-    /// Measure throughput on this machine: by default a local cluster of
-    /// four nodes storing and fetching a large file and many small ones;
-    /// `cairn bench node` measures one node's shard transfers.
-    Bench(BenchArgs),
 }
 
 /// `cairn bench [node]`: without a subcommand, the cluster benchmark.

@@ -8,7 +8,6 @@
 mod bench;
 mod cli;
 mod client;
-mod config_file;
 mod demo;
 mod node;
 mod units;
@@ -20,6 +19,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::Client(command) => client::run(cli.global, command),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Node(cli::NodeCommand::Status { dir, json }) => {
             // `cairn --json node status` means the same as `… status --json`.
@@ -50,7 +50,6 @@ fn main() -> ExitCode {
             command: None,
             cluster,
         }) => bench::cluster(&cluster),
-        command => client::run(&cli.global, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

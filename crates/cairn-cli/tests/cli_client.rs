@@ -499,6 +499,36 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     assert_eq!(again["repaired"], 0, "{again}");
     assert_eq!(again["files"][0]["shards_written"], 0, "{again}");
     assert_eq!(again["files"][0]["after"], "ok", "{again}");
+
+    // A file with every shard gone (its manifest too) cannot be repaired:
+    // it is counted among the files checked, named, and `--json` still
+    // prints one JSON document and nothing else.
+    let before: Vec<Vec<PathBuf>> = nodes.iter().map(|n| n.shard_files()).collect();
+    alice.write("e.bin", &cairn_testing::seeded_bytes(5, 200_000));
+    alice.ok(&["put", "e.bin"]);
+    for (node, before) in nodes.iter().zip(&before) {
+        for path in node.shard_files() {
+            if !before.contains(&path) {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+    let out = alice.cairn(&["repair", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let document: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout is not one JSON document: {}", stdout(&out)));
+    assert!(
+        document["not_ok"].to_string().contains("e.bin"),
+        "{document}"
+    );
+    let out = alice.cairn(&["repair", "--all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("e.bin"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("1 of 7 files still not ok: e.bin"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A "virus scanner" that refuses any file containing the word EICAR.

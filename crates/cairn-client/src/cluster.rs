@@ -141,10 +141,6 @@ impl Cluster {
     /// How long a node that failed is skipped before it is tried again.
     pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 
-    /// How long a quorum operation waits for the remaining nodes once a
-    /// majority has answered.
-    pub const QUORUM_GRACE: Duration = Duration::from_millis(250);
-
     /// Attempts of a request, in a row, on connections that broke while
     /// the node answered nothing else; then the node is marked down.
     pub const ATTEMPTS: u32 = 4;
@@ -247,7 +243,7 @@ impl Cluster {
     }
 
     /// Marks node `index` down after a failure, dropping its connection.
-    pub async fn mark_down(&self, index: usize, why: &dyn std::fmt::Display) {
+    pub async fn mark_down(&self, index: usize, why: &(dyn std::fmt::Display + Sync)) {
         let slot = &self.slots[index];
         slot.mark_down(why);
         let connection = slot
@@ -516,6 +512,14 @@ impl Cluster {
 
     /// The nodes marked down, each as `address (why)`.
     pub fn failures(&self) -> Vec<String> {
+        self.down_nodes()
+            .into_iter()
+            .map(|(i, why)| format!("{} ({why})", self.slots[i].address))
+            .collect()
+    }
+
+    /// The nodes marked down, each as its index and why it failed.
+    pub fn down_nodes(&self) -> Vec<(usize, String)> {
         (0..self.len())
             .filter(|&i| self.is_down(i))
             .map(|i| {
@@ -525,74 +529,7 @@ impl Cluster {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone()
                     .unwrap_or_default();
-                format!("{} ({why})", self.slots[i].address)
-            })
-            .collect()
-    }
-
-    /// Nodes that must acknowledge an index write: a majority.
-    pub fn write_quorum(&self) -> usize {
-        self.len() / 2 + 1
-    }
-
-    /// Nodes whose answers to an index read are enough: any this many
-    /// include one of every write quorum (R + W > N), so together they hold
-    /// the newest entry a write quorum acknowledged.
-    pub fn read_quorum(&self) -> usize {
-        self.len() - self.write_quorum() + 1
-    }
-
-    /// Runs `op` on every node at once and returns each node's result, in
-    /// node order, as soon as every node answered, or `needed` succeeded and
-    /// the others had [`Self::QUORUM_GRACE`] more to answer; nodes cut short
-    /// that way report a timeout.
-    ///
-    /// With `needed` a read or write quorum, a dead node (whose connection
-    /// attempt can take the whole connect timeout, as over QUIC, where
-    /// nothing refuses the connection) does not hold up reads and writes of
-    /// the index once enough nodes have answered.
-    pub async fn quorum<T, F, Fut>(&self, needed: usize, op: F) -> Vec<Result<T, ClientError>>
-    where
-        F: Fn(usize) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ClientError>>,
-    {
-        use futures::stream::{FuturesUnordered, StreamExt};
-        let mut pending: FuturesUnordered<_> = (0..self.len())
-            .map(|node| {
-                let future = op(node);
-                async move { (node, future.await) }
-            })
-            .collect();
-        let mut results: Vec<Option<Result<T, ClientError>>> =
-            (0..self.len()).map(|_| None).collect();
-        let mut succeeded = 0;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let next = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
-                    Ok(next) => next,
-                    Err(_) => break,
-                },
-                None => pending.next().await,
-            };
-            let Some((node, result)) = next else { break };
-            if result.is_ok() {
-                succeeded += 1;
-            }
-            results[node] = Some(result);
-            if succeeded >= needed && deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + Self::QUORUM_GRACE);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(ClientError::Timeout {
-                        what: "an answer after a quorum had answered".into(),
-                        after: Self::QUORUM_GRACE,
-                    })
-                })
+                (i, why)
             })
             .collect()
     }

@@ -44,6 +44,21 @@
 //! which nodes were reachable at the time: a reader should ask the top
 //! nodes for every shard id of the stripe rather than assume shard i is on
 //! the node ranked i.
+//!
+//! # Every "where does this shard go now"
+//!
+//! The client's layers ask this module, through a [`StripePlacement`], and
+//! decide nothing about nodes themselves:
+//!
+//! | question | answer |
+//! | --- | --- |
+//! | where does each shard of a new stripe go? | [`StripePlacement::place`] (rules above) |
+//! | a node failed during the put: where does its shard go now? | [`StripePlacement::replace`]: the first reachable node in ranking order holding none of the stripe's shards, else the first reachable one |
+//! | where is shard i most likely, to fetch it? | [`StripePlacement::home`]; then every node in ranking order |
+//! | which copies count, when some node holds two shards of a stripe? | [`spread_out`]: a largest set of shards on distinct nodes |
+//! | where does repair store the shards it rebuilds? | [`StripePlacement::rebuild_targets`]: nodes in ranking order that are up and hold none of the shards counted, one reserved per shard |
+
+use std::collections::HashMap;
 
 use cairn_core::{Id, StripeRef};
 use cairn_net::NodeId;
@@ -115,7 +130,11 @@ pub fn place(key: &Id, nodes: &[NodeId], reachable: &[bool], shards: usize) -> V
         reachable.len(),
         "one reachability flag per node"
     );
-    let ranked = ranking(key, nodes);
+    place_ranked(&ranking(key, nodes), reachable, shards)
+}
+
+/// [`place`], given the stripe's ranking.
+fn place_ranked(ranked: &[usize], reachable: &[bool], shards: usize) -> Vec<Option<usize>> {
     let order: Vec<usize> = ranked.iter().copied().filter(|&i| reachable[i]).collect();
     if order.is_empty() {
         return vec![None; shards];
@@ -123,7 +142,7 @@ pub fn place(key: &Id, nodes: &[NodeId], reachable: &[bool], shards: usize) -> V
     let mut placement: Vec<Option<usize>> = (0..shards)
         .map(|shard| ranked.get(shard).copied().filter(|&node| reachable[node]))
         .collect();
-    let mut holds = vec![false; nodes.len()];
+    let mut holds = vec![false; reachable.len()];
     for node in placement.iter().flatten() {
         holds[*node] = true;
     }
@@ -144,6 +163,148 @@ pub fn distinct_nodes(placement: &[Option<usize>]) -> usize {
     used.sort_unstable();
     used.dedup();
     used.len()
+}
+
+/// One stripe's ranking over one cluster's nodes, and every decision about
+/// where its shards go that follows from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripePlacement {
+    ranking: Vec<usize>,
+}
+
+impl StripePlacement {
+    /// The placement of `stripe` over `nodes` (node ids in configuration
+    /// order).
+    pub fn new(stripe: &StripeRef, nodes: &[NodeId]) -> Self {
+        Self {
+            ranking: ranking(&stripe_key(stripe), nodes),
+        }
+    }
+
+    /// Indices of the nodes, best first (see [`ranking`]).
+    pub fn ranking(&self) -> &[usize] {
+        &self.ranking
+    }
+
+    /// Where each of `shards` shards goes, given which nodes are reachable
+    /// (see [`place`]).
+    ///
+    /// # Panics
+    /// If `reachable` has not one flag per node.
+    pub fn place(&self, reachable: &[bool], shards: usize) -> Vec<Option<usize>> {
+        assert_eq!(
+            self.ranking.len(),
+            reachable.len(),
+            "one reachability flag per node"
+        );
+        place_ranked(&self.ranking, reachable, shards)
+    }
+
+    /// The node shard `shard` goes to when every node is reachable (its
+    /// home): where a reader asks first. Shards beyond the number of nodes
+    /// go round.
+    ///
+    /// # Panics
+    /// If there are no nodes.
+    pub fn home(&self, shard: usize) -> usize {
+        self.ranking[shard % self.ranking.len()]
+    }
+
+    /// Where a shard goes after its node failed during a put: the first
+    /// reachable node in ranking order that holds none of the stripe's
+    /// shards (`holding`), or else the first reachable one (a node then
+    /// holds two shards, which [`spread_out`] counts once and a repair
+    /// spreads out); `None` when no node is reachable.
+    pub fn replace(&self, reachable: &[bool], holding: &[usize]) -> Option<usize> {
+        let free = self
+            .ranking
+            .iter()
+            .copied()
+            .find(|&n| reachable[n] && !holding.contains(&n));
+        free.or_else(|| self.ranking.iter().copied().find(|&n| reachable[n]))
+    }
+
+    /// Where repair stores the shards it rebuilds, given the node counted
+    /// for each shard ([`spread_out`]; `None` for a shard left out) and
+    /// which nodes are up: for each shard left out, in order, the nodes to
+    /// try, best first. They are the up nodes in ranking order that hold
+    /// none of the shards counted; the first is reserved for that shard
+    /// (later shards do not get it first), and the others are tried only if
+    /// it fails. An empty list: no node is free to take the shard.
+    pub fn rebuild_targets(
+        &self,
+        counted: &[Option<usize>],
+        up: &[bool],
+    ) -> Vec<(usize, Vec<usize>)> {
+        let mut taken: Vec<usize> = counted.iter().flatten().copied().collect();
+        let mut targets = Vec::new();
+        for (shard, _) in counted.iter().enumerate().filter(|(_, n)| n.is_none()) {
+            let candidates: Vec<usize> = self
+                .ranking
+                .iter()
+                .copied()
+                .filter(|&n| !taken.contains(&n) && up[n])
+                .collect();
+            if let Some(&first) = candidates.first() {
+                taken.push(first);
+            }
+            targets.push((shard, candidates));
+        }
+        targets
+    }
+}
+
+/// A largest set of `shards` held on distinct nodes, as the node counted
+/// for each shard (`None` for a shard left out), given for each shard id
+/// the nodes holding a good copy: losing any one node costs at most one of
+/// the shards counted. Kuhn's augmenting paths; a stripe has at most 32
+/// shards.
+///
+/// A shard left out is missing everywhere, or sits only on nodes already
+/// counted for other shards of its stripe (a put made while a node was
+/// down puts two shards on one node).
+pub fn spread_out(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> Vec<Option<usize>> {
+    fn augment(
+        shard: usize,
+        options: &[&[usize]],
+        owner: &mut HashMap<usize, usize>,
+        visited: &mut Vec<usize>,
+    ) -> bool {
+        for &node in options[shard] {
+            if visited.contains(&node) {
+                continue;
+            }
+            visited.push(node);
+            let free = match owner.get(&node) {
+                None => true,
+                Some(&other) => augment(other, options, owner, visited),
+            };
+            if free {
+                owner.insert(node, shard);
+                return true;
+            }
+        }
+        false
+    }
+    let options: Vec<&[usize]> = shards
+        .iter()
+        .map(|id| holders.get(id).map_or(&[][..], Vec::as_slice))
+        .collect();
+    let mut owner = HashMap::new();
+    for shard in 0..shards.len() {
+        augment(shard, &options, &mut owner, &mut Vec::new());
+    }
+    let mut nodes = vec![None; shards.len()];
+    for (node, shard) in owner {
+        nodes[shard] = Some(node);
+    }
+    nodes
+}
+
+/// How many of `shards` sit on distinct nodes: the size of
+/// [`spread_out`]'s set.
+pub fn spread(shards: &[Id], holders: &HashMap<Id, Vec<usize>>) -> usize {
+    spread_out(shards, holders).iter().flatten().count()
 }
 
 #[cfg(test)]
@@ -301,6 +462,96 @@ mod tests {
         let mut c = counts(&placement, 3);
         c.sort_unstable();
         assert_eq!(c, vec![2, 3, 3]);
+    }
+
+    fn id(n: u8) -> Id {
+        Id::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn spread_counts_shards_on_distinct_nodes() {
+        let shards = [id(1), id(2), id(3), id(4)];
+        let mut holders = HashMap::new();
+        for (i, shard) in shards.iter().enumerate() {
+            holders.insert(*shard, vec![i]);
+        }
+        assert_eq!(spread(&shards, &holders), 4);
+        // Node 3 was down at put time: its shard went to node 0 as well.
+        holders.insert(id(4), vec![0]);
+        assert_eq!(spread(&shards, &holders), 3);
+        // A copy on node 3 too, found by moving shard 4 off node 0.
+        holders.insert(id(4), vec![0, 3]);
+        assert_eq!(spread(&shards, &holders), 4);
+        // An augmenting path: shard 1 can move from node 0 to node 3.
+        holders.insert(id(1), vec![0, 3]);
+        holders.insert(id(4), vec![0]);
+        assert_eq!(spread(&shards, &holders), 4);
+        holders.remove(&id(2));
+        assert_eq!(spread(&shards, &holders), 3);
+    }
+
+    fn stripe(n: u8) -> StripeRef {
+        StripeRef {
+            blob_len: 100,
+            redundancy: Redundancy::new(2, 4).unwrap(),
+            shards: (0..4u8).map(|i| Id::of(&[n, i])).collect(),
+        }
+    }
+
+    #[test]
+    fn a_stripe_placement_agrees_with_the_free_functions() {
+        let list = nodes(6);
+        let stripe = stripe(1);
+        let placement = StripePlacement::new(&stripe, &list);
+        let key = stripe_key(&stripe);
+        assert_eq!(placement.ranking(), ranking(&key, &list));
+        let mut reachable = [true; 6];
+        reachable[placement.ranking()[2]] = false;
+        assert_eq!(
+            placement.place(&reachable, 4),
+            place(&key, &list, &reachable, 4)
+        );
+        for shard in 0..8 {
+            assert_eq!(placement.home(shard), placement.ranking()[shard % 6]);
+        }
+    }
+
+    #[test]
+    fn a_failed_shard_goes_to_a_node_holding_none_then_to_any() {
+        let placement = StripePlacement::new(&stripe(2), &nodes(5));
+        let r = placement.ranking().to_vec();
+        let mut reachable = [true; 5];
+        // Shards on the first three; the fourth's home failed.
+        reachable[r[3]] = false;
+        assert_eq!(
+            placement.replace(&reachable, &[r[0], r[1], r[2]]),
+            Some(r[4])
+        );
+        // No free node left: the first reachable one, doubling up.
+        reachable[r[4]] = false;
+        assert_eq!(
+            placement.replace(&reachable, &[r[0], r[1], r[2]]),
+            Some(r[0])
+        );
+        assert_eq!(placement.replace(&[false; 5], &[]), None);
+    }
+
+    #[test]
+    fn rebuilt_shards_go_to_free_up_nodes_one_reserved_each() {
+        let placement = StripePlacement::new(&stripe(3), &nodes(6));
+        let r = placement.ranking().to_vec();
+        // Shards 0 and 2 counted on r[0] and r[2]; 1 and 3 left out.
+        let counted = [Some(r[0]), None, Some(r[2]), None];
+        let mut up = [true; 6];
+        up[r[1]] = false;
+        let targets = placement.rebuild_targets(&counted, &up);
+        assert_eq!(
+            targets,
+            vec![(1, vec![r[3], r[4], r[5]]), (3, vec![r[4], r[5]])]
+        );
+        // Nothing free: the shard is listed with no target.
+        let targets = placement.rebuild_targets(&counted, &[false; 6]);
+        assert_eq!(targets, vec![(1, vec![]), (3, vec![])]);
     }
 
     #[test]

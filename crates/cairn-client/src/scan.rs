@@ -17,14 +17,14 @@ const OUTPUT_KEPT: usize = 2000;
 #[non_exhaustive]
 pub enum ScanError {
     /// The program ran and refused the file.
-    #[error("{program} refused {path} ({status}){}", output_suffix(.output))]
+    #[error("{program} refused {} ({status}){}", path.display(), output_suffix(.output))]
     Refused {
         /// The program.
         program: String,
         /// The file scanned.
-        path: String,
+        path: std::path::PathBuf,
         /// Its exit status.
-        status: String,
+        status: std::process::ExitStatus,
         /// What it printed (the start of it).
         output: String,
     },
@@ -90,8 +90,8 @@ pub async fn scan(argv: &[String], path: &Path) -> Result<(), ScanError> {
     }
     Err(ScanError::Refused {
         program,
-        path: path.display().to_string(),
-        status: output.status.to_string(),
+        path: path.to_owned(),
+        status: output.status,
         output: text.replace('\n', " "),
     })
 }

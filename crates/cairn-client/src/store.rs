@@ -1,22 +1,22 @@
-//! Storing a file: seal it, spread every chunk's shards over the nodes,
+//! Storing a file: seal it, hand every chunk's stripe to the shard layer,
 //! then write the index entry that names it.
 //!
 //! ```text
 //! blocking thread:  File ─▶ FileSealer ─▶ stripes ──bounded channel (window)──┐
 //! async:            for each stripe, at most `window` at once:                 ▼
-//!                     place shards by rendezvous over reachable nodes
-//!                     per shard: `has` on its node → put only if the user lacks it
-//!                     a failed node: marked down, its shard re-placed on a node holding none
+//!                     shard layer: each shard to its node by placement,
+//!                     re-placed if its node fails
 //!                   manifest ─▶ sealed, striped and placed like a chunk
-//!                   index entry ─▶ every node; success on a majority of all nodes
+//!                   index layer: the entry ─▶ every node; success on a majority
 //! ```
 //!
 //! A file of at most `inline_max` bytes (4 KiB by default) skips the
 //! chunks and the manifest: its bytes go inside the sealed index entry,
 //! which every node keeps (see [`crate::index::Content::Inline`]). That is
 //! one entry write per node instead of 2n fsync'd shard files, and such a
-//! file survives the loss of all nodes but one. `share` turns an inline
-//! file into a stored one, since a capability names a manifest.
+//! file survives the loss of all nodes but one. The upload says which way
+//! a file went. `share` turns an inline file into a stored one, since a
+//! capability names a manifest.
 //!
 //! Guarantees:
 //! - A put succeeds only if every chunk (and the manifest) has at least
@@ -30,23 +30,19 @@
 //! - Memory holds at most `window` stripes (plus the chunker's buffer),
 //!   whatever the file size.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use cairn_core::erasure::{Shard, StripeRef};
-use cairn_core::{FileSealer, Redundancy, SealedStripe};
-use cairn_net::client::ClientError;
+use cairn_core::keys::{ConvergenceKey, ManifestsKey};
+use cairn_core::{Capability, FileSealer, Id, Manifest, Redundancy, SealedStripe};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::Client;
-use crate::placement;
+use crate::index::{Content, EntryKind, FileEntry, Index, InlineBytes, RemotePath, WriteError};
+use crate::shards::{Part, Shards, UploadTally};
+use crate::transport::{NodeFailure, Transport, joined};
 
-/// Shards larger than this are sent only after asking the node whether
-/// the user already holds them; smaller ones are sent straight away.
-pub const ASK_FIRST_ABOVE: usize = 64 * 1024;
+pub use crate::shards::ASK_FIRST_ABOVE;
 
 /// What a put did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +65,9 @@ pub struct StoreReport {
     /// Whether some chunk has fewer than n shards stored (a later repair
     /// restores them).
     pub degraded: bool,
-    /// Nodes that could not be reached or failed during the put.
-    pub failed_nodes: Vec<String>,
+    /// Nodes that could not be reached, or failed a request, during the
+    /// put.
+    pub failed_nodes: Vec<NodeFailure>,
     /// Whether the file went inline into its index entry (then `chunks`
     /// is 0 and `fewest_nodes` counts the nodes that stored the entry).
     pub inline: bool,
@@ -81,15 +78,18 @@ pub struct StoreReport {
 #[non_exhaustive]
 pub enum StoreError {
     /// The local file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", path.display())]
     Read {
         /// The file.
-        path: String,
+        path: PathBuf,
         /// What failed.
         source: std::io::Error,
     },
     /// Too few nodes are reachable to store any chunk safely.
-    #[error("only {reachable} of {total} nodes are reachable, a put needs {needed}; unreachable: {}", failed.join(", "))]
+    #[error(
+        "only {reachable} of {total} nodes are reachable, a put needs {needed}; unreachable: {}",
+        joined(failed, ", ")
+    )]
     TooFewNodes {
         /// Reachable nodes.
         reachable: usize,
@@ -98,22 +98,28 @@ pub enum StoreError {
         /// Nodes a chunk needs (`min_shards`).
         needed: usize,
         /// The nodes that failed, with why.
-        failed: Vec<String>,
+        failed: Vec<NodeFailure>,
     },
-    /// A chunk could not be stored on enough nodes.
-    #[error("chunk {chunk} reached only {stored} nodes, {needed} needed; failed: {}", failed.join(", "))]
+    /// A chunk (or the manifest) could not be stored on enough nodes.
+    #[error(
+        "{what} reached only {stored} nodes, {needed} needed; failed: {}",
+        joined(failed, ", ")
+    )]
     ChunkNotStored {
-        /// Index of the chunk (the manifest counts as the last).
-        chunk: usize,
+        /// Which stripe.
+        what: Part,
         /// Distinct nodes holding its shards.
         stored: usize,
         /// `min_shards`.
         needed: usize,
         /// The nodes that failed, with why.
-        failed: Vec<String>,
+        failed: Vec<NodeFailure>,
     },
     /// The index entry reached too few nodes.
-    #[error("the index entry reached {acknowledged} of {total} nodes, a majority ({needed}) is needed; failed: {}", failed.join(", "))]
+    #[error(
+        "the index entry reached {acknowledged} of {total} nodes, a majority ({needed}) is needed; failed: {}",
+        joined(failed, ", ")
+    )]
     IndexNotStored {
         /// Nodes that stored it.
         acknowledged: usize,
@@ -121,8 +127,8 @@ pub enum StoreError {
         total: usize,
         /// A majority.
         needed: usize,
-        /// The nodes that failed, with why.
-        failed: Vec<String>,
+        /// The nodes that failed or refused, with why.
+        failed: Vec<NodeFailure>,
     },
     /// The file could not be sealed.
     #[error(transparent)]
@@ -130,7 +136,7 @@ pub enum StoreError {
     /// The manifest could not be striped.
     #[error(transparent)]
     Stripe(#[from] cairn_core::erasure::StripeError),
-    /// The index entry could not be written for another reason.
+    /// The index entry could not be sealed.
     #[error(transparent)]
     Index(#[from] crate::index::IndexEntryError),
     /// The scan command refused the file (or could not run): nothing was
@@ -139,25 +145,58 @@ pub enum StoreError {
     Scan(#[from] crate::scan::ScanError),
 }
 
-/// Counters shared by the uploads of one put.
-#[derive(Debug, Default)]
-struct Tally {
-    sent: AtomicUsize,
-    present: AtomicUsize,
-    bytes: AtomicU64,
-}
-
-/// Where each shard of a stripe ended up.
-#[derive(Debug)]
-struct Placed {
-    /// Node holding each shard, if it was stored.
-    nodes: Vec<Option<usize>>,
-}
-
-impl Placed {
-    fn distinct(&self) -> usize {
-        placement::distinct_nodes(&self.nodes)
+impl From<WriteError> for StoreError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::NotStored {
+                acknowledged,
+                total,
+                needed,
+                failed,
+            } => Self::IndexNotStored {
+                acknowledged,
+                total,
+                needed,
+                failed,
+            },
+            WriteError::Seal(e) => Self::Index(e),
+        }
     }
+}
+
+/// How a client seals and spreads the files it stores.
+#[derive(Debug)]
+pub(crate) struct StoreSettings {
+    /// Keys the chunks.
+    pub convergence: ConvergenceKey,
+    /// Keys the manifests.
+    pub manifests: ManifestsKey,
+    /// k and n of new files.
+    pub redundancy: Redundancy,
+    /// Distinct nodes a chunk must reach.
+    pub min_shards: usize,
+    /// Stripes uploading at once.
+    pub window: usize,
+    /// Files up to this size go inline into their index entry.
+    pub inline_max: usize,
+}
+
+/// What [`Put::upload`] did with its input.
+pub(crate) enum Upload {
+    /// Sealed and stored as chunks and a manifest, not yet named.
+    Chunks(Uploaded),
+    /// At most the inline limit: not sealed, here are the bytes.
+    Inline(Vec<u8>),
+}
+
+/// A file whose shards are all stored, not yet named in the index.
+pub(crate) struct Uploaded {
+    /// Opens the manifest.
+    pub capability: Capability,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// What the upload did (`inline` false).
+    pub report: StoreReport,
 }
 
 /// What the sealing thread made of the input.
@@ -165,37 +204,35 @@ enum Sealed {
     /// The input was at most `inline_max` bytes: here they are.
     Inline(Vec<u8>),
     /// The input was chunked and sealed; the stripes went to the uploads.
-    Manifest(cairn_core::Manifest),
+    Manifest(Manifest),
 }
 
-/// A file whose shards are all stored, not yet named in the index.
-pub(crate) struct Uploaded {
-    /// Opens the manifest.
-    pub capability: cairn_core::Capability,
-    /// The manifest.
-    pub manifest: cairn_core::Manifest,
-    /// What the upload did (`inline` false).
-    pub report: StoreReport,
+/// The layers a put uses, borrowed from the client.
+pub(crate) struct Put<'a, T> {
+    /// Names the file.
+    pub index: &'a Index<T>,
+    /// Stores its stripes.
+    pub shards: &'a Shards<T>,
+    /// How.
+    pub settings: &'a StoreSettings,
 }
 
-impl Client {
-    /// Stores the file at `local` as `remote`; see the module docs.
-    /// `progress` is told the number of file bytes sealed so far.
-    ///
-    /// # Errors
-    /// [`StoreError`]: the file cannot be read, too few nodes are reachable,
-    /// a chunk or the index entry did not reach enough nodes.
-    pub async fn store_file(
+impl<T: Transport> Put<'_, T> {
+    /// Stores the file at `local` as `remote`, scanned first by `scan` if
+    /// set; see the module docs. `progress` is told the number of file bytes
+    /// sealed so far.
+    pub async fn file(
         &self,
         local: &Path,
-        remote: &crate::index::RemotePath,
+        remote: &RemotePath,
+        scan: Option<&[String]>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<StoreReport, StoreError> {
         let read_error = |source| StoreError::Read {
-            path: local.display().to_string(),
+            path: local.to_owned(),
             source,
         };
-        if let Some(argv) = &self.scan {
+        if let Some(argv) = scan {
             crate::scan::scan(argv, local).await?;
         }
         let file = std::fs::File::open(local).map_err(read_error)?;
@@ -205,61 +242,23 @@ impl Client {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
-        self.store_from(file, remote, modified, progress).await
+        self.reader(file, remote, modified, progress).await
     }
 
-    /// Stores what the asynchronous `reader` yields as `remote`, with
-    /// modification time `modified_unix_ms`.
-    ///
-    /// # Errors
-    /// As [`store_file`](Self::store_file).
-    pub async fn store_async<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    /// Stores what `reader` yields (read on a blocking thread) as `remote`,
+    /// with modification time `modified_unix_ms`.
+    pub async fn reader<R: std::io::Read + Send + 'static>(
         &self,
         reader: R,
-        remote: &crate::index::RemotePath,
+        remote: &RemotePath,
         modified_unix_ms: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<StoreReport, StoreError> {
-        // The sealer reads on a blocking thread; the bridge turns the async
-        // reader into a blocking one there.
-        if self.scan.is_some() {
-            return Err(crate::scan::ScanError::NeedsFile.into());
-        }
-        let reader = tokio_util::io::SyncIoBridge::new(reader);
-        self.store_from(reader, remote, modified_unix_ms, progress)
-            .await
-    }
-
-    /// Stores what `reader` yields as `remote`, with modification time
-    /// `modified_unix_ms`. `reader` is read on a blocking thread.
-    ///
-    /// # Errors
-    /// As [`store_file`](Self::store_file); [`crate::scan::ScanError::NeedsFile`]
-    /// while a scan command is configured.
-    pub async fn store_reader<R: std::io::Read + Send + 'static>(
-        &self,
-        reader: R,
-        remote: &crate::index::RemotePath,
-        modified_unix_ms: u64,
-        progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<StoreReport, StoreError> {
-        if self.scan.is_some() {
-            return Err(crate::scan::ScanError::NeedsFile.into());
-        }
-        self.store_from(reader, remote, modified_unix_ms, progress)
-            .await
-    }
-
-    /// [`store_reader`](Self::store_reader), scanned or not.
-    async fn store_from<R: std::io::Read + Send + 'static>(
-        &self,
-        reader: R,
-        remote: &crate::index::RemotePath,
-        modified_unix_ms: u64,
-        progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<StoreReport, StoreError> {
-        match self.upload(reader, self.inline_max, progress).await? {
-            Ok(uploaded) => {
+        match self
+            .upload(reader, self.settings.inline_max, progress)
+            .await?
+        {
+            Upload::Chunks(uploaded) => {
                 self.write_file_entry(
                     remote,
                     uploaded.capability,
@@ -269,22 +268,23 @@ impl Client {
                 .await?;
                 Ok(uploaded.report)
             }
-            Err(bytes) => {
+            Upload::Inline(bytes) => {
                 let size = bytes.len() as u64;
                 let copies = self
                     .write_inline_entry(remote, bytes, modified_unix_ms)
                     .await?;
                 progress(size);
+                let nodes = self.shards.nodes();
                 Ok(StoreReport {
                     size,
                     chunks: 0,
                     shards_sent: 0,
                     shards_present: 0,
                     bytes_sent: 0,
-                    redundancy: self.redundancy,
+                    redundancy: self.settings.redundancy,
                     fewest_nodes: copies,
-                    degraded: copies < self.cluster.len(),
-                    failed_nodes: self.down_nodes(),
+                    degraded: copies < nodes,
+                    failed_nodes: self.shards.failures(&UploadTally::default()),
                     inline: true,
                 })
             }
@@ -292,29 +292,31 @@ impl Client {
     }
 
     /// Seals what `reader` yields and stores every chunk's and the
-    /// manifest's shards, without naming the file in the index. Input of at
-    /// most `inline_max` bytes is not sealed: it comes back as `Err(bytes)`.
-    pub(crate) async fn upload<R: std::io::Read + Send + 'static>(
+    /// manifest's shards, without naming the file in the index; input of
+    /// at most `inline_max` bytes is not sealed, and comes back as
+    /// [`Upload::Inline`].
+    pub async fn upload<R: std::io::Read + Send + 'static>(
         &self,
         reader: R,
         inline_max: usize,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<Result<Uploaded, Vec<u8>>, StoreError> {
-        let reachable = self.reachable().await;
-        let up = reachable.iter().filter(|r| r.is_ok()).count();
-        if up < self.min_shards {
+    ) -> Result<Upload, StoreError> {
+        let settings = self.settings;
+        let unreachable = self.shards.unreachable().await;
+        let up = self.shards.nodes() - unreachable.len();
+        if up < settings.min_shards {
             return Err(StoreError::TooFewNodes {
                 reachable: up,
-                total: self.cluster.len(),
-                needed: self.min_shards,
-                failed: self.failures(&reachable),
+                total: self.shards.nodes(),
+                needed: settings.min_shards,
+                failed: unreachable,
             });
         }
 
         // Seal on a blocking thread; at most `window` stripes wait.
-        let (tx, mut rx) = mpsc::channel::<SealedStripe>(self.window);
-        let key = self.keys.convergence.clone();
-        let redundancy = self.redundancy;
+        let (tx, mut rx) = mpsc::channel::<SealedStripe>(settings.window);
+        let key = settings.convergence.clone();
+        let redundancy = settings.redundancy;
         let sealing = tokio::task::spawn_blocking(move || {
             use std::io::Read;
             // Read up to one byte past the inline limit: a file that ends
@@ -339,7 +341,7 @@ impl Client {
             sealer.finish().map(Sealed::Manifest)
         });
 
-        let tally = Arc::new(Tally::default());
+        let tally = UploadTally::default();
         let mut uploads = FuturesUnordered::new();
         let mut chunks = 0usize;
         let mut fewest = usize::MAX;
@@ -349,28 +351,28 @@ impl Client {
         loop {
             // Keep up to `window` stripes uploading; take results as they come.
             tokio::select! {
-                stripe = rx.recv(), if uploads.len() < self.window && failure.is_none() => {
+                stripe = rx.recv(), if uploads.len() < settings.window && failure.is_none() => {
                     let Some(stripe) = stripe else { break };
                     let index = chunks;
                     chunks += 1;
                     sealed_bytes += u64::from(stripe.chunk.len);
                     progress(sealed_bytes);
-                    let tally = tally.clone();
+                    let tally = &tally;
                     uploads.push(async move {
-                        let placed = self.upload_stripe(&stripe.chunk.stripe, stripe.shards, &tally).await;
+                        let placed = self.shards.upload_stripe(&stripe.chunk.stripe, stripe.shards, tally).await;
                         (index, placed)
                     });
                 }
                 Some((index, placed)) = uploads.next(), if !uploads.is_empty() => {
                     let stored = placed.distinct();
                     fewest = fewest.min(stored);
-                    degraded |= placed.nodes.iter().any(Option::is_none) || stored < self.redundancy.total();
-                    if stored < self.min_shards && failure.is_none() {
+                    degraded |= placed.degraded();
+                    if stored < settings.min_shards && failure.is_none() {
                         failure = Some(StoreError::ChunkNotStored {
-                            chunk: index,
+                            what: Part::Chunk(index),
                             stored,
-                            needed: self.min_shards,
-                            failed: self.down_nodes(),
+                            needed: settings.min_shards,
+                            failed: self.shards.failures(&tally),
                         });
                     }
                 }
@@ -384,27 +386,31 @@ impl Client {
             return Err(failure);
         }
         let manifest = match manifest? {
-            Sealed::Inline(bytes) => return Ok(Err(bytes)),
+            Sealed::Inline(bytes) => return Ok(Upload::Inline(bytes)),
             Sealed::Manifest(manifest) => manifest,
         };
 
         // The manifest: sealed, striped and placed like a chunk.
-        let (capability, shards) =
-            cairn_core::pipeline::seal_manifest(&manifest, &self.keys.manifests, self.redundancy)?;
+        let (capability, shards) = cairn_core::pipeline::seal_manifest(
+            &manifest,
+            &settings.manifests,
+            settings.redundancy,
+        )?;
         let placed = self
+            .shards
             .upload_stripe(&capability.manifest, shards, &tally)
             .await;
         let stored = placed.distinct();
-        if stored < self.min_shards {
+        if stored < settings.min_shards {
             return Err(StoreError::ChunkNotStored {
-                chunk: chunks,
+                what: Part::Manifest,
                 stored,
-                needed: self.min_shards,
-                failed: self.down_nodes(),
+                needed: settings.min_shards,
+                failed: self.shards.failures(&tally),
             });
         }
         fewest = fewest.min(stored);
-        degraded |= stored < self.redundancy.total();
+        degraded |= placed.degraded();
 
         let report = StoreReport {
             size: manifest.size,
@@ -412,112 +418,57 @@ impl Client {
             shards_sent: tally.sent.load(Ordering::Relaxed),
             shards_present: tally.present.load(Ordering::Relaxed),
             bytes_sent: tally.bytes.load(Ordering::Relaxed),
-            redundancy: self.redundancy,
+            redundancy: settings.redundancy,
             fewest_nodes: fewest,
             degraded,
-            failed_nodes: self.down_nodes(),
+            failed_nodes: self.shards.failures(&tally),
             inline: false,
         };
-        Ok(Ok(Uploaded {
+        Ok(Upload::Chunks(Uploaded {
             capability,
             manifest,
             report,
         }))
     }
 
-    /// Stores the shards of one stripe on distinct nodes in rendezvous
-    /// order, re-placing the shards of nodes that fail.
-    async fn upload_stripe(&self, stripe: &StripeRef, shards: Vec<Shard>, tally: &Tally) -> Placed {
-        let key = placement::stripe_key(stripe);
-        let ids = self.cluster.node_ids();
-        let ranking = placement::ranking(&key, &ids);
-        let mut reachable: Vec<bool> = (0..ids.len()).map(|i| !self.cluster.is_down(i)).collect();
-        let mut target = placement::place(&key, &ids, &reachable, shards.len());
-        let shards: Vec<(cairn_core::Id, Bytes)> = shards
-            .into_iter()
-            .map(|s| (s.id, Bytes::from(s.bytes)))
-            .collect();
-        let mut nodes: Vec<Option<usize>> = vec![None; shards.len()];
-        let mut todo: Vec<usize> = (0..shards.len()).collect();
-        // Each round sends the shards still to place; a failure marks the
-        // node down and the next round finds the shard another node.
-        for _round in 0..ids.len() {
-            if todo.is_empty() {
-                break;
-            }
-            let attempts = todo.iter().filter_map(|&s| target[s].map(|node| (s, node)));
-            let results = futures::future::join_all(attempts.map(|(s, node)| {
-                let (id, bytes) = shards[s].clone();
-                async move {
-                    let outcome = self.put_shard(node, id, bytes, tally).await;
-                    (s, node, outcome)
-                }
-            }))
-            .await;
-            let mut failed = Vec::new();
-            for (s, node, outcome) in results {
-                match outcome {
-                    Ok(()) => nodes[s] = Some(node),
-                    Err(_) => {
-                        reachable[node] = false;
-                        failed.push(s);
-                    }
-                }
-            }
-            todo = failed;
-            todo.extend((0..shards.len()).filter(|&s| target[s].is_none() && nodes[s].is_none()));
-            todo.sort_unstable();
-            todo.dedup();
-            // Re-place: prefer reachable nodes holding no shard of this stripe.
-            for &s in &todo {
-                let holding: Vec<usize> = nodes.iter().flatten().copied().collect();
-                let free = ranking
-                    .iter()
-                    .copied()
-                    .find(|&n| reachable[n] && !holding.contains(&n));
-                let any = ranking.iter().copied().find(|&n| reachable[n]);
-                target[s] = free.or(any);
-            }
-            if todo.iter().all(|&s| target[s].is_none()) {
-                break;
-            }
-        }
-        Placed { nodes }
+    /// Writes the entry of a newly stored file.
+    pub async fn write_file_entry(
+        &self,
+        remote: &RemotePath,
+        capability: Capability,
+        manifest: &Manifest,
+        modified_unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let file = FileEntry {
+            content: Content::Stored(capability),
+            size: manifest.size,
+            modified_unix_ms,
+            chunks: manifest.chunks.len() as u64,
+            redundancy: self.settings.redundancy,
+            content_hash: manifest.hash,
+        };
+        self.index.write(remote, EntryKind::File(file)).await?;
+        Ok(())
     }
 
-    /// Puts one shard on `node` unless the user already holds it there.
-    async fn put_shard(
+    /// Writes the entry of a file kept inline; returns how many nodes
+    /// stored it.
+    async fn write_inline_entry(
         &self,
-        node: usize,
-        id: cairn_core::Id,
-        bytes: Bytes,
-        tally: &Tally,
-    ) -> Result<(), ClientError> {
-        self.cluster
-            .on(node, |connection| {
-                let bytes = bytes.clone();
-                async move {
-                    let len = bytes.len() as u64;
-                    // Asking first saves sending a large shard the node holds;
-                    // a small one costs less to send than the extra round trip
-                    // (a put of a shard already held stores nothing).
-                    if bytes.len() > ASK_FIRST_ABOVE {
-                        let has = connection.has_shards(&[id]).await?;
-                        if has.mine[0] {
-                            tally.present.fetch_add(1, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                    }
-                    let written = connection.put_shard(&id, bytes).await?;
-                    if written || len > ASK_FIRST_ABOVE as u64 {
-                        tally.sent.fetch_add(1, Ordering::Relaxed);
-                        tally.bytes.fetch_add(len, Ordering::Relaxed);
-                    } else {
-                        tally.present.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(())
-                }
-            })
-            .await
+        remote: &RemotePath,
+        bytes: Vec<u8>,
+        modified_unix_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let file = FileEntry {
+            size: bytes.len() as u64,
+            content_hash: Id::of(&bytes),
+            content: Content::Inline(
+                InlineBytes::new(bytes).expect("inline_max is at most MAX_INLINE_LEN"),
+            ),
+            modified_unix_ms,
+            chunks: 0,
+            redundancy: self.settings.redundancy,
+        };
+        Ok(self.index.write(remote, EntryKind::File(file)).await?)
     }
 }

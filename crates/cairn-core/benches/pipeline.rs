@@ -355,8 +355,8 @@ fn report(dir: &Path, since: SystemTime, text_len: usize) {
 fn main() {
     let since = SystemTime::now();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../criterion");
-    let data = cairn_testing::seeded_bytes(1, LEN);
-    let text = cairn_testing::seeded_text(1, 64 * MIB);
+    let data = testdata::seeded_bytes(1, LEN);
+    let text = testdata::seeded_text(1, 64 * MIB);
     let chunks = chunk_ranges(&data);
     let mut c = Criterion::default()
         .output_directory(&dir)

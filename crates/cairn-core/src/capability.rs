@@ -19,7 +19,7 @@ use data_encoding::BASE64URL_NOPAD;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::erasure::StripeRef;
+use crate::erasure::{StripeRef, StripeRefError};
 use crate::keys::ManifestKey;
 
 /// Every capability starts with this.
@@ -72,9 +72,15 @@ pub enum CapabilityError {
     /// The check bytes do not match: the string was altered.
     #[error("the capability's check digits do not match: it was mistyped, cut or altered")]
     Check,
-    /// The body does not decode or names an impossible stripe.
+    /// The body does not decode.
     #[error("the capability is malformed: {0}")]
-    Malformed(String),
+    Decode(postcard::Error),
+    /// Bytes follow the capability's body.
+    #[error("the capability is malformed: {0} unexpected bytes at the end")]
+    TrailingBytes(usize),
+    /// The stripe of the manifest it names contradicts itself.
+    #[error("the capability is malformed: {0}")]
+    Stripe(#[from] StripeRefError),
 }
 
 impl fmt::Display for Capability {
@@ -121,17 +127,12 @@ impl FromStr for Capability {
         if &blake3::hash(signed).as_bytes()[..CHECK_LEN] != check {
             return Err(CapabilityError::Check);
         }
-        let (cap, rest): (Self, _) = postcard::take_from_bytes(&signed[1..])
-            .map_err(|e| CapabilityError::Malformed(e.to_string()))?;
+        let (cap, rest): (Self, _) =
+            postcard::take_from_bytes(&signed[1..]).map_err(CapabilityError::Decode)?;
         if !rest.is_empty() {
-            return Err(CapabilityError::Malformed(format!(
-                "{} unexpected bytes at the end",
-                rest.len()
-            )));
+            return Err(CapabilityError::TrailingBytes(rest.len()));
         }
-        cap.manifest
-            .validate()
-            .map_err(CapabilityError::Malformed)?;
+        cap.manifest.validate()?;
         Ok(cap)
     }
 }

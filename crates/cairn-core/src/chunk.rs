@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_input_within_bounds() {
-        let data = cairn_testing::seeded_bytes(1, 20 * 1024 * 1024 + 3);
+        let data = testdata::seeded_bytes(1, 20 * 1024 * 1024 + 3);
         let lens = lengths(&data);
         assert_eq!(lens.iter().sum::<usize>(), data.len());
         let (last, rest) = lens.split_last().unwrap();
@@ -174,7 +174,7 @@ mod tests {
     fn same_cut_points_as_fastcdc_stream() {
         // Several buffer compactions, and a small-read reader that returns a
         // few bytes at a time, must not change where the cuts fall.
-        let data = cairn_testing::seeded_bytes(2, 40 * 1024 * 1024 + 11);
+        let data = testdata::seeded_bytes(2, 40 * 1024 * 1024 + 11);
         let expected: Vec<usize> =
             fastcdc::v2020::StreamCDC::new(&data[..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
                 .map(|c| c.unwrap().length)
@@ -206,8 +206,8 @@ mod tests {
 
     #[test]
     fn shared_size_table_matches() {
-        assert_eq!(cairn_testing::CHUNK_MIN, MIN_CHUNK);
-        assert_eq!(cairn_testing::CHUNK_AVG, AVG_CHUNK);
-        assert_eq!(cairn_testing::CHUNK_MAX, MAX_CHUNK);
+        assert_eq!(testdata::CHUNK_MIN, MIN_CHUNK);
+        assert_eq!(testdata::CHUNK_AVG, AVG_CHUNK);
+        assert_eq!(testdata::CHUNK_MAX, MAX_CHUNK);
     }
 }

@@ -156,23 +156,39 @@ impl StripeRef {
     /// Checks that the fields agree with each other.
     ///
     /// # Errors
-    /// A description of the first inconsistency.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`StripeRefError`] naming the first inconsistency.
+    pub fn validate(&self) -> Result<(), StripeRefError> {
         if self.shards.len() != self.redundancy.total() {
-            return Err(format!(
-                "{} stripe lists {} shards",
-                self.redundancy,
-                self.shards.len()
-            ));
+            return Err(StripeRefError::ShardCount {
+                redundancy: self.redundancy,
+                listed: self.shards.len(),
+            });
         }
         if self.blob_len as usize > MAX_BLOB_LEN {
-            return Err(format!(
-                "blob of {} bytes exceeds the limit of {MAX_BLOB_LEN}",
-                self.blob_len
-            ));
+            return Err(StripeRefError::BlobTooLarge { len: self.blob_len });
         }
         Ok(())
     }
+}
+
+/// How a [`StripeRef`] contradicts itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StripeRefError {
+    /// The reference does not list one shard id per shard of the stripe.
+    #[error("a {redundancy} stripe lists {listed} shards")]
+    ShardCount {
+        /// k and n of the stripe.
+        redundancy: Redundancy,
+        /// Shard ids listed.
+        listed: usize,
+    },
+    /// The blob is longer than any stripe holds.
+    #[error("blob of {len} bytes exceeds the limit of {MAX_BLOB_LEN}")]
+    BlobTooLarge {
+        /// The blob length claimed.
+        len: u32,
+    },
 }
 
 /// A shard and its id.
@@ -221,26 +237,23 @@ impl ShardHeader {
     pub fn parse(shard: &[u8]) -> Result<(Self, &[u8]), StripeError> {
         let rest = SHARD.strip(shard)?;
         let Some((fields, payload)) = rest.split_first_chunk::<7>() else {
-            return Err(StripeError::Malformed(format!(
-                "shard of {} bytes is shorter than its header",
-                shard.len()
-            )));
+            return Err(StripeError::ShortShard { len: shard.len() });
         };
-        let redundancy = Redundancy::new(usize::from(fields[0]), usize::from(fields[1]))
-            .map_err(|e| StripeError::Malformed(e.to_string()))?;
+        let redundancy = Redundancy::new(usize::from(fields[0]), usize::from(fields[1]))?;
         let index = fields[2];
         let blob_len = u32::from_le_bytes([fields[3], fields[4], fields[5], fields[6]]);
         if usize::from(index) >= redundancy.total() {
-            return Err(StripeError::Malformed(format!(
-                "shard index {index} outside a {redundancy} stripe"
-            )));
+            return Err(StripeError::IndexOutside {
+                index: usize::from(index),
+                redundancy,
+            });
         }
         let expected = redundancy.shard_payload_len(blob_len as usize);
         if payload.len() != expected {
-            return Err(StripeError::Malformed(format!(
-                "shard payload is {} bytes, its header implies {expected}",
-                payload.len()
-            )));
+            return Err(StripeError::PayloadLength {
+                len: payload.len(),
+                expected,
+            });
         }
         Ok((
             Self {
@@ -290,16 +303,67 @@ pub enum StripeError {
         /// n.
         total: usize,
     },
-    /// A shard or stripe reference contradicts itself.
+    /// A shard is shorter than a shard header.
+    #[error("shard of {len} bytes is shorter than its header")]
+    ShortShard {
+        /// Length of the shard.
+        len: usize,
+    },
+    /// A shard header names an impossible redundancy.
     #[error("malformed shard: {0}")]
-    Malformed(String),
+    Redundancy(#[from] RedundancyError),
+    /// A shard index (in a header, or asked for) lies outside its stripe.
+    #[error("shard index {index} outside a {redundancy} stripe")]
+    IndexOutside {
+        /// The index.
+        index: usize,
+        /// k and n of the stripe.
+        redundancy: Redundancy,
+    },
+    /// A shard's payload has another length than its header implies.
+    #[error("shard payload is {len} bytes, its header implies {expected}")]
+    PayloadLength {
+        /// Length of the payload.
+        len: usize,
+        /// Length the header implies.
+        expected: usize,
+    },
+    /// A shard that hashes to its id carries another header than the
+    /// stripe expects at its position.
+    #[error("shard {index} has header {found:?}, the stripe expects {expected:?}")]
+    HeaderMismatch {
+        /// Position in the stripe.
+        index: usize,
+        /// The header the shard carries.
+        found: ShardHeader,
+        /// The header the stripe expects there.
+        expected: ShardHeader,
+    },
+    /// The stripe reference contradicts itself.
+    #[error("invalid stripe: {0}")]
+    Stripe(#[from] StripeRefError),
+    /// The Reed-Solomon codec refused the shards.
+    #[error("reed-solomon: {0}")]
+    Codec(ReedSolomonError),
     /// A shard's header is not a shard header.
     #[error(transparent)]
     Format(#[from] FormatError),
 }
 
+/// The Reed-Solomon codec's error, which has no `Eq`: compared by `==`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReedSolomonError(pub reed_solomon_simd::Error);
+
+impl Eq for ReedSolomonError {}
+
+impl fmt::Display for ReedSolomonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 fn codec_error(e: reed_solomon_simd::Error) -> StripeError {
-    StripeError::Malformed(format!("reed-solomon: {e}"))
+    StripeError::Codec(ReedSolomonError(e))
 }
 
 /// Turns blobs into stripes, reusing Reed-Solomon work space between calls.
@@ -387,13 +451,11 @@ impl StripeEncoder {
 ///
 /// # Errors
 /// [`StripeError::ShardMismatch`] when the hash differs, or
-/// [`StripeError::Malformed`] when the index is outside the stripe.
+/// [`StripeError::IndexOutside`] when the index is outside the stripe.
 pub fn verify_shard(stripe: &StripeRef, index: usize, bytes: &[u8]) -> Result<(), StripeError> {
-    let expected = *stripe.shards.get(index).ok_or_else(|| {
-        StripeError::Malformed(format!(
-            "no shard {index} in a {} stripe",
-            stripe.redundancy
-        ))
+    let expected = *stripe.shards.get(index).ok_or(StripeError::IndexOutside {
+        index,
+        redundancy: stripe.redundancy,
     })?;
     let actual = Id::of(bytes);
     if actual != expected {
@@ -428,14 +490,14 @@ impl StripeDecoder {
     /// [`StripeError::ShardMismatch`] naming the first shard that does not
     /// match its id (drop it and try again without it),
     /// [`StripeError::NotEnoughShards`] with fewer than k shards, or
-    /// [`StripeError::Malformed`] when the stripe reference itself is
+    /// [`StripeError::Stripe`] when the stripe reference itself is
     /// inconsistent.
     pub fn decode<S: AsRef<[u8]>>(
         &mut self,
         stripe: &StripeRef,
         shards: &[Option<S>],
     ) -> Result<Vec<u8>, StripeError> {
-        stripe.validate().map_err(StripeError::Malformed)?;
+        stripe.validate()?;
         let redundancy = stripe.redundancy;
         let (k, n) = (redundancy.data(), redundancy.total());
         if shards.len() != n {
@@ -459,9 +521,11 @@ impl StripeDecoder {
                 blob_len: stripe.blob_len,
             };
             if header != expected {
-                return Err(StripeError::Malformed(format!(
-                    "shard {index} has header {header:?}, the stripe expects {expected:?}"
-                )));
+                return Err(StripeError::HeaderMismatch {
+                    index,
+                    found: header,
+                    expected,
+                });
             }
             payloads[index] = Some(payload);
         }
@@ -523,7 +587,7 @@ mod tests {
     use super::*;
 
     fn round_trip(len: usize, k: usize, n: usize) {
-        let blob = cairn_testing::seeded_bytes(len as u64, len);
+        let blob = testdata::seeded_bytes(len as u64, len);
         let redundancy = Redundancy::new(k, n).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, redundancy).unwrap();
         assert_eq!(shards.len(), n);
@@ -555,7 +619,7 @@ mod tests {
 
     #[test]
     fn wide_stripe() {
-        let blob = cairn_testing::seeded_bytes(5, 100_001);
+        let blob = testdata::seeded_bytes(5, 100_001);
         let r = Redundancy::new(20, 32).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, r).unwrap();
         let slots: Vec<Option<&[u8]>> = shards
@@ -592,7 +656,7 @@ mod tests {
 
     #[test]
     fn wrong_or_missing_shards_are_named() {
-        let blob = cairn_testing::seeded_bytes(6, 5000);
+        let blob = testdata::seeded_bytes(6, 5000);
         let r = Redundancy::new(2, 4).unwrap();
         let (stripe, shards) = StripeEncoder::new().encode(&blob, r).unwrap();
         let mut decoder = StripeDecoder::new();

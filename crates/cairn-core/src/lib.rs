@@ -62,5 +62,5 @@ pub use capability::{Capability, CapabilityError};
 pub use erasure::{Redundancy, RedundancyError, Shard, StripeRef};
 pub use id::{Id, ParseIdError};
 pub use keys::{AuthKey, KdfParams, NodeAuthKey, UserKeys};
-pub use manifest::{ChunkRef, Manifest};
+pub use manifest::{ChunkRef, Manifest, ManifestError, ManifestInconsistency};
 pub use pipeline::{FileOpener, FileSealer, OpenError, SealError, SealedStripe};

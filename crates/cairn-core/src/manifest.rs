@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::chunk::MAX_CHUNK;
 use crate::envelope::{self, EnvelopeError};
-use crate::erasure::StripeRef;
+use crate::erasure::{StripeRef, StripeRefError};
 use crate::format::{Format, FormatError};
 use crate::id::Id;
 use crate::keys::{KeyMaterial, ManifestKey};
@@ -86,13 +86,54 @@ pub enum ManifestError {
     Envelope(#[from] EnvelopeError),
     /// The body does not decode (truncated or garbled).
     #[error("manifest does not decode: {0}")]
-    Decode(String),
+    Decode(postcard::Error),
     /// Bytes follow the manifest.
     #[error("{0} unexpected bytes after the manifest")]
     TrailingBytes(usize),
     /// The manifest decodes but contradicts itself.
     #[error("invalid manifest: {0}")]
-    Invalid(String),
+    Invalid(#[from] ManifestInconsistency),
+}
+
+/// How a decoded manifest contradicts itself: the first inconsistency
+/// [`Manifest::validate`] finds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestInconsistency {
+    /// A chunk claims a plaintext length of 0 or over the largest chunk.
+    #[error("chunk {chunk} claims {len} bytes (1..={MAX_CHUNK} allowed)")]
+    ChunkLength {
+        /// Position of the chunk in the manifest.
+        chunk: usize,
+        /// Length it claims.
+        len: usize,
+    },
+    /// A chunk's sealed length cannot come from sealing its plaintext.
+    #[error("chunk {chunk} of {len} bytes claims a sealed length of {sealed}")]
+    SealedLength {
+        /// Position of the chunk in the manifest.
+        chunk: usize,
+        /// Its plaintext length.
+        len: usize,
+        /// The sealed length it claims.
+        sealed: usize,
+    },
+    /// A chunk's stripe reference contradicts itself.
+    #[error("chunk {chunk}: {source}")]
+    Stripe {
+        /// Position of the chunk in the manifest.
+        chunk: usize,
+        /// What is wrong with its stripe.
+        source: StripeRefError,
+    },
+    /// The chunks' lengths do not add up to the file size.
+    #[error("chunks add up to {total} bytes, the file size is {size}")]
+    Size {
+        /// Sum of the chunk lengths.
+        total: u64,
+        /// The file size the manifest claims.
+        size: u64,
+    },
 }
 
 impl Manifest {
@@ -111,11 +152,11 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let body = MANIFEST.strip(bytes)?;
         let (manifest, rest): (Self, _) =
-            postcard::take_from_bytes(body).map_err(|e| ManifestError::Decode(e.to_string()))?;
+            postcard::take_from_bytes(body).map_err(ManifestError::Decode)?;
         if !rest.is_empty() {
             return Err(ManifestError::TrailingBytes(rest.len()));
         }
-        manifest.validate().map_err(ManifestError::Invalid)?;
+        manifest.validate()?;
         Ok(manifest)
     }
 
@@ -142,33 +183,33 @@ impl Manifest {
     /// Checks that the fields agree with each other.
     ///
     /// # Errors
-    /// A description of the first inconsistency found.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The first inconsistency found.
+    pub fn validate(&self) -> Result<(), ManifestInconsistency> {
         let mut total: u64 = 0;
         for (i, chunk) in self.chunks.iter().enumerate() {
             let len = chunk.len as usize;
             if len == 0 || len > MAX_CHUNK {
-                return Err(format!(
-                    "chunk {i} claims {len} bytes (1..={MAX_CHUNK} allowed)"
-                ));
+                return Err(ManifestInconsistency::ChunkLength { chunk: i, len });
             }
             let sealed = chunk.stripe.blob_len as usize;
             if !(SEAL_OVERHEAD..=max_sealed_len(len)).contains(&sealed) {
-                return Err(format!(
-                    "chunk {i} of {len} bytes claims a sealed length of {sealed}"
-                ));
+                return Err(ManifestInconsistency::SealedLength {
+                    chunk: i,
+                    len,
+                    sealed,
+                });
             }
             chunk
                 .stripe
                 .validate()
-                .map_err(|e| format!("chunk {i}: {e}"))?;
+                .map_err(|source| ManifestInconsistency::Stripe { chunk: i, source })?;
             total += u64::from(chunk.len);
         }
         if total != self.size {
-            return Err(format!(
-                "chunks add up to {total} bytes, the file size is {}",
-                self.size
-            ));
+            return Err(ManifestInconsistency::Size {
+                total,
+                size: self.size,
+            });
         }
         Ok(())
     }
@@ -231,32 +272,49 @@ mod tests {
     }
 
     #[test]
-    fn refuses_inconsistent_manifests() {
+    fn refuses_inconsistent_manifests_saying_what_is_wrong() {
+        let invalid = |m: &Manifest| match Manifest::decode(&m.encode()) {
+            Err(ManifestError::Invalid(why)) => why,
+            other => panic!("decoded an inconsistent manifest: {other:?}"),
+        };
         let mut m = sample();
         m.size = 101;
-        assert!(matches!(
-            Manifest::decode(&m.encode()),
-            Err(ManifestError::Invalid(_))
-        ));
+        assert_eq!(
+            invalid(&m),
+            ManifestInconsistency::Size {
+                total: 100,
+                size: 101
+            }
+        );
         let mut m = sample();
         m.chunks[0].stripe.shards.pop();
-        assert!(matches!(
-            Manifest::decode(&m.encode()),
-            Err(ManifestError::Invalid(_))
-        ));
+        assert_eq!(
+            invalid(&m),
+            ManifestInconsistency::Stripe {
+                chunk: 0,
+                source: StripeRefError::ShardCount {
+                    redundancy: Redundancy::new(2, 3).unwrap(),
+                    listed: 2
+                }
+            }
+        );
         let mut m = sample();
         m.chunks[0].stripe.blob_len = 10_000;
-        assert!(matches!(
-            Manifest::decode(&m.encode()),
-            Err(ManifestError::Invalid(_))
-        ));
+        assert_eq!(
+            invalid(&m),
+            ManifestInconsistency::SealedLength {
+                chunk: 0,
+                len: 100,
+                sealed: 10_000
+            }
+        );
         let mut m = sample();
         m.chunks[0].len = 0;
         m.size = 0;
-        assert!(matches!(
-            Manifest::decode(&m.encode()),
-            Err(ManifestError::Invalid(_))
-        ));
+        assert_eq!(
+            invalid(&m),
+            ManifestInconsistency::ChunkLength { chunk: 0, len: 0 }
+        );
     }
 
     #[test]

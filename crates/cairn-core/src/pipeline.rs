@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn file_round_trip_with_missing_shards() {
-        let data = cairn_testing::seeded_bytes(11, 3 * 1024 * 1024 + 17);
+        let data = testdata::seeded_bytes(11, 3 * 1024 * 1024 + 17);
         let r = Redundancy::new(2, 4).unwrap();
         let (stripes, manifest) = seal_all(&data, r);
         assert_eq!(manifest.size, data.len() as u64);
@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn finish_refuses_a_partial_file_and_a_failed_chunk_can_be_retried() {
-        let data = cairn_testing::seeded_bytes(12, 2 * 1024 * 1024);
+        let data = testdata::seeded_bytes(12, 2 * 1024 * 1024);
         let r = Redundancy::new(2, 3).unwrap();
         let (stripes, manifest) = seal_all(&data, r);
         let mut opener = FileOpener::new(manifest.clone(), Vec::new());
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_manifest_with_the_wrong_file_hash_is_caught_at_the_end() {
-        let data = cairn_testing::seeded_bytes(13, 100_000);
+        let data = testdata::seeded_bytes(13, 100_000);
         let r = Redundancy::new(1, 2).unwrap();
         let (stripes, mut manifest) = seal_all(&data, r);
         manifest.hash = Id::of(b"another file");
@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn manifest_round_trip_through_a_capability() {
-        let data = cairn_testing::seeded_bytes(14, 600_000);
+        let data = testdata::seeded_bytes(14, 600_000);
         let r = Redundancy::new(2, 4).unwrap();
         let (_, manifest) = seal_all(&data, r);
         let manifests_key = ManifestsKey::from_bytes([4; 32]);
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn unfinished_sealer_has_no_manifest() {
-        let data = cairn_testing::seeded_bytes(15, 3 * 1024 * 1024);
+        let data = testdata::seeded_bytes(15, 3 * 1024 * 1024);
         let mut sealer = FileSealer::new(&data[..], &key(), Redundancy::new(1, 1).unwrap());
         let _ = sealer.next();
         assert!(matches!(sealer.finish(), Err(SealError::Unfinished)));

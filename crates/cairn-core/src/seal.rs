@@ -298,8 +298,8 @@ mod tests {
         for data in [
             Vec::new(),
             vec![7u8],
-            cairn_testing::seeded_bytes(1, 300_000),
-            cairn_testing::seeded_text(1, 300_000),
+            testdata::seeded_bytes(1, 300_000),
+            testdata::seeded_text(1, 300_000),
         ] {
             let sealed = sealer.seal(&key(1), &data);
             assert!(sealed.bytes.len() <= max_sealed_len(data.len()));
@@ -311,9 +311,9 @@ mod tests {
     #[test]
     fn text_compresses_and_random_does_not() {
         let mut sealer = ChunkSealer::new();
-        let text = cairn_testing::seeded_text(2, 1 << 20);
+        let text = testdata::seeded_text(2, 1 << 20);
         assert!(sealer.seal(&key(1), &text).bytes.len() < text.len() / 2);
-        let random = cairn_testing::seeded_bytes(2, 1 << 20);
+        let random = testdata::seeded_bytes(2, 1 << 20);
         assert_eq!(
             sealer.seal(&key(1), &random).bytes.len(),
             max_sealed_len(random.len())
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn convergent_per_user() {
-        let data = cairn_testing::seeded_bytes(3, 10_000);
+        let data = testdata::seeded_bytes(3, 10_000);
         let mut sealer = ChunkSealer::new();
         let a1 = sealer.seal(&key(1), &data).bytes;
         let a2 = sealer.seal(&key(1), &data).bytes;
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn wrong_key_or_length_is_refused() {
-        let data = cairn_testing::seeded_text(4, 50_000);
+        let data = testdata::seeded_text(4, 50_000);
         let mut sealer = ChunkSealer::new();
         let mut opener = ChunkOpener::new();
         let sealed = sealer.seal(&key(1), &data);
@@ -358,7 +358,7 @@ mod tests {
     fn another_payload_for_the_same_chunk_gets_another_nonce() {
         // zstd may compress a chunk differently in another version or at
         // another level: the two payloads must not share a nonce.
-        let data = cairn_testing::seeded_text(5, 200_000);
+        let data = testdata::seeded_text(5, 200_000);
         let fast = ChunkSealer::with_level(1).seal(&key(1), &data);
         let strong = ChunkSealer::with_level(19).seal(&key(1), &data);
         assert_ne!(

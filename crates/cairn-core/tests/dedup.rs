@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use cairn_core::keys::ConvergenceKey;
 use cairn_core::{FileSealer, Id, Redundancy};
-use cairn_testing::seeded_bytes;
+use testdata::seeded_bytes;
 
 const MIB: usize = 1024 * 1024;
 

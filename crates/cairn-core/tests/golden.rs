@@ -12,7 +12,7 @@ use cairn_core::chunk::Chunker;
 use cairn_core::keys::{ConvergenceKey, ManifestsKey};
 use cairn_core::pipeline::seal_manifest;
 use cairn_core::{FileSealer, Id, Manifest, Redundancy};
-use cairn_testing::{seeded_bytes, seeded_text};
+use testdata::{seeded_bytes, seeded_text};
 
 fn boundaries(data: &[u8]) -> String {
     let mut chunker = Chunker::new(data);

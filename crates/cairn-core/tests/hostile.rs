@@ -32,7 +32,7 @@ fn open_sealed(manifest: &Manifest) -> Result<Manifest, ManifestError> {
 
 #[test]
 fn a_manifest_claiming_absurd_sizes_is_refused_with_what_is_wrong() {
-    let (_, manifest) = sealed(&cairn_testing::seeded_bytes(1, 300_000));
+    let (_, manifest) = sealed(&testdata::seeded_bytes(1, 300_000));
 
     let mut huge = manifest.clone();
     huge.size = u64::MAX;

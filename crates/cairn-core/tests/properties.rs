@@ -1,5 +1,5 @@
 //! Property tests of the whole pipeline over the sizes where it changes
-//! behaviour (`cairn_testing::INTERESTING_SIZES`) and random data:
+//! behaviour (`testdata::INTERESTING_SIZES`) and random data:
 //!
 //! - seal, drop any n − k shards of every chunk, open: the same bytes;
 //! - flip any bit of a shard, a sealed chunk or a sealed manifest: an error;
@@ -11,8 +11,8 @@ use cairn_core::erasure::StripeDecoder;
 use cairn_core::keys::{ConvergenceKey, ManifestKey};
 use cairn_core::seal::{ChunkOpener, ChunkSealer};
 use cairn_core::{FileOpener, FileSealer, Manifest, Redundancy, SealedStripe};
-use cairn_testing::{INTERESTING_SIZES, seeded_bytes, seeded_text};
 use proptest::prelude::*;
+use testdata::{INTERESTING_SIZES, seeded_bytes, seeded_text};
 
 const REDUNDANCIES: [(usize, usize); 6] = [(1, 1), (1, 3), (2, 4), (3, 5), (4, 6), (5, 5)];
 

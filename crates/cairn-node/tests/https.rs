@@ -3,14 +3,12 @@
 //! root, as `curl --cacert node.crt` would), its refusals, and its
 //! connection limits.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use cairn_net::Scheme;
 use cairn_net::tls::{self, ALPN_HTTP1, Pin};
 use cairn_node::Size;
-use common::{TestNode, auth_key, shard, shards_and_index_work_over, start};
+use cairn_testing::in_process::{TestNode, auth_key, shard, shards_and_index_work_over, start};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -3,8 +3,6 @@
 //! its rules, and its refusals. (The HTTPS API as a generic HTTPS client
 //! sees it is tested in `https.rs`.)
 
-mod common;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +10,7 @@ use cairn_core::Id;
 use cairn_net::Scheme;
 use cairn_net::client::{ClientOptions, Connection};
 use cairn_net::protocol::ErrorCode;
-use common::{shard, shards_and_index_work_over, start};
+use cairn_testing::in_process::{shard, shards_and_index_work_over, start};
 
 #[tokio::test]
 async fn shards_and_index_over_tcp() {

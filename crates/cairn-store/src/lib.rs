@@ -773,7 +773,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         // Empty, and longer than a read block.
-        for bytes in [Vec::new(), cairn_testing::seeded_bytes(9, 300_000)] {
+        for bytes in [Vec::new(), testdata::seeded_bytes(9, 300_000)] {
             let id = Id::of(&bytes);
             store.files.faults.damage_stages(1);
             let err = store.put("ann", &id, &bytes, None).unwrap_err();
@@ -797,7 +797,7 @@ mod tests {
             StoreOptions::default().with_verify_writes(false),
         )
         .unwrap();
-        let bytes = cairn_testing::seeded_bytes(10, 1000);
+        let bytes = testdata::seeded_bytes(10, 1000);
         let id = Id::of(&bytes);
         store.files.faults.damage_stages(1);
         store.put("ann", &id, &bytes, None).unwrap();
@@ -871,7 +871,7 @@ mod tests {
             let mut seen = [false; 256];
             (0u64..)
                 .map(|seed| {
-                    let bytes = cairn_testing::seeded_bytes(seed, len);
+                    let bytes = testdata::seeded_bytes(seed, len);
                     (Id::of(&bytes), bytes)
                 })
                 .filter(|(id, _)| {

@@ -67,7 +67,7 @@ fn rate(load: Load, threads: usize, time: Duration, options: StoreOptions) -> f6
             let (store, done, stop, start) = (&store, &done, &stop, &start);
             s.spawn(move || {
                 let mut bytes = match load {
-                    Load::Shards(len) => cairn_testing::seeded_bytes(t as u64, len),
+                    Load::Shards(len) => testdata::seeded_bytes(t as u64, len),
                     Load::Index => vec![0; 0],
                 };
                 start.wait();

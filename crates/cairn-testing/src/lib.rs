@@ -1,122 +1,74 @@
-//! Test helpers shared by cairn's crates: boundary sizes, seeded data, real
-//! node processes ([`node`]), proxies that make a bad link out of loopback
-//! ([`faults`]) and raw protocol connections ([`raw`]).
+//! The harness of cairn's tests against real nodes: node processes on
+//! loopback ([`node`]), a cluster of them with library clients
+//! ([`cluster`]), a node served inside the test's own process
+//! ([`in_process`]) and raw protocol connections ([`raw`]).
 //!
-//! Nothing here is used outside tests and benchmarks.
+//! Nothing here ships: the `cairn` binary does not link it (the fault
+//! proxies that `cairn bench --faults` uses are their own crate,
+//! `cairn-faults`). Test data that needs nothing of cairn (boundary sizes,
+//! seeded bytes) lives in the `testdata` crate, re-exported here, so that
+//! the lowest crates' tests do not build a node.
 
-pub mod faults;
+pub mod cluster;
+pub mod in_process;
 pub mod node;
 pub mod raw;
 
-use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
-/// Smallest chunk FastCDC cuts (except the last chunk of a file).
-pub const CHUNK_MIN: usize = 256 * 1024;
-/// Average chunk size FastCDC aims for.
-pub const CHUNK_AVG: usize = 1024 * 1024;
-/// Largest chunk FastCDC cuts.
-pub const CHUNK_MAX: usize = 4 * 1024 * 1024;
+pub use testdata::*;
 
-/// File sizes at which the pipeline changes behaviour. Every test that runs a
-/// file through the pipeline should try each of them.
+/// The `cairn` binary that node processes run, built from this checkout.
 ///
-/// cairn-core checks in its own tests that the chunk constants above match
-/// the chunker's.
-pub const INTERESTING_SIZES: [usize; 10] = [
-    0,                   // an empty file: no chunk at all, still a valid manifest
-    1,                   // one byte: one tiny chunk
-    CHUNK_MIN - 1,       // just below the smallest cut: one chunk
-    CHUNK_MIN,           // exactly the smallest chunk
-    CHUNK_MIN + 1,       // one byte past it: the chunker may not cut below min
-    CHUNK_AVG,           // the average chunk
-    CHUNK_MAX - 1,       // just below the forced cut
-    CHUNK_MAX,           // exactly one maximal chunk at most
-    CHUNK_MAX + 1,       // a forced cut leaves a one-byte tail
-    9 * 1024 * 1024 + 7, // several chunks, odd length
-];
-
-/// Deterministic pseudo-random bytes: the BLAKE3 output stream keyed by
-/// `seed`. Fast (GB/s), reproducible across platforms and versions, and
-/// incompressible.
-pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    seeded_reader(seed)
-        .read_exact(&mut out)
-        .expect("XOF never ends");
-    out
-}
-
-/// An endless reader of the bytes [`seeded_bytes`] returns.
-pub fn seeded_reader(seed: u64) -> blake3::OutputReader {
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    blake3::Hasher::new_keyed(&key).finalize_xof()
-}
-
-/// Deterministic text-like bytes (words from a small vocabulary), which zstd
-/// compresses several-fold, for tests and benchmarks of compression.
-pub fn seeded_text(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "cairn", "shard", "chunk", "node", "store", "fetch", "stone", "path", "the", "of", "and",
-        "a", "mountain", "marker", "trail", "\n",
-    ];
-    let noise = seeded_bytes(seed, len / 2 + 16);
-    let mut out = Vec::with_capacity(len + 16);
-    let mut i = 0;
-    while out.len() < len {
-        out.extend_from_slice(WORDS[usize::from(noise[i % noise.len()] & 15)].as_bytes());
-        out.push(b' ');
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
-/// An [`AsyncWrite`](tokio::io::AsyncWrite) that keeps only the hash and
-/// length of what it is given: a file checked without being held.
-#[derive(Default)]
-pub struct HashingWriter {
-    /// BLAKE3 of everything written.
-    pub hasher: blake3::Hasher,
-    /// Bytes written.
-    pub len: u64,
-}
-
-impl tokio::io::AsyncWrite for HashingWriter {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeded_bytes_are_reproducible_and_seed_dependent() {
-        assert_eq!(seeded_bytes(7, 1000), seeded_bytes(7, 1000));
-        assert_ne!(seeded_bytes(7, 1000), seeded_bytes(8, 1000));
-        assert_eq!(&seeded_bytes(7, 1000)[..10], &seeded_bytes(7, 10)[..]);
-        assert_eq!(seeded_text(3, 5000).len(), 5000);
-    }
+/// `$CAIRN_BIN` when set (a binary built elsewhere, e.g. a release build).
+/// Otherwise the first call in a test process runs `cargo build -p cairn-cli
+/// --bin cairn` in the profile and target directory of the running test
+/// (a no-op when it is up to date, as it is under `cargo test --workspace`,
+/// which builds it anyway), so that a test never runs against a stale
+/// binary, whichever crate's tests started it. Cargo releases its lock on
+/// the target directory before it runs tests, so the nested build does not
+/// wait for the outer one.
+///
+/// # Panics
+///
+/// If the build fails: the tests cannot run without their nodes.
+pub fn cairn_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CAIRN_BIN") {
+            return PathBuf::from(bin);
+        }
+        // A test executable lives in <target>/<profile>/deps/.
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("a test executable in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("a profile directory");
+        let profile = profile_dir.file_name().and_then(|p| p.to_str());
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "-p", "cairn-cli", "--bin", "cairn"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            Some("debug") => {}
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some(other) => {
+                build.args(["--profile", other]);
+            }
+            None => panic!("cannot tell the build profile from {}", exe.display()),
+        }
+        let status = build
+            .status()
+            .expect("cargo runs, to build the cairn binary");
+        assert!(status.success(), "building the cairn binary failed");
+        profile_dir.join(format!("cairn{}", std::env::consts::EXE_SUFFIX))
+    })
 }

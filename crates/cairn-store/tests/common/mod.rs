@@ -27,7 +27,7 @@ pub fn user_record(seed: u8, quota: Option<u64>) -> UserRecord {
 
 /// Seeded, incompressible shard bytes and their id.
 pub fn shard(seed: u64, len: usize) -> (Id, Vec<u8>) {
-    let bytes = cairn_testing::seeded_bytes(seed, len);
+    let bytes = testdata::seeded_bytes(seed, len);
     (Id::of(&bytes), bytes)
 }
 
