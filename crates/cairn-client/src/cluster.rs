@@ -4,7 +4,9 @@
 //! order. Connections are opened on first use (all at once by
 //! [`Cluster::connect_all`], each within the connect timeout), logged in
 //! with the key derived for that node from the user's auth key, and kept
-//! for reuse.
+//! for reuse. One request makes a node's connection; requests made
+//! meanwhile wait for it (reads in a hurry stop waiting for an attempt
+//! that has run past [`Cluster::CONNECT_PATIENCE`]).
 //!
 //! # Retries, and when a node is down
 //!
@@ -96,8 +98,11 @@ struct Slot {
     generation: AtomicU64,
 
     /// Held while connecting, so that one request connects and the others
-    /// wait for it (or, in a hurry, go elsewhere).
+    /// wait for it (or, in a hurry, go elsewhere once it has taken longer
+    /// than [`Cluster::CONNECT_PATIENCE`]).
     connecting: Arc<tokio::sync::Mutex<()>>,
+    /// When the connection attempt in progress started (tokio's clock).
+    connecting_since: Mutex<Option<tokio::time::Instant>>,
     down_until: Mutex<Option<Instant>>,
     /// Why the node last failed, for error messages.
     last_error: Mutex<Option<String>>,
@@ -107,6 +112,15 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether a connection attempt in progress has run longer than a live
+    /// node needs to answer one.
+    fn attempt_is_slow(&self) -> bool {
+        self.connecting_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|since| since.elapsed() >= Cluster::CONNECT_PATIENCE)
+    }
+
     fn mark_down(&self, why: &dyn std::fmt::Display) {
         debug!(node = %self.address, "marking node down: {why}");
         *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -133,6 +147,13 @@ impl Cluster {
 
     /// Attempts of a request in all, progress or not.
     pub const MAX_ATTEMPTS: u32 = 16;
+
+    /// How long a connection attempt may run before requests in a hurry
+    /// ([`on_now`](Self::on_now)) stop waiting for it and go elsewhere. A
+    /// live node completes TCP, TLS, the hello and the login in a few round
+    /// trips; an attempt that runs longer is most likely to a dead node,
+    /// which over QUIC answers nothing until the connect timeout (3 s).
+    pub const CONNECT_PATIENCE: Duration = Duration::from_secs(1);
 
     /// Wait before retrying a request whose connection broke, after
     /// `fruitless` attempts in a row that saw no progress: 10 ms after
@@ -174,6 +195,7 @@ impl Cluster {
                 connection: Mutex::new(None),
                 generation: AtomicU64::new(0),
                 connecting: Arc::new(tokio::sync::Mutex::new(())),
+                connecting_since: Mutex::new(None),
                 down_until: Mutex::new(None),
                 last_error: Mutex::new(None),
                 refused: Mutex::new(None),
@@ -309,12 +331,19 @@ impl Cluster {
         // A node reached before whose connection broke is most likely being
         // reconnected in a moment: worth waiting for, even in a hurry.
         let wait = wait || slot.generation.load(Ordering::Relaxed) > 0;
-        let connecting = if wait {
-            slot.connecting.clone().lock_owned().await
-        } else {
-            slot.connecting.clone().try_lock_owned().map_err(|_| {
-                ClientError::Broken(format!("{} is still being connected to", slot.address))
-            })?
+        let connecting = match slot.connecting.clone().try_lock_owned() {
+            Ok(connecting) => connecting,
+            // Another request is connecting: wait for its connection (a
+            // request made meanwhile failing at once was issue 12's three
+            // failed shard requests of four), unless, in a hurry, the
+            // attempt has already run longer than a live node needs.
+            Err(_) if !wait && slot.attempt_is_slow() => {
+                return Err(ClientError::Broken(format!(
+                    "{} is still being connected to",
+                    slot.address
+                )));
+            }
+            Err(_) => slot.connecting.clone().lock_owned().await,
         };
         // Whoever held the lock before may have connected, or failed.
         if let Some(connection) = self.cached(index) {
@@ -330,6 +359,10 @@ impl Cluster {
         let slot = slot.clone();
         let options = self.options.clone();
         let credentials = self.credentials.clone();
+        *slot
+            .connecting_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
         let attempt = tokio::spawn(async move {
             let _connecting = connecting;
             let connect = || async {
@@ -351,6 +384,10 @@ impl Cluster {
                 tokio::time::sleep(Cluster::backoff(1)).await;
                 result = connect().await;
             }
+            *slot
+                .connecting_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
             let result = result
                 .map(|connection| (slot.generation.fetch_add(1, Ordering::Relaxed), connection));
             match &result {
@@ -398,12 +435,14 @@ impl Cluster {
         self.on_with(index, true, op).await
     }
 
-    /// As [`on`](Self::on), but fails at once instead of waiting while
-    /// another request makes the first connection to the node: for reads
-    /// that can be served by other nodes (a shard has n − k stand-ins), so
-    /// that a node whose connection attempt hangs for the connect timeout
-    /// does not hold them up. A node connected to before is waited for (its
-    /// connection broke and is being made again, usually in a moment).
+    /// As [`on`](Self::on), but for reads that other nodes can serve (a
+    /// shard has n − k stand-ins): a request that finds another one making
+    /// the first connection to the node waits for it as `on` does, unless
+    /// that attempt has already run for [`Self::CONNECT_PATIENCE`]; then it
+    /// fails at once, so that a node whose connection attempt hangs for the
+    /// connect timeout (a dead node over QUIC) does not hold reads up. A
+    /// node connected to before is always waited for (its connection broke
+    /// and is being made again, usually in a moment).
     ///
     /// # Errors
     /// As [`on`](Self::on).
@@ -534,5 +573,147 @@ fn link_failure(error: &ClientError) -> bool {
             source.kind() != std::io::ErrorKind::ConnectionRefused
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Issue 12: `cairn get --cap` against one node answered three of its
+    //! four shard requests with "… is still being connected to": reads
+    //! made while the first connection was being set up failed at once
+    //! instead of waiting for it, and only their retries reached the node.
+
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+
+    use cairn_net::identity::NodeIdentity;
+    use cairn_net::protocol::ErrorCode;
+    use cairn_net::{NodeAddress, Scheme};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A node in this process, behind a forwarder that counts the
+    /// connections made to it.
+    async fn counted_node(dir: &Path) -> (NodeAddress, Arc<AtomicUsize>) {
+        let identity = NodeIdentity::generate(&["127.0.0.1".into()]).unwrap();
+        let store = cairn_store::Store::open(dir, cairn_store::StoreOptions::default()).unwrap();
+        let listen = vec![NodeAddress {
+            scheme: Scheme::Tcp,
+            host: "127.0.0.1".into(),
+            port: 0,
+            node_id: None,
+        }];
+        let listeners = cairn_node::server::Listeners::bind(&listen).await.unwrap();
+        let direct = listeners.addresses(&identity.id()).remove(0);
+        let config = cairn_node::NodeConfig {
+            listen,
+            ..cairn_node::NodeConfig::default()
+        };
+        let node = Arc::new(cairn_node::Node::new(store, identity.id(), config));
+        tokio::spawn(async move {
+            cairn_node::server::run(node, &identity, listeners, std::future::pending()).await
+        });
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = front.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        let target = direct.authority();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = front.accept().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        (NodeAddress { port, ..direct }, count)
+    }
+
+    /// On one thread, the four reads all start before the connection
+    /// attempt can make progress, every time.
+    #[tokio::test]
+    async fn reads_made_while_the_first_connection_is_made_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (address, connections) = counted_node(dir.path()).await;
+        let cluster =
+            Cluster::new(&[address], Credentials::Anonymous, ClientOptions::default()).unwrap();
+        let id = cairn_core::Id::of(b"no such shard");
+        let reads = (0..4).map(|_| cluster.on_now(0, |c| async move { c.get_shard(&id).await }));
+        for result in futures::future::join_all(reads).await {
+            // Each read reached the node, which has no such shard.
+            match result {
+                Err(ClientError::Node(body)) => assert_eq!(body.code, ErrorCode::NotFound),
+                other => panic!("a read did not reach the node: {other:?}"),
+            }
+        }
+        assert_eq!(
+            connections.load(Ordering::Relaxed),
+            1,
+            "one connection for the four reads"
+        );
+        assert!(!cluster.is_down(0));
+    }
+
+    /// Reads in a hurry still skip a node whose connection attempt has run
+    /// past the patience (a dead node over QUIC answers nothing until the
+    /// connect timeout), so that they are not held up by it; one made
+    /// while the attempt was young waits for its end.
+    #[tokio::test(start_paused = true)]
+    async fn reads_in_a_hurry_skip_an_attempt_that_runs_long() {
+        // The kernel accepts the connection; nothing ever answers on it.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let id = NodeIdentity::generate(&["127.0.0.1".into()]).unwrap().id();
+        let address = format!("tcp://127.0.0.1:{port}")
+            .parse::<NodeAddress>()
+            .unwrap()
+            .with_node_id(id);
+        let cluster = Arc::new(
+            Cluster::new(&[address], Credentials::Anonymous, ClientOptions::default()).unwrap(),
+        );
+        let read = |cluster: Arc<Cluster>, hurry: bool| async move {
+            let op = |c: Connection| async move { c.info().await };
+            if hurry {
+                cluster.on_now(0, op).await
+            } else {
+                cluster.on(0, op).await
+            }
+        };
+        let start = tokio::time::Instant::now();
+        let first = read(cluster.clone(), false);
+        let young = async {
+            tokio::time::sleep(Cluster::CONNECT_PATIENCE / 2).await;
+            let result = read(cluster.clone(), true).await;
+            (result, start.elapsed())
+        };
+        let late = async {
+            tokio::time::sleep(Cluster::CONNECT_PATIENCE * 3 / 2).await;
+            let asked = tokio::time::Instant::now();
+            let result = read(cluster.clone(), true).await;
+            (result, asked.elapsed())
+        };
+        let (first, (young, young_done), (late, late_waited)) = tokio::join!(first, young, late);
+        assert!(
+            matches!(&late, Err(ClientError::Broken(why)) if why.contains("still being connected")),
+            "{late:?}"
+        );
+        assert_eq!(late_waited, Duration::ZERO, "the late read waited");
+        assert!(
+            matches!(first, Err(ClientError::Timeout { .. })),
+            "{first:?}"
+        );
+        // The young read waited for the attempt's end (the connect timeout),
+        // and then found the node down.
+        assert!(matches!(young, Err(ClientError::Broken(_))), "{young:?}");
+        assert!(
+            young_done >= ClientOptions::default().connect_timeout,
+            "{young_done:?}"
+        );
+        assert!(cluster.is_down(0));
+        drop(silent);
     }
 }

@@ -8,30 +8,52 @@
 //! body:    raw bytes (a shard, an index entry's data), possibly empty
 //! ```
 //!
-//! A reader learns a frame's length from its first four bytes and refuses a
-//! frame over the limit before allocating anything for it; a server can
-//! reserve memory from a budget between [`read_len`] and [`read_payload`].
-//! The body is read into the same buffer as the message and handed on
-//! without copying.
+//! # Reading
 //!
-//! Before any frame, each side sends a [`Hello`](crate::protocol::Hello):
-//! the client lists the versions it speaks, the node picks one or answers
-//! with the versions it speaks and a message, then closes.
-
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+//! [`FrameDecoder`] reads frames out of bytes without doing any I/O (the
+//! connection state machines of [`crate::conn`] use it, and so do the
+//! async helpers [`read_frame`] and [`read_frame_with`]). It learns a
+//! frame's length from its first four bytes and refuses a frame over the
+//! limit, or shorter than its own fields, before allocating anything for it;
+//! then it stops until its owner calls [`FrameDecoder::proceed`], which is
+//! where a node reserves memory for the body from its budget. It refuses a
+//! message length over the limit, or beyond the frame, from the next eight
+//! bytes, before reading the message.
+//!
+//! Bytes are read into buffers the decoder lends out ([`RecvBuffer`]), not
+//! copied in: the head and message into a small staging buffer, and the
+//! body into a buffer of exactly its length, made by the decoder's
+//! [`BodyBuffer`] (the seam where a node can choose, say, an aligned
+//! buffer for its store). Bytes of a body that arrived with the head in the
+//! staging buffer (at most the read-ahead) are moved into it once; the rest
+//! of the body is read straight into it, and handed on without copying.
+//!
+//! # Writing
+//!
+//! [`encode_frame`] gives a frame as two buffers: its head and message in
+//! one, its body as given (never copied). [`write_frame`] writes one
+//! through an `AsyncWrite`.
+//!
+//! The hello that comes before the first frame is in [`crate::hello`]
+//! (re-exported here for callers written before it moved).
 
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::protocol::{HELLO_MAGIC, Limits};
+pub use crate::hello::{HandshakeError, client_hello, server_hello};
+use crate::protocol::{ErrorCode, Limits};
 
-/// Bytes of a frame after its length field and before its message.
+/// Bytes of a frame's length field.
+const LENGTH_FIELD: usize = 4;
+
+/// Bytes of a frame after its length field and before its message: the
+/// stream id and the message length.
 const FRAME_FIELDS: usize = 8;
+
+/// Bytes of a frame's head: its length, stream id and message length.
+pub const HEAD_LEN: usize = LENGTH_FIELD + FRAME_FIELDS;
 
 /// One frame, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +76,12 @@ pub enum FrameError {
     /// The peer closed the connection in the middle of a frame.
     #[error("the connection closed in the middle of a frame")]
     Truncated,
-    /// The frame is longer than allowed.
-    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    /// A length field is over its limit (refused before anything is
+    /// allocated for it).
+    #[error("{field} of {len} bytes exceeds the limit of {max}")]
     TooLarge {
+        /// Which length.
+        field: LengthField,
         /// Length announced.
         len: usize,
         /// The limit.
@@ -65,101 +90,548 @@ pub enum FrameError {
     /// The frame's fields contradict each other, or its message does not
     /// decode.
     #[error("malformed frame: {0}")]
-    Malformed(String),
+    Malformed(#[from] Malformed),
 }
 
-/// Reads a frame's length field. `Ok(None)` means the peer closed the
-/// connection cleanly between frames.
-///
-/// # Errors
-/// [`FrameError::TooLarge`] for a length over `limits`, before anything is
-/// allocated; [`FrameError::Truncated`] if the connection ends inside the
-/// field.
-pub async fn read_len<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    limits: &Limits,
-) -> Result<Option<usize>, FrameError> {
-    let mut field = [0u8; 4];
-    let mut filled = 0;
-    while filled < field.len() {
-        match reader.read(&mut field[filled..]).await? {
-            0 if filled == 0 => return Ok(None),
-            0 => return Err(FrameError::Truncated),
-            n => filled += n,
+impl FrameError {
+    /// The error code a node answers this error with, if it answers at all
+    /// (a connection that failed or closed gets no answer).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::TooLarge { .. } => Some(ErrorCode::TooLarge),
+            Self::Malformed(_) => Some(ErrorCode::BadRequest),
+            Self::Io(_) | Self::Truncated => None,
         }
     }
-    let len = u32::from_le_bytes(field) as usize;
-    let max = limits.max_frame_len();
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
-    if len < FRAME_FIELDS {
-        return Err(FrameError::Malformed(format!(
-            "frame of {len} bytes is shorter than its fields"
-        )));
-    }
-    Ok(Some(len))
 }
 
-/// Reads the rest of a frame whose length [`read_len`] returned.
+/// A length field of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LengthField {
+    /// The frame's length (limit: [`Limits::max_frame_len`]).
+    Frame,
+    /// The message's length (limit: [`Limits::max_message_len`]).
+    Message,
+}
+
+impl std::fmt::Display for LengthField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Frame => "frame",
+            Self::Message => "message",
+        })
+    }
+}
+
+/// How a frame or its message is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The frame's length leaves no room for its stream id and message
+    /// length.
+    #[error("frame of {len} bytes is shorter than its fields")]
+    ShorterThanFields {
+        /// The frame's length.
+        len: usize,
+    },
+    /// The message length runs past the end of the frame.
+    #[error("message of {message_len} bytes in a frame of {frame_len}")]
+    MessageBeyondFrame {
+        /// The message length announced.
+        message_len: usize,
+        /// The frame's length.
+        frame_len: usize,
+    },
+    /// The message is not a message of the protocol.
+    #[error("message does not decode: {0}")]
+    Undecodable(postcard::Error),
+    /// Bytes follow the message inside its field.
+    #[error("{count} bytes after the message")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// What [`FrameDecoder::poll_decode`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A frame's length field, accepted: the decoder reads nothing more
+    /// until [`FrameDecoder::proceed`] (the moment to reserve memory for
+    /// `len` bytes).
+    Length(usize),
+    /// A whole frame.
+    Frame(Frame),
+}
+
+/// Makes the buffer a body of the given length is read into. It must
+/// return an empty buffer; its capacity should be at least the length, or
+/// the buffer grows (and copies) as the body arrives.
+pub type BodyBuffer = fn(usize) -> BytesMut;
+
+/// The default [`BodyBuffer`]: an ordinary allocation of exactly the
+/// length, not zeroed.
+pub fn plain_body_buffer(len: usize) -> BytesMut {
+    BytesMut::with_capacity(len)
+}
+
+/// A buffer lent out by [`FrameDecoder::recv_buffer`] for the next bytes of
+/// the stream. Append at most [`limit`](Self::limit) bytes to
+/// [`bytes`](Self::bytes) (as `AsyncReadExt::read_buf` through `take(limit)`
+/// does), then hand it back with [`FrameDecoder::handle_recv`], even if
+/// nothing was read.
+#[derive(Debug)]
+pub struct RecvBuffer {
+    /// The buffer: append to it, never change what it holds.
+    pub bytes: BytesMut,
+    /// The most bytes to append.
+    pub limit: usize,
+    /// Its length when lent out.
+    lent_len: usize,
+    target: Target,
+}
+
+impl RecvBuffer {
+    /// Bytes appended since it was lent out.
+    pub fn appended(&self) -> usize {
+        self.bytes.len() - self.lent_len
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Staged,
+    Body,
+}
+
+/// Reads frames out of a byte stream, without doing any I/O (see the
+/// [module docs](self#reading)).
 ///
-/// # Errors
-/// [`FrameError::Truncated`] if the connection ends early,
-/// [`FrameError::Malformed`] or [`FrameError::TooLarge`] if the message
-/// length is impossible or over the limit.
-pub async fn read_payload<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    len: usize,
-    limits: &Limits,
-) -> Result<Frame, FrameError> {
-    // Read into the buffer's spare capacity rather than zeroing it first:
-    // a node zeroed every shard it received, 5 % of its CPU in a put.
-    let mut buffer = BytesMut::with_capacity(len);
-    while buffer.len() < len {
-        let rest = (len - buffer.len()) as u64;
-        match (&mut *reader).take(rest).read_buf(&mut buffer).await {
-            Ok(0) => return Err(FrameError::Truncated),
-            Ok(_) => {}
-            // What TLS reports for a connection closed without its close
-            // message.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(FrameError::Truncated);
+/// Call order: [`recv_buffer`](Self::recv_buffer), read into it,
+/// [`handle_recv`](Self::handle_recv); then [`poll_decode`](Self::poll_decode)
+/// until it returns `Ok(None)`, calling [`proceed`](Self::proceed) after each
+/// [`Decoded::Length`]. At the end of the stream,
+/// [`handle_end`](Self::handle_end). After an error the decoder decodes
+/// nothing more.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    limits: Limits,
+    read_ahead: usize,
+    body_buffer: BodyBuffer,
+    /// Bytes received and not parsed yet: the head and message of the
+    /// frame being read, and bytes read ahead of it.
+    staged: BytesMut,
+    state: State,
+    /// Whether a [`RecvBuffer`] is lent out.
+    lent: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for a frame's length field.
+    Length,
+    /// The length was accepted; waiting for [`FrameDecoder::proceed`].
+    Sized { len: usize },
+    /// Reading the stream id and the message length.
+    Fields { len: usize },
+    /// Reading the message.
+    Message {
+        len: usize,
+        stream: u32,
+        message_len: usize,
+    },
+    /// Reading the body into its own buffer.
+    Body {
+        stream: u32,
+        message: Bytes,
+        body: BytesMut,
+        body_len: usize,
+    },
+    /// A frame was refused: nothing more is decoded.
+    Failed { stream: Option<u32> },
+}
+
+impl FrameDecoder {
+    /// A decoder that never reads past the end of a frame (it reads a
+    /// frame's head, then its message, then its body), with
+    /// [`plain_body_buffer`]s.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            read_ahead: 0,
+            body_buffer: plain_body_buffer,
+            staged: BytesMut::new(),
+            state: State::Length,
+            lent: false,
+        }
+    }
+
+    /// Lets reads between bodies bring up to `bytes` at once into the
+    /// staging buffer, as a `BufReader` of that capacity would: one read
+    /// can then hold several small frames. A body's bytes that come along
+    /// (at most `bytes`) are moved into its buffer once.
+    #[must_use]
+    pub fn with_read_ahead(mut self, bytes: usize) -> Self {
+        self.read_ahead = bytes;
+        self
+    }
+
+    /// Makes body buffers with `body_buffer`.
+    #[must_use]
+    pub fn with_body_buffer(mut self, body_buffer: BodyBuffer) -> Self {
+        self.body_buffer = body_buffer;
+        self
+    }
+
+    /// The limits frames are checked against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether part of a frame has been received (its first byte, up to
+    /// its last): the stream is in the middle of a frame.
+    pub fn in_frame(&self) -> bool {
+        !matches!(self.state, State::Length) || !self.staged.is_empty()
+    }
+
+    /// The stream id of the frame being read, once its field was read.
+    pub fn stream(&self) -> Option<u32> {
+        match &self.state {
+            State::Message { stream, .. } | State::Body { stream, .. } => Some(*stream),
+            State::Failed { stream } => *stream,
+            _ => None,
+        }
+    }
+
+    /// The buffer the next bytes of the stream go into, and how many at
+    /// most; `None` while the decoder reads nothing (after a
+    /// [`Decoded::Length`] until [`proceed`](Self::proceed), after an error,
+    /// or while a complete part waits to be decoded, or the buffer is lent
+    /// out already).
+    pub fn recv_buffer(&mut self) -> Option<RecvBuffer> {
+        if self.lent {
+            return None;
+        }
+        let (target, limit) = match &self.state {
+            // Every frame has at least its head: reading it whole never
+            // reads past the frame (but for one that is malformed anyway).
+            State::Length => (Target::Staged, self.staged_limit(HEAD_LEN)),
+            State::Fields { .. } => (Target::Staged, self.staged_limit(FRAME_FIELDS)),
+            State::Message { message_len, .. } => (Target::Staged, self.staged_limit(*message_len)),
+            State::Body { body, body_len, .. } => (Target::Body, body_len - body.len()),
+            State::Sized { .. } | State::Failed { .. } => return None,
+        };
+        if limit == 0 {
+            return None;
+        }
+        let bytes = match target {
+            Target::Staged => {
+                self.staged.reserve(limit);
+                std::mem::take(&mut self.staged)
             }
-            Err(e) => return Err(FrameError::Io(e)),
+            Target::Body => match &mut self.state {
+                State::Body { body, .. } => std::mem::take(body),
+                _ => unreachable!("target chosen from the state"),
+            },
+        };
+        self.lent = true;
+        Some(RecvBuffer {
+            lent_len: bytes.len(),
+            bytes,
+            limit,
+            target,
+        })
+    }
+
+    /// How many bytes to read into the staging buffer when the current step
+    /// needs `need` bytes in it: what is missing, or up to the read-ahead.
+    fn staged_limit(&self, need: usize) -> usize {
+        need.saturating_sub(self.staged.len())
+            .max(self.read_ahead.saturating_sub(self.staged.len()))
+    }
+
+    /// Takes back a buffer from [`recv_buffer`](Self::recv_buffer), with
+    /// the bytes read appended. Returns how many were appended.
+    ///
+    /// # Panics
+    /// If `buffer` is not the one lent out.
+    pub fn handle_recv(&mut self, buffer: RecvBuffer) -> usize {
+        assert!(self.lent, "a receive buffer came back that was not lent");
+        self.lent = false;
+        let appended = buffer.appended();
+        match buffer.target {
+            Target::Staged => self.staged = buffer.bytes,
+            Target::Body => match &mut self.state {
+                State::Body { body, .. } => *body = buffer.bytes,
+                _ => unreachable!("the state does not change while the body is lent"),
+            },
+        }
+        appended
+    }
+
+    /// Appends `data` (a convenience for tests and for bytes that arrived
+    /// elsewhere): as much as the decoder takes now, which is all of it
+    /// unless it stops at a [`Decoded::Length`] or an error. Returns how
+    /// many bytes it took. Decode after each call.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let Some(mut buffer) = self.recv_buffer() else {
+            return 0;
+        };
+        let take = data.len().min(buffer.limit);
+        buffer.bytes.extend_from_slice(&data[..take]);
+        self.handle_recv(buffer);
+        take
+    }
+
+    /// The stream ended. `Ok` at a frame boundary; otherwise the frame in
+    /// progress is [`FrameError::Truncated`].
+    ///
+    /// # Errors
+    /// [`FrameError::Truncated`] in the middle of a frame.
+    pub fn handle_end(&mut self) -> Result<(), FrameError> {
+        if self.in_frame() && !matches!(self.state, State::Failed { .. }) {
+            let stream = self.stream();
+            self.state = State::Failed { stream };
+            return Err(FrameError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// Carries on after a [`Decoded::Length`]: the rest of the frame is
+    /// read. Does nothing in any other state.
+    pub fn proceed(&mut self) {
+        if let State::Sized { len } = self.state {
+            self.state = State::Fields { len };
         }
     }
-    let stream = buffer.get_u32_le();
-    let message_len = buffer.get_u32_le() as usize;
-    if message_len > buffer.len() {
-        return Err(FrameError::Malformed(format!(
-            "message of {message_len} bytes in a frame of {len}"
-        )));
+
+    /// Takes the first four bytes staged after a frame's length field as a
+    /// stream id, once they are there: after a [`FrameError::TooLarge`]
+    /// frame length, a node answers on the frame's stream if it can. Lends
+    /// the staging buffer for them meanwhile (see
+    /// [`recv_stream_id_buffer`](Self::recv_stream_id_buffer)).
+    pub fn take_stream_id(&mut self) -> Option<u32> {
+        (self.staged.len() >= 4).then(|| self.staged.get_u32_le())
     }
-    if message_len > limits.max_message_len {
-        return Err(FrameError::TooLarge {
-            len: message_len,
-            max: limits.max_message_len,
-        });
+
+    /// The staging buffer, to read the bytes
+    /// [`take_stream_id`](Self::take_stream_id) waits for (at most four
+    /// bytes; `None` once they are there).
+    pub fn recv_stream_id_buffer(&mut self) -> Option<RecvBuffer> {
+        if self.lent || self.staged.len() >= 4 {
+            return None;
+        }
+        let limit = 4 - self.staged.len();
+        self.staged.reserve(limit);
+        self.lent = true;
+        Some(RecvBuffer {
+            lent_len: self.staged.len(),
+            bytes: std::mem::take(&mut self.staged),
+            limit,
+            target: Target::Staged,
+        })
     }
-    let message = buffer.split_to(message_len).freeze();
-    Ok(Frame {
-        stream,
-        message,
-        body: buffer.freeze(),
-    })
+
+    /// Decodes what has been received: the next length field or frame, or
+    /// `Ok(None)` if more bytes are needed (or [`proceed`](Self::proceed)
+    /// is).
+    ///
+    /// # Errors
+    /// [`FrameError::TooLarge`] or [`FrameError::Malformed`] for a frame
+    /// over the limits or whose fields contradict each other, before
+    /// anything is allocated for it. The decoder then decodes nothing
+    /// more.
+    pub fn poll_decode(&mut self) -> Result<Option<Decoded>, FrameError> {
+        if self.lent {
+            return Ok(None);
+        }
+        loop {
+            match std::mem::replace(&mut self.state, State::Failed { stream: None }) {
+                State::Length => {
+                    if self.staged.len() < LENGTH_FIELD {
+                        self.state = State::Length;
+                        return Ok(None);
+                    }
+                    let len = self.staged.get_u32_le() as usize;
+                    let max = self.limits.max_frame_len();
+                    if len > max {
+                        return Err(FrameError::TooLarge {
+                            field: LengthField::Frame,
+                            len,
+                            max,
+                        });
+                    }
+                    if len < FRAME_FIELDS {
+                        return Err(Malformed::ShorterThanFields { len }.into());
+                    }
+                    self.state = State::Sized { len };
+                    return Ok(Some(Decoded::Length(len)));
+                }
+                state @ State::Sized { .. } => {
+                    self.state = state;
+                    return Ok(None);
+                }
+                State::Fields { len } => {
+                    if self.staged.len() < FRAME_FIELDS {
+                        self.state = State::Fields { len };
+                        return Ok(None);
+                    }
+                    let stream = self.staged.get_u32_le();
+                    let message_len = self.staged.get_u32_le() as usize;
+                    self.state = State::Failed {
+                        stream: Some(stream),
+                    };
+                    if message_len > len - FRAME_FIELDS {
+                        return Err(Malformed::MessageBeyondFrame {
+                            message_len,
+                            frame_len: len,
+                        }
+                        .into());
+                    }
+                    if message_len > self.limits.max_message_len {
+                        return Err(FrameError::TooLarge {
+                            field: LengthField::Message,
+                            len: message_len,
+                            max: self.limits.max_message_len,
+                        });
+                    }
+                    self.state = State::Message {
+                        len,
+                        stream,
+                        message_len,
+                    };
+                }
+                State::Message {
+                    len,
+                    stream,
+                    message_len,
+                } => {
+                    if self.staged.len() < message_len {
+                        self.state = State::Message {
+                            len,
+                            stream,
+                            message_len,
+                        };
+                        return Ok(None);
+                    }
+                    let message = self.staged.split_to(message_len).freeze();
+                    let body_len = len - FRAME_FIELDS - message_len;
+                    let mut body = BytesMut::new();
+                    if body_len > 0 {
+                        body = (self.body_buffer)(body_len);
+                        // Body bytes read ahead with the head: moved once.
+                        let early = self.staged.len().min(body_len);
+                        body.extend_from_slice(&self.staged[..early]);
+                        self.staged.advance(early);
+                    }
+                    self.state = State::Body {
+                        stream,
+                        message,
+                        body,
+                        body_len,
+                    };
+                }
+                State::Body {
+                    stream,
+                    message,
+                    body,
+                    body_len,
+                } => {
+                    if body.len() < body_len {
+                        self.state = State::Body {
+                            stream,
+                            message,
+                            body,
+                            body_len,
+                        };
+                        return Ok(None);
+                    }
+                    self.state = State::Length;
+                    return Ok(Some(Decoded::Frame(Frame {
+                        stream,
+                        message,
+                        body: body.freeze(),
+                    })));
+                }
+                state @ State::Failed { .. } => {
+                    self.state = state;
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of the connection.
+/// Reads one frame; `Ok(None)` at a clean end of the stream. Reads exactly
+/// the frame's bytes, never past it.
 ///
 /// # Errors
-/// As [`read_len`] and [`read_payload`].
+/// As [`FrameDecoder::poll_decode`]; [`FrameError::Truncated`] if the
+/// stream ends inside the frame, [`FrameError::Io`] if reading fails.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limits: &Limits,
 ) -> Result<Option<Frame>, FrameError> {
-    match read_len(reader, limits).await? {
-        Some(len) => read_payload(reader, len, limits).await.map(Some),
-        None => Ok(None),
+    read_frame_with(reader, limits, |_| async {})
+        .await
+        .map(|frame| frame.map(|(frame, ())| frame))
+}
+
+/// Reads one frame as [`read_frame`] does, calling `room` with the frame's
+/// length once its length field is accepted and waiting for what it
+/// returns before reading the rest (a node reserves memory for the body
+/// there); returns the frame with it.
+///
+/// # Errors
+/// As [`read_frame`].
+pub async fn read_frame_with<R, F, Fut, T>(
+    reader: &mut R,
+    limits: &Limits,
+    room: F,
+) -> Result<Option<(Frame, T)>, FrameError>
+where
+    R: AsyncRead + Unpin,
+    F: FnOnce(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut decoder = FrameDecoder::new(*limits);
+    let mut room = Some(room);
+    let mut held = None;
+    loop {
+        match decoder.poll_decode()? {
+            Some(Decoded::Length(len)) => {
+                let room = room.take().expect("one length per frame");
+                held = Some(room(len).await);
+                decoder.proceed();
+                continue;
+            }
+            Some(Decoded::Frame(frame)) => {
+                return Ok(Some((frame, held.expect("room taken before the frame"))));
+            }
+            None => {}
+        }
+        let Some(mut buffer) = decoder.recv_buffer() else {
+            unreachable!("a decoder without a frame or an error wants bytes")
+        };
+        let read = (&mut *reader)
+            .take(buffer.limit as u64)
+            .read_buf(&mut buffer.bytes)
+            .await;
+        decoder.handle_recv(buffer);
+        match read {
+            Ok(0) => {
+                decoder.handle_end()?;
+                return Ok(None);
+            }
+            Ok(_) => {}
+            // What TLS reports for a connection closed without its close
+            // message: inside a frame, the frame is cut short.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && decoder.in_frame() => {
+                return Err(FrameError::Truncated);
+            }
+            Err(e) => return Err(FrameError::Io(e)),
+        }
     }
 }
 
@@ -190,14 +662,51 @@ pub fn frame_bytes(stream: u32, message: &[u8], body: &[u8]) -> std::io::Result<
 }
 
 /// A frame's first 12 bytes: its length, stream id and message length.
-fn head(stream: u32, message: &[u8], body: &[u8]) -> std::io::Result<[u8; 12]> {
-    let len = u32::try_from(FRAME_FIELDS + message.len() + body.len())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
-    let mut head = [0u8; 12];
+fn head(stream: u32, message: &[u8], body: &[u8]) -> std::io::Result<[u8; HEAD_LEN]> {
+    let len = frame_len(message.len(), body.len())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut head = [0u8; HEAD_LEN];
     head[..4].copy_from_slice(&len.to_le_bytes());
     head[4..8].copy_from_slice(&stream.to_le_bytes());
     head[8..].copy_from_slice(&(message.len() as u32).to_le_bytes());
     Ok(head)
+}
+
+/// The length field of a frame with this message and body, if it fits.
+fn frame_len(message: usize, body: usize) -> Option<u32> {
+    u32::try_from(FRAME_FIELDS.checked_add(message)?.checked_add(body)?).ok()
+}
+
+/// A frame too long for its length field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a frame of {len} bytes does not fit its length field")]
+pub struct FrameTooLong {
+    /// The frame's length, head excluded.
+    pub len: usize,
+}
+
+/// Encodes a frame as two buffers to write one after the other: the head
+/// with the message (one allocation, the message encoded in place), and
+/// `body` itself, not copied.
+///
+/// # Errors
+/// [`FrameTooLong`] if the frame would not fit its length field.
+pub fn encode_frame<T: Serialize>(
+    stream: u32,
+    message: &T,
+    body: Bytes,
+) -> Result<[Bytes; 2], FrameTooLong> {
+    let mut out = Vec::with_capacity(HEAD_LEN + 32);
+    out.resize(HEAD_LEN, 0);
+    let mut out = postcard::to_extend(message, out).expect("protocol messages always encode");
+    let message_len = out.len() - HEAD_LEN;
+    let len = frame_len(message_len, body.len()).ok_or(FrameTooLong {
+        len: FRAME_FIELDS + message_len + body.len(),
+    })?;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&stream.to_le_bytes());
+    out[8..12].copy_from_slice(&(message_len as u32).to_le_bytes());
+    Ok([Bytes::from(out), body])
 }
 
 /// Encodes a message for a frame.
@@ -208,168 +717,20 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Decodes a frame's message; trailing bytes are an error.
 ///
 /// # Errors
-/// [`FrameError::Malformed`] if the bytes are not exactly one message.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
-    let (message, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| FrameError::Malformed(format!("message does not decode: {e}")))?;
+/// [`Malformed::Undecodable`] or [`Malformed::TrailingBytes`] if the bytes
+/// are not exactly one message.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Malformed> {
+    let (message, rest) = postcard::take_from_bytes(bytes).map_err(Malformed::Undecodable)?;
     if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!(
-            "{} bytes after the message",
-            rest.len()
-        )));
+        return Err(Malformed::TrailingBytes { count: rest.len() });
     }
     Ok(message)
-}
-
-/// Why the hello exchange failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// The connection failed or closed.
-    #[error("connection failed during the handshake: {0}")]
-    Io(#[from] std::io::Error),
-    /// The peer does not speak cairn's protocol.
-    #[error("the peer does not speak cairn's protocol")]
-    NotCairn,
-    /// No version in common.
-    #[error("no protocol version in common: {message}")]
-    Version {
-        /// Versions the client offered.
-        offered: Vec<u8>,
-        /// Versions the node speaks.
-        supported: Vec<u8>,
-        /// The node's explanation.
-        message: String,
-    },
-}
-
-/// The client's side of the hello: offers `versions`, returns the one the
-/// node chose.
-///
-/// # Errors
-/// [`HandshakeError::Version`] (with the node's versions and message) if
-/// the node speaks none of them.
-pub async fn client_hello<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    versions: &[u8],
-) -> Result<u8, HandshakeError> {
-    let mut hello = HELLO_MAGIC.to_vec();
-    hello.push(versions.len() as u8);
-    hello.extend_from_slice(versions);
-    stream.write_all(&hello).await?;
-    stream.flush().await?;
-
-    let mut head = [0u8; 6];
-    stream.read_exact(&mut head).await?;
-    if head[..4] != HELLO_MAGIC {
-        return Err(HandshakeError::NotCairn);
-    }
-    let chosen = head[4];
-    let mut supported = vec![0u8; usize::from(head[5])];
-    stream.read_exact(&mut supported).await?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await?;
-    let mut message = vec![0u8; usize::from(u16::from_le_bytes(len))];
-    stream.read_exact(&mut message).await?;
-    if chosen == 0 || !versions.contains(&chosen) {
-        return Err(HandshakeError::Version {
-            offered: versions.to_vec(),
-            supported,
-            message: String::from_utf8_lossy(&message).into_owned(),
-        });
-    }
-    Ok(chosen)
-}
-
-/// The node's side of the hello: reads the client's offer and picks the
-/// newest version both speak. With none in common it answers with the
-/// versions it speaks and a message, and returns an error; the caller then
-/// closes the connection.
-///
-/// # Errors
-/// [`HandshakeError::NotCairn`] for a peer that does not start with the
-/// magic; [`HandshakeError::Version`] when no version is shared.
-pub async fn server_hello<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    supported: &[u8],
-) -> Result<u8, HandshakeError> {
-    let mut head = [0u8; 5];
-    stream.read_exact(&mut head).await?;
-    if head[..4] != HELLO_MAGIC {
-        return Err(HandshakeError::NotCairn);
-    }
-    let mut offered = vec![0u8; usize::from(head[4])];
-    stream.read_exact(&mut offered).await?;
-    // 0 is the answer "none in common", never a version, even if both
-    // sides list it.
-    let chosen = supported
-        .iter()
-        .copied()
-        .find(|v| *v != 0 && offered.contains(v))
-        .unwrap_or(0);
-    let message = if chosen == 0 {
-        format!(
-            "this node speaks protocol version(s) {supported:?}, the client offered {offered:?}: upgrade the older side"
-        )
-    } else {
-        String::new()
-    };
-    let mut reply = HELLO_MAGIC.to_vec();
-    reply.push(chosen);
-    reply.push(supported.len() as u8);
-    reply.extend_from_slice(supported);
-    reply.extend_from_slice(&(message.len() as u16).to_le_bytes());
-    reply.extend_from_slice(message.as_bytes());
-    stream.write_all(&reply).await?;
-    stream.flush().await?;
-    if chosen == 0 {
-        return Err(HandshakeError::Version {
-            offered,
-            supported: supported.to_vec(),
-            message,
-        });
-    }
-    Ok(chosen)
-}
-
-/// A reader that adds the bytes it hands out to a shared count: how both
-/// ends of a `tcp://` connection's liveness check (see
-/// [`crate::protocol`]) tell a link that carries bytes from a silent one.
-/// Over TLS it counts whole records only, so a record stalled by a
-/// corrupted length shows as silence.
-#[derive(Debug)]
-pub struct CountingReader<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R> CountingReader<R> {
-    /// Reads from `inner`, adding what it reads to `count`.
-    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
-        Self { inner, count }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.count.fetch_add(read as u64, Ordering::Relaxed);
-        }
-        polled
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Request, VERSIONS};
+    use crate::protocol::{Request, Response};
 
     fn limits() -> Limits {
         Limits {
@@ -397,6 +758,20 @@ mod tests {
         assert!(read_frame(&mut reader, &limits()).await.unwrap().is_none());
     }
 
+    /// `encode_frame` writes the same bytes as `write_frame`, and leaves the
+    /// body where it was.
+    #[tokio::test]
+    async fn encoded_frames_are_written_frames() {
+        let body = Bytes::from_static(b"the body");
+        let [head, out_body] = encode_frame(9, &Response::Shard, body.clone()).unwrap();
+        assert_eq!(out_body.as_ptr(), body.as_ptr(), "the body was copied");
+        let mut wire = Vec::new();
+        write_frame(&mut wire, 9, &encode(&Response::Shard), &body)
+            .await
+            .unwrap();
+        assert_eq!([&head[..], &out_body[..]].concat(), wire);
+    }
+
     /// A frame that arrives a few bytes at a time, as from a slow link, is
     /// read whole, and the frame after it starts where it ended.
     #[tokio::test]
@@ -420,17 +795,123 @@ mod tests {
         writer.await.unwrap().unwrap();
     }
 
+    /// Whatever the pieces the bytes arrive in, and whatever the
+    /// read-ahead, the decoder finds the same frames, and a body's buffer
+    /// is the one the body buffer function made, filled to its length.
+    #[test]
+    fn the_decoder_finds_the_same_frames_in_any_pieces() {
+        let limits = Limits {
+            max_shard_len: 70_000,
+            ..limits()
+        };
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for (stream, len) in [(1u32, 0usize), (2, 1), (3, 70_000), (4, 5), (5, 0)] {
+            let body: Vec<u8> = (0..len).map(|n| (n % 253) as u8).collect();
+            let [head, body] = encode_frame(stream, &Request::Info, Bytes::from(body)).unwrap();
+            wire.extend_from_slice(&head);
+            wire.extend_from_slice(&body);
+            expected.push((stream, body));
+        }
+        for read_ahead in [0, 7, 64 * 1024] {
+            for piece in [1, 3, 12, 1000, wire.len()] {
+                let mut decoder = FrameDecoder::new(limits).with_read_ahead(read_ahead);
+                let mut found = Vec::new();
+                let mut rest = &wire[..];
+                loop {
+                    while let Some(decoded) = decoder.poll_decode().unwrap() {
+                        match decoded {
+                            Decoded::Length(_) => decoder.proceed(),
+                            Decoded::Frame(frame) => found.push((frame.stream, frame.body)),
+                        }
+                    }
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let took = decoder.push(&rest[..piece.min(rest.len())]);
+                    assert!(took > 0, "the decoder took nothing");
+                    rest = &rest[took..];
+                }
+                assert_eq!(
+                    found, expected,
+                    "read-ahead {read_ahead}, pieces of {piece}"
+                );
+                assert!(!decoder.in_frame());
+                decoder.handle_end().unwrap();
+            }
+        }
+    }
+
+    /// Without read-ahead the decoder never asks for a byte past the frame
+    /// it reads; with it, never past the read-ahead. A length over the
+    /// limit is refused before anything is allocated for it.
+    #[test]
+    fn reads_are_bounded() {
+        let limits = Limits {
+            max_shard_len: 100_000,
+            ..limits()
+        };
+        let [head, body] =
+            encode_frame(1, &Request::Info, Bytes::from(vec![1u8; 100_000])).unwrap();
+        let wire = [&head[..], &body[..]].concat();
+        let mut decoder = FrameDecoder::new(limits);
+        let mut taken = 0;
+        let frame = loop {
+            match decoder.poll_decode().unwrap() {
+                Some(Decoded::Length(_)) => {
+                    decoder.proceed();
+                    continue;
+                }
+                Some(Decoded::Frame(frame)) => break frame,
+                None => {}
+            }
+            let mut buffer = decoder.recv_buffer().unwrap();
+            assert!(taken + buffer.limit <= wire.len(), "asked past the frame");
+            let n = buffer.limit;
+            buffer.bytes.extend_from_slice(&wire[taken..taken + n]);
+            decoder.handle_recv(buffer);
+            taken += n;
+        };
+        assert_eq!((frame.stream, frame.body), (1, body));
+
+        let mut decoder = FrameDecoder::new(limits).with_read_ahead(1000);
+        let buffer = decoder.recv_buffer().unwrap();
+        assert_eq!(buffer.limit, 1000);
+        decoder.handle_recv(buffer);
+
+        let mut decoder = FrameDecoder::new(limits);
+        decoder.push(&u32::MAX.to_le_bytes());
+        assert!(decoder.poll_decode().is_err());
+        assert!(
+            decoder.staged.capacity() < 64,
+            "allocated for a refused frame"
+        );
+        assert!(decoder.recv_buffer().is_none(), "reads on after an error");
+    }
+
     #[tokio::test]
     async fn oversized_and_malformed_frames_are_refused() {
         // A length over the limit is refused from the length field alone.
         let huge = (u32::MAX).to_le_bytes();
         let err = read_frame(&mut &huge[..], &limits()).await.unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { .. }));
+        assert!(
+            matches!(
+                err,
+                FrameError::TooLarge {
+                    field: LengthField::Frame,
+                    len,
+                    max,
+                } if len == u32::MAX as usize && max == limits().max_frame_len()
+            ),
+            "{err:?}"
+        );
         // Shorter than its own fields.
         let short = 3u32.to_le_bytes();
         assert!(matches!(
             read_frame(&mut &short[..], &limits()).await,
-            Err(FrameError::Malformed(_))
+            Err(FrameError::Malformed(Malformed::ShorterThanFields {
+                len: 3
+            }))
         ));
         // A message length beyond the frame.
         let mut bad = 12u32.to_le_bytes().to_vec();
@@ -439,7 +920,23 @@ mod tests {
         bad.extend_from_slice(&[0; 4]);
         assert!(matches!(
             read_frame(&mut &bad[..], &limits()).await,
-            Err(FrameError::Malformed(_))
+            Err(FrameError::Malformed(Malformed::MessageBeyondFrame {
+                message_len: 50,
+                frame_len: 12
+            }))
+        ));
+        // A message length over its limit, refused before the message is
+        // read.
+        let mut long = 1000u32.to_le_bytes().to_vec();
+        long.extend_from_slice(&1u32.to_le_bytes());
+        long.extend_from_slice(&101u32.to_le_bytes());
+        assert!(matches!(
+            read_frame(&mut &long[..], &limits()).await,
+            Err(FrameError::TooLarge {
+                field: LengthField::Message,
+                len: 101,
+                max: 100
+            })
         ));
         // Cut in the middle.
         let mut wire = Vec::new();
@@ -455,74 +952,36 @@ mod tests {
         // Trailing bytes after a message.
         let mut message = encode(&Request::Info);
         message.push(0);
-        assert!(decode::<Request>(&message).is_err());
-    }
-
-    #[tokio::test]
-    async fn hello_picks_a_common_version_or_names_the_supported_ones() {
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        let node = tokio::spawn(async move { server_hello(&mut server, VERSIONS).await });
-        assert_eq!(client_hello(&mut client, &[9, 1]).await.unwrap(), 1);
-        assert_eq!(node.await.unwrap().unwrap(), 1);
-
-        // Old and new meet on version 1 either way round; new and new on 2.
-        for (client_versions, node_versions, chosen) in [
-            (&[1u8][..], VERSIONS, 1),
-            (VERSIONS, &[1u8][..], 1),
-            (VERSIONS, VERSIONS, 2),
-        ] {
-            let (mut client, mut server) = tokio::io::duplex(1024);
-            let node = tokio::spawn(async move { server_hello(&mut server, node_versions).await });
-            assert_eq!(
-                client_hello(&mut client, client_versions).await.unwrap(),
-                chosen
-            );
-            assert_eq!(node.await.unwrap().unwrap(), chosen);
-        }
-
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        let node = tokio::spawn(async move { server_hello(&mut server, VERSIONS).await });
-        match client_hello(&mut client, &[7]).await {
-            Err(HandshakeError::Version {
-                supported, message, ..
-            }) => {
-                assert_eq!(supported, VERSIONS);
-                assert!(message.contains(&format!("{VERSIONS:?}")), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            node.await.unwrap(),
-            Err(HandshakeError::Version { .. })
-        ));
-    }
-
-    /// Found by the `hello` fuzz target: with 0 in both lists, the node
-    /// "chose" 0, which means none, although both spoke version 61.
-    #[tokio::test]
-    async fn version_zero_is_never_chosen() {
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        let supported = [0, 61, 0, 0, 16, 50, 0, 107, 46];
-        let node = tokio::spawn(async move { server_hello(&mut server, &supported).await });
         assert_eq!(
-            client_hello(&mut client, &[61, 0, 0, 16]).await.unwrap(),
-            61
+            decode::<Request>(&message).unwrap_err(),
+            Malformed::TrailingBytes { count: 1 }
         );
-        assert_eq!(node.await.unwrap().unwrap(), 61);
-
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        let node = tokio::spawn(async move { server_hello(&mut server, &[0]).await });
-        assert!(client_hello(&mut client, &[0]).await.is_err());
-        assert!(node.await.unwrap().is_err());
+        assert!(matches!(
+            decode::<Request>(&[0xff; 4]).unwrap_err(),
+            Malformed::Undecodable(_)
+        ));
     }
 
-    #[tokio::test]
-    async fn a_stranger_is_not_cairn() {
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        assert!(matches!(
-            server_hello(&mut server, VERSIONS).await,
-            Err(HandshakeError::NotCairn)
-        ));
+    /// The refusals a node sends keep the words they had when errors were
+    /// strings.
+    #[test]
+    fn frame_errors_read_as_before() {
+        let too_large = FrameError::TooLarge {
+            field: LengthField::Frame,
+            len: 5,
+            max: 4,
+        };
+        assert_eq!(
+            too_large.to_string(),
+            "frame of 5 bytes exceeds the limit of 4"
+        );
+        assert_eq!(too_large.code(), Some(ErrorCode::TooLarge));
+        let short = FrameError::from(Malformed::ShorterThanFields { len: 3 });
+        assert_eq!(
+            short.to_string(),
+            "malformed frame: frame of 3 bytes is shorter than its fields"
+        );
+        assert_eq!(short.code(), Some(ErrorCode::BadRequest));
+        assert_eq!(FrameError::Truncated.code(), None);
     }
 }

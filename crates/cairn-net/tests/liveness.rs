@@ -1,8 +1,10 @@
 //! The client's liveness check of `tcp://` connections against scripted
-//! nodes over real TLS on 127.0.0.1 (see `cairn_net::protocol`,
-//! "Liveness"): what it does is fixed by what the node does, so each case
-//! is exact. Real nodes, stalled records and slow links are in
-//! `crates/cairn-cli/tests/liveness.rs`.
+//! nodes, through the real client driver and real TLS over an in-memory
+//! pipe, on tokio's paused clock (see `cairn_net::protocol`, "Liveness"):
+//! what it does is fixed by what the node does, so each case is exact, and
+//! the seconds it waits pass at once. The same rules are checked on the
+//! state machines alone in `cairn_net::conn`'s tests; real nodes, stalled
+//! records and slow links are in `crates/cairn-cli/tests/liveness.rs`.
 //!
 //! Bugs these guard against:
 //! - a ping sent to a node of protocol version 1, which does not know the
@@ -26,8 +28,7 @@ use cairn_net::identity::NodeIdentity;
 use cairn_net::protocol::{Limits, Request, Response};
 use cairn_net::tls::{self, ALPN_CAIRN};
 use cairn_net::{NodeAddress, frame};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncWriteExt, DuplexStream};
 
 /// How the scripted node behaves once it has read the first request.
 #[derive(Clone, Copy)]
@@ -45,19 +46,20 @@ enum Script {
 /// The shard the scripted nodes serve.
 const SHARD: &[u8] = b"the shard the scripted node serves";
 
-/// Starts a node that follows `script`; returns its address and the count
+/// Starts a node that follows `script` at the other end of an in-memory
+/// pipe; returns its address, the client's end of the pipe, and the count
 /// of frames it read after the first request.
-async fn scripted_node(script: Script) -> (NodeAddress, Arc<AtomicU32>) {
+fn scripted_node(script: Script) -> (NodeAddress, DuplexStream, Arc<AtomicU32>) {
     let identity = NodeIdentity::generate(&["127.0.0.1".to_owned()]).unwrap();
     let config = tls::server_config(&identity, &[ALPN_CAIRN]).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // Smaller than the large upload below: a write the node does not read
+    // blocks, as on a socket.
+    let (client, node) = tokio::io::duplex(256 * 1024);
     let extra = Arc::new(AtomicU32::new(0));
     let counted = extra.clone();
     tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut tls = acceptor.accept(node).await.unwrap();
         let versions: &[u8] = match script {
             Script::OldAndSlow => &[1],
             Script::Silent | Script::SlowButAlive => &[2, 1],
@@ -110,11 +112,11 @@ async fn scripted_node(script: Script) -> (NodeAddress, Arc<AtomicU32>) {
             }
         }
     });
-    let address = format!("tcp://127.0.0.1:{port}")
+    let address = "tcp://127.0.0.1:9"
         .parse::<NodeAddress>()
         .unwrap()
         .with_node_id(identity.id());
-    (address, extra)
+    (address, client, extra)
 }
 
 /// A request timeout far above the tests' own bound (`BOUND`), and the
@@ -128,8 +130,8 @@ fn options() -> ClientOptions {
 
 const BOUND: Duration = Duration::from_secs(20);
 
-async fn get(address: &NodeAddress) -> Result<Bytes, ClientError> {
-    let connection = Connection::connect(address, &options(), false)
+async fn get(address: &NodeAddress, pipe: DuplexStream) -> Result<Bytes, ClientError> {
+    let connection = Connection::connect_over(pipe, address, &options(), false)
         .await
         .unwrap();
     tokio::time::timeout(BOUND, connection.get_shard(&Id::of(SHARD)))
@@ -137,42 +139,45 @@ async fn get(address: &NodeAddress) -> Result<Bytes, ClientError> {
         .expect("the request timeout is 60 s")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_version_1_node_is_never_pinged() {
-    let (address, extra) = scripted_node(Script::OldAndSlow).await;
+    let (address, pipe, extra) = scripted_node(Script::OldAndSlow);
     // Three seconds without a byte: a version 2 node would have had pings.
-    assert_eq!(get(&address).await.unwrap(), SHARD);
+    assert_eq!(get(&address, pipe).await.unwrap(), SHARD);
     assert_eq!(extra.load(Ordering::Relaxed), 0, "the old node got frames");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_node_gone_silent_in_the_middle_of_a_request_breaks_the_connection() {
-    let (address, _) = scripted_node(Script::Silent).await;
-    let err = get(&address).await.unwrap_err();
+    let (address, pipe, _) = scripted_node(Script::Silent);
+    let started = tokio::time::Instant::now();
+    let err = get(&address, pipe).await.unwrap_err();
+    // Two ping intervals: the ping after one, the verdict after another.
+    assert_eq!(started.elapsed().as_secs(), 2, "{err}");
     assert!(matches!(err, ClientError::Broken(_)), "{err}");
     assert!(err.to_string().contains("stalled"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_answer_is_awaited_while_the_node_answers_pings() {
-    let (address, pings) = scripted_node(Script::SlowButAlive).await;
-    assert_eq!(get(&address).await.unwrap(), SHARD);
+    let (address, pipe, pings) = scripted_node(Script::SlowButAlive);
+    assert_eq!(get(&address, pipe).await.unwrap(), SHARD);
     // Three seconds of silence but for pongs: the check did ping.
     assert!(pings.load(Ordering::Relaxed) >= 1);
 }
 
 /// A request given up with its frame half written closes the connection;
 /// one given up after its frame went out whole does not.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_given_up_half_sent_closes_the_connection() {
-    let (address, _) = scripted_node(Script::Silent).await;
+    let (address, pipe, _) = scripted_node(Script::Silent);
     let options = ClientOptions {
         request_timeout: Duration::from_secs(1),
         // Only the timeout ends requests here, not the liveness check.
         ping_interval: None,
         ..ClientOptions::default()
     };
-    let connection = Connection::connect(&address, &options, false)
+    let connection = Connection::connect_over(pipe, &address, &options, false)
         .await
         .unwrap();
     // Read whole by the node, never answered.
@@ -180,9 +185,9 @@ async fn a_request_given_up_half_sent_closes_the_connection() {
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(!connection.is_closed(), "a whole frame was sent");
 
-    // More than the sockets' buffers on both sides hold (a few MiB each;
-    // the receiver's cannot grow, since the node reads nothing more), and
-    // near the largest shard: the write blocks and times out.
+    // More than the pipe and the client's buffers hold (the node reads
+    // nothing more), and near the largest shard: the write blocks and
+    // times out.
     let body = Bytes::from(vec![7u8; 60 << 20]);
     let err = connection
         .put_shard(&Id::of(&body), body)

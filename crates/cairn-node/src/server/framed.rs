@@ -1,42 +1,44 @@
-//! `tcp://`: cairn's frames over TLS 1.3.
+//! `tcp://`: cairn's frames over TLS 1.3, driven around the protocol
+//! core's [`ServerConnection`].
 //!
-//! A connection does the TLS handshake and the version hello, then reads
-//! frames. Each request runs as its own task (at most
-//! [`MAX_IN_FLIGHT`] per connection), and a writer task sends the answers
-//! back in the order they finish, each with its request's stream id. A
-//! login is answered before the next frame is read, so that requests sent
-//! after it act for the user.
+//! A connection does the TLS handshake and the version hello, then hands
+//! the stream to a [`ServerConnection`], which decides everything the
+//! protocol says (what to read next, when to hold off, what to answer, the
+//! keep-alives and the limits; see [`cairn_net::conn`]). This file only
+//! moves bytes, time and work:
+//!
+//! - the **reader loop** reads into the buffers the connection lends (a
+//!   request body straight into its own buffer, which goes to the store
+//!   as it is), reserves room in the node's body memory budget for each
+//!   frame the connection names, runs a login inline (the connection reads
+//!   nothing until it is answered), spawns a task per other request (at
+//!   most [`MAX_IN_FLIGHT`] at once: the connection hands out no more),
+//!   and sleeps until the connection's next deadline;
+//! - each **request task** runs its request on the [`Node`](crate::Node)
+//!   and hands the answer back;
+//! - a **writer task** writes the answers in the order they finish, each
+//!   with its request's stream id, and drops a peer that does not read
+//!   one within the request limit.
 //!
 //! A frame that is too large or malformed is answered with an error on its
 //! stream and the connection is closed; other connections are unaffected.
-//!
-//! **Liveness** (protocol version 2; the rules are in
-//! [`cairn_net::protocol`]): a ping is answered by the reader itself, as
-//! soon as it reads it, never as a task behind slow requests. While the
-//! reader waits on purpose (for a free slot of [`MAX_IN_FLIGHT`], for room
-//! in the body memory budget, or on a throttled login) it cannot read a
-//! ping, and a long upload over a slow link holds a ping behind it; so a
-//! keep-alive task sends an unsolicited pong on stream 0 at every
-//! [`KEEPALIVE_INTERVAL`] tick that finds the reader holding off, or in the
-//! middle of a request frame that grew since the last tick. A reader stuck
-//! in a TLS record whose length was corrupted does neither, and the
-//! client's check ends the connection.
+//! At shutdown the connection finishes the frame it is reading, then stops
+//! reading; requests started are answered before it closes.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_net::frame::{self, FrameError};
-use cairn_net::protocol::{
-    ErrorBody, ErrorCode, KEEPALIVE_INTERVAL, PING_VERSION, Request, Response, VERSIONS,
-};
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-};
+use cairn_net::conn::{RecvBuffer, ServerConfig, ServerConnection, ServerEvent};
+use cairn_net::deadline::{Deadline, now};
+use cairn_net::frame;
+use cairn_net::protocol::{Request, Response, VERSIONS};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -46,8 +48,6 @@ use crate::service::Session;
 /// Most requests one connection may have running at once; further frames
 /// are not read until one finishes.
 pub const MAX_IN_FLIGHT: usize = 32;
-
-type Answer = (u32, Response, Bytes);
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(
@@ -111,253 +111,360 @@ async fn connection(
         .await
         .map_err(|_| ConnectionError::Timeout("hello"))??;
     let (read, write) = tokio::io::split(stream);
-    let activity = Arc::new(Activity::default());
-    let read = frame::CountingReader::new(read, activity.read.clone());
-    serve(
-        BufReader::with_capacity(64 * 1024, read),
-        write,
-        peer,
-        shared,
-        (version >= PING_VERSION).then_some(activity),
-    )
-    .await;
+    serve(read, write, peer, shared, version).await;
     Ok(())
 }
 
-/// What a connection's reader does that its client cannot see from the
-/// answers: bytes read, whether a request frame is being read, and waits
-/// during which it holds off reading. The keep-alive task turns them into
-/// pongs (see the module docs).
-#[derive(Debug, Default)]
-pub(crate) struct Activity {
-    /// Bytes read from the connection so far.
-    read: Arc<AtomicU64>,
-    /// The reader is between a frame's first byte and its end.
-    receiving: AtomicBool,
-    /// Waits in progress during which the reader does not read.
-    holding: AtomicUsize,
+/// A connection's state, shared by its reader loop, its request tasks and
+/// its writer.
+struct Driven {
+    connection: Mutex<ServerConnection<OwnedSemaphorePermit>>,
+    /// Answers were queued, or the connection finished.
+    wake_writer: Notify,
+    /// A request slot freed, or writing failed.
+    wake_reader: Notify,
 }
 
-impl Activity {
-    /// Counts the reader as holding off reading until the guard is dropped.
-    pub(crate) fn hold(&self) -> Holding<'_> {
-        self.holding.fetch_add(1, Ordering::Relaxed);
-        Holding(self)
+impl Driven {
+    fn lock(&self) -> MutexGuard<'_, ServerConnection<OwnedSemaphorePermit>> {
+        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands the answer to the request on `stream` to the connection.
+    fn answer(&self, stream: u32, response: &Response, body: Bytes) {
+        self.lock().send_answer(stream, response, body, now());
+        self.wake_writer.notify_one();
+        self.wake_reader.notify_one();
     }
 }
 
-/// A wait of the reader, from [`Activity::hold`] until dropped.
-pub(crate) struct Holding<'a>(&'a Activity);
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl Drop for Holding<'_> {
-    fn drop(&mut self) {
-        self.0.holding.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Sends an unsolicited pong on stream 0 at every [`KEEPALIVE_INTERVAL`]
-/// tick that finds the reader holding off reading, or receiving a frame
-/// that grew since the last tick. A pong that finds the answer queue full
-/// is skipped: answers are on their way, which tells the client as much.
-async fn keep_alive(activity: Arc<Activity>, answers: mpsc::Sender<Answer>) {
-    let mut seen = activity.read.load(Ordering::Relaxed);
-    let mut tick = tokio::time::interval(KEEPALIVE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate
-    loop {
-        tick.tick().await;
-        let read = activity.read.load(Ordering::Relaxed);
-        let grew = read != seen;
-        seen = read;
-        let busy = activity.holding.load(Ordering::Relaxed) > 0
-            || (grew && activity.receiving.load(Ordering::Relaxed));
-        if busy
-            && let Err(mpsc::error::TrySendError::Closed(_)) =
-                answers.try_send((0, Response::Pong, Bytes::new()))
-        {
-            return;
-        }
-    }
+/// What woke the reader loop.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Room(OwnedSemaphorePermit),
+    Login(Session, u32, Response, Bytes),
+    Timer,
+    Shutdown,
+    Nudged,
 }
 
 /// Reads requests and answers them until the peer leaves, a limit is hit,
-/// or the node shuts down; then finishes the requests in flight. With an
-/// `activity` (a client of version 2), keep-alives are sent as the module
-/// docs describe.
-async fn serve<R, W>(
-    mut read: BufReader<R>,
-    write: W,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    activity: Option<Arc<Activity>>,
-) where
+/// or the node shuts down; then finishes the requests in flight.
+async fn serve<R, W>(read: R, write: W, peer: SocketAddr, shared: &Arc<Shared>, version: u8)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let config = ServerConfig {
+        max_in_flight: MAX_IN_FLIGHT,
+        ..ServerConfig::new(
+            version,
+            *shared.node.limits(),
+            shared.idle_timeout,
+            shared.request_timeout,
+        )
+    };
+    let driven = Arc::new(Driven {
+        connection: Mutex::new(ServerConnection::new(config, now())),
+        wake_writer: Notify::new(),
+        wake_reader: Notify::new(),
+    });
+    let writer = tokio::spawn(write_answers(write, driven.clone(), shared.request_timeout));
     let node = shared.node.clone();
-    let (answers, outbox) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_answers(write, outbox, shared.request_timeout));
-    let keep_alive = activity
-        .clone()
-        .map(|activity| tokio::spawn(keep_alive(activity, answers.clone())));
-    let activity = activity.as_deref();
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut read = read;
+    let mut session = Some(Session::new(peer.ip()));
+    let mut login: Option<Boxed<'static, (Session, u32, Response, Bytes)>> = None;
+    let mut room: Option<Boxed<'_, OwnedSemaphorePermit>> = None;
     let mut tasks = JoinSet::new();
-    let mut session = Session::new(peer.ip());
-
+    let mut shutdown_seen = false;
+    let mut timer = Deadline::new();
     loop {
         while tasks.try_join_next().is_some() {}
-        // Wait for the first byte of the next frame: the idle limit.
-        let ready = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            ready = tokio::time::timeout(shared.idle_timeout, read.fill_buf()) => ready,
+        let (events, mut buffer, room_len, deadline, ended) = {
+            let mut connection = driven.lock();
+            let events: Vec<_> = std::iter::from_fn(|| connection.poll_event()).collect();
+            (
+                events,
+                connection.recv_buffer(),
+                connection.poll_room(),
+                connection.poll_timeout(),
+                connection.ended().is_some(),
+            )
         };
-        match ready {
-            Err(_) => {
-                debug!(%peer, "closing an idle connection");
-                break;
+        for ServerEvent::Request {
+            stream,
+            request,
+            body,
+            room,
+        } in events
+        {
+            if matches!(request, Request::Login { .. }) {
+                // A throttled login can take seconds; the connection reads
+                // nothing meanwhile.
+                let mut login_session = session.take().expect("one login at a time");
+                let node = node.clone();
+                login = Some(Box::pin(async move {
+                    let (response, body) = node.handle(&mut login_session, request, body).await;
+                    drop(room);
+                    (login_session, stream, response, body)
+                }));
+                continue;
             }
-            Ok(Err(_)) => break,
-            Ok(Ok([])) => break,
-            Ok(Ok(_)) => {}
+            let mut session = session.clone().expect("no request runs beside a login");
+            let (node, driven) = (node.clone(), driven.clone());
+            tasks.spawn(async move {
+                let (response, body) = node.handle(&mut session, request, body).await;
+                drop(room);
+                driven.answer(stream, &response, body);
+            });
         }
-        // The whole frame must follow within the request limit.
-        if let Some(activity) = activity {
-            activity.receiving.store(true, Ordering::Relaxed);
+        if ended && login.is_none() {
+            if let Some(buffer) = buffer {
+                driven.lock().handle_recv(buffer, now());
+            }
+            if let Some(why) = driven.lock().ended() {
+                debug!(%peer, "tcp:// connection stops reading: {why}");
+            }
+            break;
         }
-        let received = shared.read_request(&mut read, activity).await;
-        if let Some(activity) = activity {
-            activity.receiving.store(false, Ordering::Relaxed);
+        if let Some(len) = room_len
+            && room.is_none()
+        {
+            room = Some(Box::pin(shared.body_room(len)));
         }
-        let (frame, budget) = match received {
-            Ok(received) => received,
-            Err(None) => {
-                debug!(%peer, "request not received in time; closing");
-                let _ = answers
-                    .send(refusal(0, ErrorCode::BadRequest, "request timed out"))
-                    .await;
-                break;
+        timer.set(deadline);
+        let woke = tokio::select! {
+            biased;
+            read = read_into(&mut read, buffer.as_mut()) => Woke::Read(read),
+            permit = pending_or(room.as_mut()) => Woke::Room(permit),
+            (session, stream, response, body) = pending_or(login.as_mut()) => {
+                Woke::Login(session, stream, response, body)
             }
-            Err(Some(e @ FrameError::TooLarge { .. })) => {
-                // Answer on the frame's own stream if its id can be read.
-                let stream = stream_id(&mut read).await.unwrap_or(0);
-                debug!(%peer, "refusing a frame: {e}");
-                let _ = answers
-                    .send(refusal(stream, ErrorCode::TooLarge, &e.to_string()))
-                    .await;
-                break;
-            }
-            Err(Some(e @ FrameError::Malformed(_))) => {
-                debug!(%peer, "refusing a frame: {e}");
-                let _ = answers
-                    .send(refusal(0, ErrorCode::BadRequest, &e.to_string()))
-                    .await;
-                break;
-            }
-            Err(Some(_)) => break,
+            () = timer.reached() => Woke::Timer,
+            () = shared.shutdown.cancelled(), if !shutdown_seen => Woke::Shutdown,
+            () = driven.wake_reader.notified() => Woke::Nudged,
         };
-        let request = match frame::decode::<Request>(&frame.message) {
-            Ok(request) => request,
-            Err(e) => {
-                debug!(%peer, "refusing a request: {e}");
-                let _ = answers
-                    .send(refusal(frame.stream, ErrorCode::BadRequest, &e.to_string()))
-                    .await;
-                break;
-            }
-        };
-        if matches!(request, Request::Ping) {
-            // At once, ahead of every request still running: that is what
-            // a ping asks.
-            drop(budget);
-            if answers
-                .send((frame.stream, Response::Pong, Bytes::new()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-            continue;
+        let mut connection = driven.lock();
+        let now = now();
+        if let Some(buffer) = buffer {
+            connection.handle_recv(buffer, now);
         }
-        if matches!(request, Request::Login { .. }) {
-            // A throttled login can take seconds; the reader waits for it.
-            let holding = activity.map(Activity::hold);
-            let (response, body) = node.handle(&mut session, request, frame.body).await;
-            drop((holding, budget));
-            if answers.send((frame.stream, response, body)).await.is_err() {
-                break;
+        match woke {
+            Woke::Read(Ok(0)) => connection.handle_recv_end(now),
+            Woke::Read(Err(e)) => connection.handle_recv_error(e, now),
+            Woke::Read(Ok(_)) | Woke::Nudged => {}
+            Woke::Room(permit) => {
+                room = None;
+                connection.grant_room(permit, now);
             }
-            continue;
+            Woke::Login(back, stream, response, body) => {
+                login = None;
+                session = Some(back);
+                connection.send_answer(stream, &response, body, now);
+            }
+            Woke::Timer => connection.handle_timeout(now),
+            Woke::Shutdown => {
+                shutdown_seen = true;
+                connection.shutdown(now);
+            }
         }
-        let holding = activity.map(Activity::hold);
-        let slot = in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("never closed");
-        drop(holding);
-        let (node, answers, mut session) = (node.clone(), answers.clone(), session.clone());
-        tasks.spawn(async move {
-            let (response, body) = node.handle(&mut session, request, frame.body).await;
-            drop(budget);
-            let _ = answers.send((frame.stream, response, body)).await;
-            drop(slot);
-        });
+        let transmit = connection.has_transmit();
+        drop(connection);
+        if transmit {
+            driven.wake_writer.notify_one();
+        }
     }
     // Requests already started are finished and answered.
     while tasks.join_next().await.is_some() {}
-    if let Some(keep_alive) = keep_alive {
-        // It holds a sender: the writer ends only once it is gone.
-        keep_alive.abort();
-        let _ = keep_alive.await;
-    }
-    drop(answers);
+    driven.wake_writer.notify_one();
     let _ = writer.await;
 }
 
-/// Reads the stream id that follows a frame's length field.
-async fn stream_id<R: AsyncRead + Unpin>(read: &mut R) -> Option<u32> {
-    let mut id = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(1), read.read_exact(&mut id))
-        .await
-        .ok()?
-        .ok()?;
-    Some(u32::from_le_bytes(id))
+/// Reads into `buffer`, at most its limit; never completes without one.
+async fn read_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buffer: Option<&mut RecvBuffer>,
+) -> std::io::Result<usize> {
+    match buffer {
+        Some(buffer) => {
+            read.take(buffer.limit as u64)
+                .read_buf(&mut buffer.bytes)
+                .await
+        }
+        None => std::future::pending().await,
+    }
 }
 
-fn refusal(stream: u32, code: ErrorCode, message: &str) -> Answer {
-    (
-        stream,
-        Response::Error(ErrorBody::new(code, message)),
-        Bytes::new(),
-    )
+/// Awaits `future` if there is one; never completes otherwise.
+async fn pending_or<F: Future + Unpin>(future: Option<&mut F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
 }
 
-/// Writes answers as they come; a peer that does not read them within the
-/// request limit is dropped.
-async fn write_answers<W: AsyncWrite + Unpin>(
-    write: W,
-    mut outbox: mpsc::Receiver<Answer>,
-    deadline: Duration,
-) {
+/// Writes answers as the connection queues them, flushing when none is
+/// left; a peer that does not read one within the request limit is
+/// dropped. Ends once the connection is finished.
+async fn write_answers<W: AsyncWrite + Unpin>(write: W, driven: Arc<Driven>, deadline: Duration) {
     let mut write = BufWriter::with_capacity(64 * 1024, write);
-    while let Some((stream, response, body)) = outbox.recv().await {
-        let message = frame::encode(&response);
+    loop {
+        let (frame, finished) = {
+            let mut connection = driven.lock();
+            (connection.poll_transmit(), connection.is_finished())
+        };
+        let Some([head, body]) = frame else {
+            if finished {
+                break;
+            }
+            driven.wake_writer.notified().await;
+            continue;
+        };
         let sent = tokio::time::timeout(deadline, async {
-            frame::write_frame(&mut write, stream, &message, &body).await?;
-            if outbox.is_empty() {
+            write.write_all(&head).await?;
+            if !body.is_empty() {
+                write.write_all(&body).await?;
+            }
+            if !driven.lock().has_transmit() {
                 write.flush().await?;
             }
             Ok::<_, std::io::Error>(())
         })
         .await;
-        if !matches!(sent, Ok(Ok(()))) {
-            return;
-        }
+        let failed = match sent {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(_) => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer did not read an answer in time",
+            ),
+        };
+        driven.lock().handle_send_error(failed);
+        driven.wake_reader.notify_one();
+        return;
     }
     let _ = tokio::time::timeout(deadline, async {
         let _ = write.flush().await;
         let _ = write.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver around the node's connection state machine, over an
+    //! in-memory pipe on tokio's paused clock: the keep-alives of a node
+    //! holding off reading come from the reader loop's timer while it waits
+    //! for room in the body budget (the machine's own tests check the
+    //! rules; `crates/cairn-cli/tests/liveness.rs` the same case between
+    //! real processes).
+
+    use cairn_core::Id;
+    use cairn_net::frame::{read_frame, write_frame};
+    use cairn_net::identity::NodeIdentity;
+    use cairn_net::protocol::{ErrorCode, Limits};
+    use tokio::io::DuplexStream;
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::{Node, NodeConfig};
+
+    /// What a node with `budget_kib` KiB of body memory shares.
+    fn shared(dir: &std::path::Path, budget_kib: u32) -> Arc<Shared> {
+        let identity = NodeIdentity::generate(&["127.0.0.1".into()]).unwrap();
+        let store = cairn_store::Store::open(dir, cairn_store::StoreOptions::default()).unwrap();
+        Arc::new(Shared {
+            node: Arc::new(Node::new(store, identity.id(), NodeConfig::default())),
+            connections: Arc::new(Semaphore::new(16)),
+            body_budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            body_budget_total: budget_kib,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Serves one connection whose hello chose `version`; returns the
+    /// client's end of the pipe.
+    fn connect(shared: &Arc<Shared>, version: u8) -> DuplexStream {
+        let (client, node) = tokio::io::duplex(1 << 20);
+        let (read, write) = tokio::io::split(node);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let peer = "127.0.0.1:1".parse().unwrap();
+            serve(read, write, peer, &shared, version).await;
+        });
+        client
+    }
+
+    async fn send(stream: &mut DuplexStream, id: u32, request: &Request) {
+        write_frame(stream, id, &frame::encode(request), b"")
+            .await
+            .unwrap();
+    }
+
+    /// The frames `stream` receives within `wait`.
+    async fn frames_within(stream: &mut DuplexStream, wait: Duration) -> Vec<(u32, Response)> {
+        let until = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        while let Ok(read) =
+            tokio::time::timeout_at(until, read_frame(stream, &Limits::default())).await
+        {
+            let frame = read.unwrap().expect("the node closed the connection");
+            frames.push((frame.stream, frame::decode(&frame.message).unwrap()));
+        }
+        frames
+    }
+
+    /// A request waiting for room in the body budget, held by an upload
+    /// whose body does not come: its connection gets a keep-alive every
+    /// 250 ms (a version 1 connection, nothing), and its answer once the
+    /// upload gives the room back.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_short_of_memory_sends_keepalives_while_a_request_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path(), 1024);
+        let mut uploader = connect(&shared, 2);
+        // A 1 MiB frame: its length takes the whole budget; no more comes.
+        uploader
+            .write_all(&(1u32 << 20).to_le_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(shared.body_budget.available_permits(), 0);
+
+        let mut waiting = connect(&shared, 2);
+        let mut old = connect(&shared, 1);
+        let id = Id::of(b"not stored");
+        send(&mut waiting, 7, &Request::GetShard { id }).await;
+        send(&mut old, 8, &Request::GetShard { id }).await;
+        let frames = frames_within(&mut waiting, Duration::from_secs(2)).await;
+        assert!((7..=9).contains(&frames.len()), "{frames:?}");
+        assert!(
+            frames.iter().all(|f| *f == (0, Response::Pong)),
+            "{frames:?}"
+        );
+        assert!(
+            frames_within(&mut old, Duration::from_secs(2))
+                .await
+                .is_empty(),
+            "a version 1 client got keep-alives"
+        );
+
+        // The upload's connection goes: its room comes back.
+        drop(uploader);
+        for (stream, id) in [(&mut waiting, 7), (&mut old, 8)] {
+            let frames = frames_within(stream, Duration::from_secs(1)).await;
+            let answer = frames.iter().find(|f| f.0 == id).expect("answered");
+            assert!(
+                matches!(&answer.1, Response::Error(body) if body.code == ErrorCode::NotFound),
+                "{answer:?}"
+            );
+        }
+    }
 }

@@ -175,33 +175,28 @@ impl Shared {
     /// Reads one request frame, whole, within the request timeout, holding
     /// room in the body budget for it (from its length field on, before
     /// the body is read). The permit is released when the caller drops it,
-    /// once the request is answered.
+    /// once the request is answered. (`quic://` reads each stream's one
+    /// frame this way; `tcp://` connections are driven around
+    /// `cairn_net::conn::ServerConnection`, which asks for the same room.)
     ///
-    /// `Err(None)` means the frame did not arrive in time. While it waits
-    /// for room in the budget, the connection's `activity` (if any) counts
-    /// it as holding off reading.
+    /// `Err(None)` means the frame did not arrive in time.
     pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(
         &self,
         read: &mut R,
-        activity: Option<&framed::Activity>,
     ) -> Result<
         (cairn_net::frame::Frame, tokio::sync::OwnedSemaphorePermit),
         Option<cairn_net::frame::FrameError>,
     > {
         use cairn_net::frame::{self, FrameError};
         let limits = *self.node.limits();
-        tokio::time::timeout(self.request_timeout, async {
-            let Some(len) = frame::read_len(read, &limits).await? else {
-                return Err(FrameError::Truncated);
-            };
-            let holding = activity.map(framed::Activity::hold);
-            let budget = self.body_room(len).await;
-            drop(holding);
-            Ok((frame::read_payload(read, len, &limits).await?, budget))
-        })
+        tokio::time::timeout(
+            self.request_timeout,
+            frame::read_frame_with(read, &limits, |len| self.body_room(len)),
+        )
         .await
         .map_err(|_| None)?
-        .map_err(Some)
+        .map_err(Some)?
+        .ok_or(Some(FrameError::Truncated))
     }
 }
 

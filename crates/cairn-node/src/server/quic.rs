@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_net::frame::{self, FrameError};
+use cairn_net::frame;
 use cairn_net::identity::NodeIdentity;
 use cairn_net::protocol::{ErrorBody, ErrorCode, Request, Response, VERSIONS};
 use cairn_net::tls::{self, ALPN_CAIRN};
@@ -135,11 +135,13 @@ async fn request(
     session: &Mutex<Session>,
 ) {
     let node = &shared.node;
-    let (stream, response, body) = match shared.read_request(&mut recv, None).await {
+    let (stream, response, body) = match shared.read_request(&mut recv).await {
         Err(None) => refusal(ErrorCode::BadRequest, "request timed out"),
-        Err(Some(e @ FrameError::TooLarge { .. })) => refusal(ErrorCode::TooLarge, &e.to_string()),
-        Err(Some(e @ FrameError::Malformed(_))) => refusal(ErrorCode::BadRequest, &e.to_string()),
-        Err(Some(_)) => return,
+        Err(Some(e)) => match e.code() {
+            Some(code) => refusal(code, &e.to_string()),
+            // The stream failed or ended: nobody to answer.
+            None => return,
+        },
         Ok((frame, budget)) => match frame::decode::<Request>(&frame.message) {
             Err(e) => refusal(ErrorCode::BadRequest, &e.to_string()),
             Ok(request) => {

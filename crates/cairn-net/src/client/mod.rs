@@ -17,7 +17,9 @@
 //! transport handles it its own way:
 //!
 //! - **`tcp://`** (protocol version 2, see [`crate::protocol`]): a
-//!   liveness check. While requests wait, the client is not writing, and
+//!   liveness check, kept by the connection's state machine
+//!   ([`crate::conn::ClientConnection`]; the driver around it is
+//!   `client/tcp.rs`). While requests wait, the client is not writing, and
 //!   nothing has come from the node for [`ClientOptions::ping_interval`]
 //!   (1 s by default), it sends a ping; the node answers pings at once, and
 //!   sends keep-alives of its own while it reads a long request or is busy.
@@ -47,29 +49,28 @@
 //! disk, or a network) that returns wrong bytes yields
 //! [`ClientError::Corrupt`], never the bytes.
 
-use std::collections::HashMap;
+mod quic;
+mod tcp;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
 
 use crate::address::{NodeAddress, Scheme};
 use crate::frame::{self, FrameError, HandshakeError};
 use crate::https::HttpsClient;
 use crate::identity::NodeId;
 use crate::protocol::{
-    AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, PING_VERSION, Request, Response,
-    VERSIONS,
+    AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, Request, Response, VERSIONS,
 };
 use crate::tls::{self, ALPN_CAIRN, ALPN_HTTP1, NodeIdMismatch, Pin};
+use tcp::TcpConnection;
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -222,7 +223,7 @@ pub struct Connection {
 
 #[derive(Debug, Clone)]
 enum Transport {
-    Tcp(Arc<TcpMux>),
+    Tcp(Arc<TcpConnection>),
     Quic(quinn::Connection),
     Https(Arc<HttpsClient>),
 }
@@ -242,23 +243,26 @@ impl Connection {
         options: &ClientOptions,
         trust_first_use: bool,
     ) -> Result<Self, ClientError> {
-        let pin = match address.node_id {
-            Some(id) => Pin::Node(id),
-            None if trust_first_use => Pin::FirstUse,
-            None => return Err(ClientError::Unpinned(address.to_string())),
-        };
+        let pin = pin(address, trust_first_use)?;
         let alpn = match address.scheme {
             Scheme::Tcp | Scheme::Quic => ALPN_CAIRN,
             Scheme::Https => ALPN_HTTP1,
         };
         let (tls, seen) = tls::client_config(pin, &[alpn]);
-        let what = format!("connecting to {address}");
         let transport = tokio::time::timeout(options.connect_timeout, async {
             match address.scheme {
-                Scheme::Tcp => TcpMux::connect(address, tls, options)
-                    .await
-                    .map(|mux| Transport::Tcp(Arc::new(mux))),
-                Scheme::Quic => quic_connect(address, tls, options)
+                Scheme::Tcp => {
+                    let socket = resolve(address).await?;
+                    let tcp = TcpStream::connect(socket).await.map_err(|source| {
+                        ClientError::Connect {
+                            address: address.to_string(),
+                            source,
+                        }
+                    })?;
+                    let _ = tcp.set_nodelay(true);
+                    tcp_handshake(tcp, address, tls, options).await
+                }
+                Scheme::Quic => quic::connect(address, tls, options)
                     .await
                     .map(Transport::Quic),
                 Scheme::Https => HttpsClient::connect(address, tls, options)
@@ -266,12 +270,57 @@ impl Connection {
                     .map(|client| Transport::Https(Arc::new(client))),
             }
         })
-        .await
-        .map_err(|_| ClientError::Timeout {
-            what,
+        .await;
+        let seen = *seen.lock().unwrap_or_else(|p| p.into_inner());
+        Self::connected(address, options, pin, seen, transport)
+    }
+
+    /// Connects to the `tcp://` node at `address` over `stream`, a byte
+    /// stream the caller opened (through a proxy, say, or an in-memory pipe
+    /// in tests): TLS with the node's id checked, and the hello, within the
+    /// connect timeout, as [`connect`](Self::connect) does.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); [`ClientError::Protocol`] for an
+    /// address of another scheme.
+    pub async fn connect_over<S>(
+        stream: S,
+        address: &NodeAddress,
+        options: &ClientOptions,
+        trust_first_use: bool,
+    ) -> Result<Self, ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if address.scheme != Scheme::Tcp {
+            return Err(ClientError::Protocol(format!(
+                "{address}: only tcp:// connects over a given stream"
+            )));
+        }
+        let pin = pin(address, trust_first_use)?;
+        let (tls, seen) = tls::client_config(pin, &[ALPN_CAIRN]);
+        let transport = tokio::time::timeout(
+            options.connect_timeout,
+            tcp_handshake(stream, address, tls, options),
+        )
+        .await;
+        let seen = *seen.lock().unwrap_or_else(|p| p.into_inner());
+        Self::connected(address, options, pin, seen, transport)
+    }
+
+    /// The connection made (or not) within the connect timeout, with the
+    /// node id the TLS verifier saw.
+    fn connected(
+        address: &NodeAddress,
+        options: &ClientOptions,
+        pin: Pin,
+        seen: Option<NodeId>,
+        transport: Result<Result<Transport, ClientError>, tokio::time::error::Elapsed>,
+    ) -> Result<Self, ClientError> {
+        let transport = transport.map_err(|_| ClientError::Timeout {
+            what: format!("connecting to {address}"),
             after: options.connect_timeout,
         })?;
-        let seen = *seen.lock().unwrap_or_else(|p| p.into_inner());
         let transport = match (transport, pin, seen) {
             // Whatever the transport made of the refusal, a certificate of
             // another node is what failed.
@@ -309,11 +358,7 @@ impl Connection {
     /// connections as needed.
     pub fn is_closed(&self) -> bool {
         match &self.transport {
-            Transport::Tcp(mux) => mux
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_none(),
+            Transport::Tcp(connection) => connection.is_closed(),
             Transport::Quic(connection) => connection.close_reason().is_some(),
             Transport::Https(_) => false,
         }
@@ -342,9 +387,9 @@ impl Connection {
         let what = format!("{} to {}", request.kind(), self.address);
         let answer = tokio::time::timeout(self.options.request_timeout, async {
             match &self.transport {
-                Transport::Tcp(mux) => mux.call(&request, &body).await,
+                Transport::Tcp(connection) => connection.call(&request, body.clone()).await,
                 Transport::Quic(connection) => {
-                    quic_call(connection, &request, &body, &self.options.limits).await
+                    quic::call(connection, &request, &body, &self.options.limits).await
                 }
                 Transport::Https(client) => client.call(&request, &body).await,
             }
@@ -535,7 +580,7 @@ impl Connection {
     /// Closes the connection.
     pub async fn close(&self) {
         match &self.transport {
-            Transport::Tcp(mux) => mux.close().await,
+            Transport::Tcp(connection) => connection.close().await,
             Transport::Quic(connection) => connection.close(0u32.into(), b"bye"),
             Transport::Https(_) => {}
         }
@@ -573,6 +618,45 @@ fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("{response:?}"))
 }
 
+/// How the node's certificate is checked: against the address's node id,
+/// or (if the caller asked) trusted on first use.
+fn pin(address: &NodeAddress, trust_first_use: bool) -> Result<Pin, ClientError> {
+    match address.node_id {
+        Some(id) => Ok(Pin::Node(id)),
+        None if trust_first_use => Ok(Pin::FirstUse),
+        None => Err(ClientError::Unpinned(address.to_string())),
+    }
+}
+
+/// TLS and the hello over `stream`, then the connection's driver.
+async fn tcp_handshake<S>(
+    stream: S,
+    address: &NodeAddress,
+    tls: rustls::ClientConfig,
+    options: &ClientOptions,
+) -> Result<Transport, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let mut stream = connector
+        .connect(tls::server_name(), stream)
+        .await
+        .map_err(|source| ClientError::Connect {
+            address: address.to_string(),
+            source,
+        })?;
+    let version = frame::client_hello(&mut stream, VERSIONS)
+        .await
+        .map_err(|source| ClientError::Handshake {
+            address: address.to_string(),
+            source,
+        })?;
+    Ok(Transport::Tcp(Arc::new(TcpConnection::start(
+        stream, version, options,
+    ))))
+}
+
 async fn resolve(address: &NodeAddress) -> Result<SocketAddr, ClientError> {
     let connect_error = |source| ClientError::Connect {
         address: address.to_string(),
@@ -588,434 +672,4 @@ async fn resolve(address: &NodeAddress) -> Result<SocketAddr, ClientError> {
                 "the host name resolves to no address",
             ))
         })
-}
-
-type Pending = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<(Response, Bytes)>>>>>;
-
-type Writer = Arc<tokio::sync::Mutex<BufWriter<WriteHalf<TlsStream<TcpStream>>>>>;
-
-/// Many requests over one TLS stream: requests are written whole under a
-/// lock; a reader task hands each answer to the request with its stream id;
-/// on protocol version 2 a watcher task runs the liveness check.
-#[derive(Debug)]
-struct TcpMux {
-    writer: Writer,
-    /// Waiting requests by stream id; `None` once the connection is gone.
-    pending: Pending,
-    /// Why the connection ended, once it has (for the requests it fails).
-    ended: Arc<Mutex<Option<String>>>,
-    /// Stream ids of requests; 0 is never one (it carries pings).
-    next_stream: AtomicU32,
-    reader: tokio::task::JoinHandle<()>,
-    watcher: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl TcpMux {
-    async fn connect(
-        address: &NodeAddress,
-        tls: rustls::ClientConfig,
-        options: &ClientOptions,
-    ) -> Result<Self, ClientError> {
-        let socket = resolve(address).await?;
-        let tcp = TcpStream::connect(socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                address: address.to_string(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-        let mut stream = connector
-            .connect(tls::server_name(), tcp)
-            .await
-            .map_err(|source| ClientError::Connect {
-                address: address.to_string(),
-                source,
-            })?;
-        let version = frame::client_hello(&mut stream, VERSIONS)
-            .await
-            .map_err(|source| ClientError::Handshake {
-                address: address.to_string(),
-                source,
-            })?;
-        let (read, write) = tokio::io::split(stream);
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let ended = Arc::new(Mutex::new(None));
-        let received = Arc::new(AtomicU64::new(0));
-        let reader = tokio::spawn(read_answers(
-            frame::CountingReader::new(read, received.clone()),
-            pending.clone(),
-            ended.clone(),
-            options.limits,
-        ));
-        let writer: Writer = Arc::new(tokio::sync::Mutex::new(BufWriter::with_capacity(
-            64 * 1024,
-            write,
-        )));
-        // A node of version 1 would refuse a ping as a malformed request.
-        let watcher = options
-            .ping_interval
-            .filter(|_| version >= PING_VERSION)
-            .map(|interval| {
-                tokio::spawn(watch_liveness(Liveness {
-                    interval,
-                    writer: writer.clone(),
-                    pending: pending.clone(),
-                    ended: ended.clone(),
-                    received,
-                    reader: reader.abort_handle(),
-                }))
-            });
-        Ok(Self {
-            writer,
-            pending,
-            ended,
-            next_stream: AtomicU32::new(1),
-            reader,
-            watcher,
-        })
-    }
-
-    async fn call(&self, request: &Request, body: &[u8]) -> Result<(Response, Bytes), ClientError> {
-        // Stream 0 carries pings and the node's keep-alives.
-        let stream = match self.next_stream.fetch_add(1, Ordering::Relaxed) {
-            0 => self.next_stream.fetch_add(1, Ordering::Relaxed),
-            stream => stream,
-        };
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(pending) = pending.as_mut() else {
-                // Same lock order as `end`: pending, then ended.
-                let why = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                return Err(ClientError::Broken(
-                    why.unwrap_or_else(|| "the connection is closed".into()),
-                ));
-            };
-            pending.insert(stream, tx);
-        }
-        // If this future is dropped (a timeout), forget the request.
-        let forget = ForgetOnDrop {
-            pending: &self.pending,
-            stream,
-        };
-        let message = frame::encode(request);
-        {
-            let mut writer = self.writer.lock().await;
-            let half_sent = HalfSent {
-                mux: Some(self),
-                stream,
-            };
-            frame::write_frame(&mut *writer, stream, &message, body)
-                .await
-                .map_err(|e| ClientError::Broken(e.to_string()))?;
-            writer
-                .flush()
-                .await
-                .map_err(|e| ClientError::Broken(e.to_string()))?;
-            half_sent.sent();
-        }
-        let answer = rx.await.map_err(|_| {
-            let why = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            ClientError::Broken(why.unwrap_or_else(|| "the node closed the connection".into()))
-        });
-        drop(forget);
-        answer
-    }
-
-    async fn close(&self) {
-        // (The cluster closes a connection when one of its requests broke,
-        // so the others are retried on the fresh one at once.)
-        self.stop("the connection was closed by the client");
-        let _ = self.writer.lock().await.shutdown().await;
-    }
-
-    /// Ends the connection for `why`: requests still waiting fail now (with
-    /// the reader stopped nothing would answer them, and they would wait
-    /// out their timeout), later ones at once, and the reader and the
-    /// liveness check stop.
-    fn stop(&self, why: &str) {
-        end(&self.pending, &self.ended, why);
-        if let Some(watcher) = &self.watcher {
-            watcher.abort();
-        }
-        self.reader.abort();
-    }
-}
-
-/// Ends the connection if a request is given up (its future dropped: a
-/// timeout) or fails while its frame is partly written: the node would
-/// read the next frame's bytes as the rest of this one. Disarmed by
-/// [`sent`](Self::sent) once the frame is out whole.
-struct HalfSent<'a> {
-    mux: Option<&'a TcpMux>,
-    stream: u32,
-}
-
-impl HalfSent<'_> {
-    fn sent(mut self) {
-        self.mux = None;
-    }
-}
-
-impl Drop for HalfSent<'_> {
-    fn drop(&mut self) {
-        if let Some(mux) = self.mux {
-            tracing::debug!(
-                stream = self.stream,
-                "request frame half sent: connection closed"
-            );
-            mux.stop("a request was given up with its frame half sent");
-        }
-    }
-}
-
-/// Records why a connection ended, unless it already had, and wakes every
-/// waiting request with an error (by dropping the answer senders).
-fn end(pending: &Pending, ended: &Mutex<Option<String>>, why: &str) {
-    let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
-    if pending.is_none() {
-        return;
-    }
-    ended
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(|| why.to_owned());
-    pending.take();
-}
-
-impl Drop for TcpMux {
-    fn drop(&mut self) {
-        // The watcher holds the writer: stopping it lets the socket close.
-        if let Some(watcher) = &self.watcher {
-            watcher.abort();
-        }
-        self.reader.abort();
-    }
-}
-
-/// What the liveness check of one `tcp://` connection works with.
-struct Liveness {
-    interval: Duration,
-    writer: Writer,
-    pending: Pending,
-    ended: Arc<Mutex<Option<String>>>,
-    /// Bytes received from the node so far.
-    received: Arc<AtomicU64>,
-    reader: tokio::task::AbortHandle,
-}
-
-impl Liveness {
-    /// Ends the connection for `why` (the reader stops; waiting requests
-    /// fail).
-    fn stop(&self, why: &str) {
-        end(&self.pending, &self.ended, why);
-        self.reader.abort();
-    }
-}
-
-/// The liveness check (see the [module docs](self#stalled-links)): pings a
-/// connection that went silent while requests wait, and declares it broken
-/// if the silence outlasts the ping by another interval.
-async fn watch_liveness(live: Liveness) {
-    let tick = (live.interval / 4).max(Duration::from_millis(10));
-    // Stream 0, no body. Written with one `write_all` into a buffered
-    // writer with room for it, so that it goes in whole or not at all, even
-    // if the write is given up.
-    let ping =
-        frame::frame_bytes(0, &frame::encode(&Request::Ping), b"").expect("a ping fits a frame");
-    let mut seen = live.received.load(Ordering::Relaxed);
-    let mut quiet_since = Instant::now();
-    let mut pinged: Option<Instant> = None;
-    loop {
-        tokio::time::sleep(tick).await;
-        let now = Instant::now();
-        let received = live.received.load(Ordering::Relaxed);
-        if received != seen {
-            seen = received;
-            quiet_since = now;
-            pinged = None;
-        }
-        let waiting = match live
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            None => return, // the connection ended
-            Some(pending) => !pending.is_empty(),
-        };
-        if !waiting {
-            // Silence without a question is no sign of anything.
-            quiet_since = now;
-            pinged = None;
-            continue;
-        }
-        match pinged {
-            Some(at) if now - at >= live.interval => {
-                let why = format!(
-                    "nothing from the node for {:.1?}, nor within {:?} of a ping: the link stalled",
-                    now - quiet_since,
-                    live.interval
-                );
-                live.stop(&why);
-                return;
-            }
-            Some(_) => {}
-            None if now - quiet_since >= live.interval => {
-                // A request still being written holds the writer: the link
-                // is busy sending (or the node is not reading, which the
-                // node signals with keep-alives), not silent; look again at
-                // the next tick.
-                let Ok(mut writer) = live.writer.try_lock() else {
-                    continue;
-                };
-                let sent = tokio::time::timeout(live.interval, async {
-                    writer.write_all(&ping).await?;
-                    writer.flush().await
-                })
-                .await;
-                if let Ok(Err(e)) = sent {
-                    // The reader will see the end too; this says why first.
-                    live.stop(&format!("sending a ping failed: {e}"));
-                    return;
-                }
-                // Sent, or stuck in a socket the node does not drain: either
-                // way the answer is due within the interval.
-                pinged = Some(now);
-            }
-            None => {}
-        }
-    }
-}
-
-struct ForgetOnDrop<'a> {
-    pending: &'a Pending,
-    stream: u32,
-}
-
-impl Drop for ForgetOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(pending) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            pending.remove(&self.stream);
-        }
-    }
-}
-
-/// Hands each answer to its request until the connection ends, then fails
-/// every request still waiting.
-async fn read_answers(
-    mut read: frame::CountingReader<ReadHalf<TlsStream<TcpStream>>>,
-    pending: Pending,
-    ended: Arc<Mutex<Option<String>>>,
-    limits: Limits,
-) {
-    let why = loop {
-        let frame = match frame::read_frame(&mut read, &limits).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break "the node closed the connection".to_owned(),
-            Err(e) => break format!("the node's answer was refused: {e}"),
-        };
-        let response = match frame::decode::<Response>(&frame.message) {
-            Ok(response) => response,
-            Err(e) => break format!("the node's answer was refused: {e}"),
-        };
-        let waiter = pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-            .and_then(|p| p.remove(&frame.stream));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send((response, frame.body));
-        }
-    };
-    end(&pending, &ended, &why);
-}
-
-async fn quic_connect(
-    address: &NodeAddress,
-    tls: rustls::ClientConfig,
-    options: &ClientOptions,
-) -> Result<quinn::Connection, ClientError> {
-    let socket = resolve(address).await?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| ClientError::Protocol(format!("QUIC configuration: {e}")))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = crate::quic::transport_config(options.quic_congestion);
-    transport
-        .max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(options.request_timeout.max(Duration::from_secs(10)))
-                .expect("a few seconds is a valid idle timeout"),
-        ))
-        .keep_alive_interval(Some(Duration::from_secs(5)));
-    config.transport_config(Arc::new(transport));
-    let bind: SocketAddr = if socket.is_ipv6() {
-        "[::]:0".parse().expect("valid")
-    } else {
-        "0.0.0.0:0".parse().expect("valid")
-    };
-    let connect_error = |source| ClientError::Connect {
-        address: address.to_string(),
-        source,
-    };
-    let (udp, granted) = crate::quic::bind_udp(bind).map_err(connect_error)?;
-    tracing::debug!(%address, receive_buffer = granted, "QUIC socket bound");
-    let mut endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        udp,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(connect_error)?;
-    endpoint.set_default_client_config(config);
-    let connection = endpoint
-        .connect(socket, "cairn.invalid")
-        .map_err(|e| ClientError::Protocol(format!("QUIC: {e}")))?
-        .await
-        .map_err(|e| quic_error(address, e))?;
-    let (send, recv) = connection
-        .open_bi()
-        .await
-        .map_err(|e| quic_error(address, e))?;
-    let mut stream = tokio::io::join(recv, send);
-    frame::client_hello(&mut stream, VERSIONS)
-        .await
-        .map_err(|source| ClientError::Handshake {
-            address: address.to_string(),
-            source,
-        })?;
-    let (_, mut send) = stream.into_inner();
-    let _ = send.finish();
-    Ok(connection)
-}
-
-fn quic_error(address: &NodeAddress, error: quinn::ConnectionError) -> ClientError {
-    ClientError::Connect {
-        address: address.to_string(),
-        source: std::io::Error::other(error),
-    }
-}
-
-async fn quic_call(
-    connection: &quinn::Connection,
-    request: &Request,
-    body: &[u8],
-    limits: &Limits,
-) -> Result<(Response, Bytes), ClientError> {
-    let broken = |e: &dyn std::fmt::Display| ClientError::Broken(e.to_string());
-    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| broken(&e))?;
-    frame::write_frame(&mut send, 0, &frame::encode(request), body)
-        .await
-        .map_err(|e| broken(&e))?;
-    send.finish().map_err(|e| broken(&e))?;
-    let frame = frame::read_frame(&mut recv, limits)
-        .await?
-        .ok_or_else(|| ClientError::Broken("the node closed the stream".into()))?;
-    let response = frame::decode::<Response>(&frame.message)?;
-    Ok((response, frame.body))
 }
