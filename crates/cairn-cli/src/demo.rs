@@ -59,7 +59,7 @@ impl Steps {
 pub fn run(args: &DemoArgs) -> Result<()> {
     let all = Instant::now();
     if std::env::var_os("RUST_LOG").is_some() {
-        crate::node::init_logging();
+        crate::logging::init(crate::logging::Logger::Node);
     }
     let work = tempfile::Builder::new()
         .prefix("cairn-demo-")

@@ -224,7 +224,7 @@ fn read_passphrase(from_stdin: bool, user: &str) -> Result<Zeroizing<String>> {
 }
 
 fn run_node(dir: &Path) -> Result<()> {
-    init_logging();
+    crate::logging::init(crate::logging::Logger::Node);
     let (identity, config) = dir::load(dir)?;
     let options = StoreOptions::default()
         .with_sync(config.sync)
@@ -265,17 +265,6 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
-}
-
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 /// What `node status` reports.

@@ -4,7 +4,7 @@
 //! what it does is fixed by what the node does, so each case is exact, and
 //! the seconds it waits pass at once. The same rules are checked on the
 //! state machines alone in `cairn_net::conn`'s tests; real nodes, stalled
-//! records and slow links are in `crates/cairn-cli/tests/liveness.rs`.
+//! records and slow links are in `crates/cairn-client/tests/liveness.rs`.
 //!
 //! Bugs these guard against:
 //! - a ping sent to a node of protocol version 1, which does not know the

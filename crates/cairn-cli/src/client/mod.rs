@@ -63,7 +63,6 @@ mod share;
 mod sweep;
 mod trust;
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -74,7 +73,7 @@ use crate::cli::{ClientCommand, GlobalArgs};
 
 /// Runs a client command.
 pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<()> {
-    init_logging();
+    crate::logging::init(crate::logging::Logger::Client);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,18 +93,4 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<()> {
     // channel; do not wait on it long.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
-}
-
-/// Library warnings (an index entry that does not open, say) on stderr;
-/// `RUST_LOG=debug` shows every node that failed and why.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

@@ -358,7 +358,7 @@ mod tests {
     //! in-memory pipe on tokio's paused clock: the keep-alives of a node
     //! holding off reading come from the reader loop's timer while it waits
     //! for room in the body budget (the machine's own tests check the
-    //! rules; `crates/cairn-cli/tests/liveness.rs` the same case between
+    //! rules; `crates/cairn-client/tests/liveness.rs` the same case between
     //! real processes).
 
     use cairn_core::Id;
