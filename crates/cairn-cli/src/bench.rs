@@ -488,7 +488,8 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let outcome = runtime.block_on(async {
-        let client = cairn_client::Client::open(&config, PASSPHRASE.as_bytes()).await?;
+        let mut client = cairn_client::Client::open(&config, PASSPHRASE.as_bytes()).await?;
+        client.set_direct_io(crate::direct_io::from_env());
         let remote: cairn_client::RemotePath = "bench/big.bin".parse()?;
 
         // The large file: put, then get, with the client's peak memory and
@@ -502,7 +503,7 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
         let cpu_put = cpu_seconds(std::process::id(), &pids)?;
         let copy = work.path().join("big.copy");
         let started = Instant::now();
-        client.fetch(&remote, &copy).await?;
+        let fetched = client.fetch(&remote, &copy).await?;
         let get = started.elapsed();
         let cpu_get = cpu_seconds(std::process::id(), &pids)?;
         let (_, peak) = memory(std::process::id())?;
@@ -518,11 +519,16 @@ pub fn cluster(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             stored.redundancy
         );
         println!(
-            "  put {} ({:.0}% of the pipeline)   get {} ({:.1}× put)   client peak RSS {}",
+            "  put {} ({:.0}% of the pipeline)   get {} ({:.1}× put, {})   client peak RSS {}",
             mbps(put_rate),
             100.0 * put_rate / pipeline,
             mbps(get_rate),
             get_rate / put_rate,
+            if fetched.direct_io {
+                "direct I/O"
+            } else {
+                "buffered"
+            },
             size(peak)
         );
         let gib = big_len as f64 / f64::from(1u32 << 30);
