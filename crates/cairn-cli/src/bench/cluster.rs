@@ -17,6 +17,12 @@ use crate::units::size;
 /// Runs `cairn bench`: a local cluster storing and fetching a large file and
 /// many small ones.
 pub fn run(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
+    // Before anything is set up: --vs-restic cannot run without restic.
+    let restic = if args.vs_restic {
+        Some(super::restic::find()?)
+    } else {
+        None
+    };
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("cairn-bench-")
@@ -121,6 +127,34 @@ pub fn run(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             (cpu_get.1 - cpu_put.1) / gib,
         );
 
+        // restic with the same file, in the same run.
+        let vs_restic = match restic {
+            Some(program) => {
+                let restic = super::restic::compare(program, work.path(), &big)?;
+                let (backup, restore) = (restic.backup, restic.restore);
+                let rate =
+                    |run: &super::restic::Run| big_len as f64 / run.elapsed.as_secs_f64() / 1e6;
+                println!(
+                    "  {}: backup {} ({:.2} CPU-s per GiB)   restore {} ({:.2} CPU-s per GiB)",
+                    restic.version,
+                    mbps(rate(&backup)),
+                    backup.cpu / gib,
+                    mbps(rate(&restore)),
+                    restore.cpu / gib,
+                );
+                let ratios = (
+                    backup.elapsed.as_secs_f64() / put.as_secs_f64(),
+                    restore.elapsed.as_secs_f64() / get.as_secs_f64(),
+                );
+                println!(
+                    "  put {:.2}× restic backup   get {:.2}× restic restore",
+                    ratios.0, ratios.1
+                );
+                Some(ratios)
+            }
+            None => None,
+        };
+
         // Many small files, `concurrency` at once.
         let (puts, gets) = small_files(&client, args).await?;
         println!(
@@ -152,6 +186,16 @@ pub fn run(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
             verdict(peak <= 256 * 1024 * 1024)
         );
         println!("  {puts:.0} small-file puts/s {}", verdict(puts >= 1000.0));
+        if let Some((put_ratio, get_ratio)) = vs_restic {
+            println!(
+                "  put {put_ratio:.2}× restic backup (target ≥ 1.5×) {}",
+                verdict(put_ratio >= 1.5)
+            );
+            println!(
+                "  get {get_ratio:.2}× restic restore (target ≥ 2×) {}",
+                verdict(get_ratio >= 2.0)
+            );
+        }
         Ok(())
     });
     for node in &mut nodes {

@@ -3,6 +3,7 @@
 //! ```text
 //! cairn bench            cluster.rs  four local nodes: a large file and many small ones
 //! cairn bench --faults   faults.rs   the large file over bad links
+//!   … --vs-restic        restic.rs   restic backs up and restores the same file
 //! cairn bench node       node.rs     one node: the disk, shard PUT/GET per transport,
 //!                                    memory, the cost of write verification
 //!                        files.rs    the files stored (seeded, hashed)
@@ -15,6 +16,7 @@ mod faults;
 mod files;
 mod node;
 mod report;
+mod restic;
 mod usage;
 
 use anyhow::Result;
