@@ -104,7 +104,7 @@ async fn a_get_into_tmpfs_succeeds_direct_or_falling_back_to_buffered() {
     client.store(&local, &name).await.unwrap();
     let out = tempfile::tempdir_in(shm).unwrap();
     let copy = out.path().join("copy");
-    // tmpfs refuses O_DIRECT before Linux 6.6 and takes it since: either
+    // Older kernels' tmpfs refuses O_DIRECT, recent ones (6.18 here) take it: either
     // way the file comes back whole.
     let report = client.fetch(&name, &copy).await.unwrap();
     assert!(std::fs::read(&copy).unwrap() == data, "{report:?}");
