@@ -1,4 +1,6 @@
-//! Gets into a file against real nodes on loopback: large files are written
+//! Gets into a file against real nodes on loopback (and, for the failed
+//! get, over fake nodes in memory too, which no store layout can change):
+//! large files are written
 //! with direct I/O from aligned buffers, their unaligned tail buffered
 //! (`cairn_client::output`), and every size must come back exactly either
 //! way.
@@ -17,7 +19,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_client::output::DIRECT_MIN;
-use cairn_client::{Client, FetchError};
+use cairn_client::transport::MemoryTransport;
+use cairn_client::{Client, ClientConfig, FetchError};
 use cairn_testing::cluster::{MIB, TestCluster, keys, remote};
 
 /// Sizes with an edge for the output's buffers and alignment.
@@ -178,4 +181,54 @@ async fn a_get_that_fails_on_a_later_chunk_leaves_nothing_at_the_destination() {
     assert_eq!(std::fs::read(&copy).unwrap(), b"previous");
     assert_eq!(others(out.path(), &["b.copy"]), Vec::<String>::new());
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_fake_nodes_a_get_that_fails_on_a_later_chunk_leaves_nothing_either() {
+    let keys = cairn_core::UserKeys {
+        auth: cairn_core::AuthKey::from_bytes([1; 32]),
+        master: cairn_core::keys::MasterKey::from_bytes([2; 32]),
+    };
+    let config = ClientConfig::new("alice", Vec::new());
+    let client = Client::with_transport(MemoryTransport::new(4), &config, &keys).unwrap();
+    let nodes = client.transport();
+    let scratch = disk_dir();
+    // As above: B shares A's first chunks; only the shards B added, its
+    // manifest's aside, are damaged, on three of the four nodes.
+    let a = cairn_testing::seeded_bytes(30, 8 * MIB);
+    let mut b = a.clone();
+    b.extend_from_slice(&cairn_testing::seeded_bytes(31, 8 * MIB + 1));
+    let (a_path, b_path) = (scratch.path().join("a"), scratch.path().join("b"));
+    std::fs::write(&a_path, &a).unwrap();
+    std::fs::write(&b_path, &b).unwrap();
+    client.store(&a_path, &remote("a.bin")).await.unwrap();
+    let before: Vec<_> = (0..4).map(|i| nodes.shard_ids(i)).collect();
+    client.store(&b_path, &remote("b.bin")).await.unwrap();
+    let manifest = client.capability(&remote("b.bin")).await.unwrap().manifest;
+    let mut damaged = 0;
+    for (i, before) in before.iter().enumerate().take(3) {
+        for id in nodes.shard_ids(i) {
+            if !before.contains(&id) && !manifest.shards.contains(&id) {
+                assert!(nodes.damage_shard(i, &id));
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged >= 3, "damaged {damaged} shards");
+
+    let out = disk_dir();
+    let copy = out.path().join("b.copy");
+    let written = AtomicU64::new(0);
+    let progress = |n: u64| written.store(n, Ordering::Relaxed);
+    let error = client
+        .fetch_file(&remote("b.bin"), &copy, false, &progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::Unavailable { .. }), "{error:?}");
+    assert!(written.load(Ordering::Relaxed) >= DIRECT_MIN, "{error}");
+    assert!(
+        !copy.exists(),
+        "a file that did not verify was put in place"
+    );
+    assert_eq!(others(out.path(), &[]), Vec::<String>::new(), "leftovers");
 }
