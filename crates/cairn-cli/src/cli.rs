@@ -208,6 +208,13 @@ pub struct ClusterBenchArgs {
     /// 4 MiB), and print each rate beside the direct one.
     #[arg(long, conflicts_with_all = ["files", "file_size", "concurrency", "mixed"])]
     pub faults: bool,
+    /// Also back up and restore the same large file with restic (which
+    /// must be on PATH), to a restic repository in the bench's temporary
+    /// directory, in the same run, and print cairn's put and get as ratios
+    /// of restic's backup and restore (e.g. "put 1.21× restic backup"),
+    /// with each side's CPU time per GiB.
+    #[arg(long, conflicts_with = "faults")]
+    pub vs_restic: bool,
     /// With --faults: the congestion controllers to measure quic:// with,
     /// comma-separated, each set on the nodes and the client alike
     /// (`quic_congestion`): bbr (the default setting), cubic (quinn's

@@ -220,7 +220,8 @@ async fn demo(args: &DemoArgs, work: &Path, nodes: &mut Vec<LocalNode>) -> Resul
     // 9. Get the file back.
     let copy = work.join("big.copy");
     let t = steps.begin("Get the file back from node-1 and node-3 alone");
-    let client = Client::open(&config, PASSPHRASE.as_bytes()).await?;
+    let mut client = Client::open(&config, PASSPHRASE.as_bytes()).await?;
+    client.set_direct_io(crate::direct_io::from_env());
     let fetched = client.fetch(&remote, &copy).await?;
     let took = t.elapsed();
     let identical = same_bytes(&big, &copy)?;

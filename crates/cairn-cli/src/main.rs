@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod client;
 mod demo;
+mod direct_io;
 mod logging;
 mod node;
 mod units;

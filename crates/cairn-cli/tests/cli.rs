@@ -87,3 +87,28 @@ fn demo_runs_a_cluster_loses_two_nodes_and_cleans_up() {
         "a node of the demo is still running"
     );
 }
+
+#[test]
+fn bench_vs_restic_is_explained_and_says_so_when_restic_is_missing() {
+    let help = stdout(&cairn(&["bench", "--help"]));
+    assert!(help.contains("--vs-restic"), "{help}");
+    // No restic on an empty PATH: the bench refuses at once, before it
+    // starts any node or writes any file.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["bench", "--vs-restic", "--size-mib", "1", "--files", "1"])
+        .arg("--dir")
+        .arg(empty.path())
+        .env("PATH", empty.path())
+        .output()
+        .expect("the cairn binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("restic") && err.contains("not installed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+    let both = cairn(&["bench", "--vs-restic", "--faults"]);
+    assert_eq!(both.status.code(), Some(2));
+}

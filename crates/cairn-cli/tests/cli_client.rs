@@ -74,6 +74,7 @@ impl Shell {
             .env_remove("CAIRN_PASSPHRASE")
             .env_remove("CAIRN_CONFIG")
             .env_remove("RUST_LOG")
+            .env_remove("CAIRN_DIRECT_IO")
             .stdin(Stdio::null());
         for (key, value) in &self.env {
             command.env(key, value);
@@ -311,6 +312,23 @@ fn files_go_in_and_come_back_through_the_binary() {
     let got = alice.json(&["get", "--json", "docs/report.bin", "copy.bin"]);
     assert_eq!(got["size"], data.len());
     assert_eq!(alice.read("copy.bin"), data);
+    // A file of a MiB and more is written with direct I/O, unless
+    // CAIRN_DIRECT_IO=0 says not to (both give the same bytes).
+    #[cfg(target_os = "linux")]
+    assert_eq!(got["direct_io"], true, "{got}");
+    let mut buffered = Command::new(BIN);
+    buffered
+        .args(["get", "--json", "docs/report.bin", "buffered.bin"])
+        .current_dir(&alice.home)
+        .env("HOME", &alice.home)
+        .env("CAIRN_PASSPHRASE", PASSPHRASE)
+        .env("CAIRN_DIRECT_IO", "0")
+        .stdin(Stdio::null());
+    let buffered = buffered.output().unwrap();
+    assert!(buffered.status.success(), "{}", stderr(&buffered));
+    let got: Value = serde_json::from_slice(&buffered.stdout).unwrap();
+    assert_eq!(got["direct_io"], false, "{got}");
+    assert_eq!(alice.read("buffered.bin"), data);
 
     // Standard input and output stand in for files with -.
     let mut put = Command::new(BIN)

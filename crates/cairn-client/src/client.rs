@@ -60,6 +60,9 @@ pub struct Client<T: Transport = NetTransport> {
     store: StoreSettings,
     /// `scan_command`, if any.
     scan: Option<Vec<String>>,
+    /// Whether gets may write large files with direct I/O (on unless
+    /// [`set_direct_io`](Self::set_direct_io) turned it off).
+    direct_io: bool,
 }
 
 impl Client {
@@ -174,6 +177,7 @@ impl<T: Transport> Client<T> {
                 inline_max: config.inline_max.min(crate::index::MAX_INLINE_LEN),
             },
             scan: config.scan_command.clone(),
+            direct_io: true,
             transport,
         }
     }
@@ -188,6 +192,14 @@ impl<T: Transport> Client<T> {
     /// config, such as [`anonymous`](Client::anonymous) ones.
     pub fn set_scan_command(&mut self, argv: Option<Vec<String>>) {
         self.scan = argv;
+    }
+
+    /// Whether gets into a file may write large files with direct I/O,
+    /// past the page cache (on by default; see [`crate::output`]). The
+    /// library reads no environment: `cairn` turns it off for
+    /// `CAIRN_DIRECT_IO=0`.
+    pub fn set_direct_io(&mut self, on: bool) {
+        self.direct_io = on;
     }
 
     /// The redundancy new files are stored with.
@@ -207,6 +219,7 @@ impl<T: Transport> Client<T> {
         Get {
             shards: &self.shards,
             scan: self.scan.as_deref(),
+            direct_io: self.direct_io,
         }
     }
 

@@ -10,6 +10,9 @@
 //! every shard is checked against its id on arrival and again when decoded;
 //! the whole file against the manifest's hash before it is renamed into place
 //! ```
+//!
+//! A get into a file writes it through [`OutputFile`]: a large one with
+//! direct I/O, past the page cache (see [`crate::output`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::index::{Content, Entry, EntryKind, FileEntry, Index, NoNode, RemotePath};
+use crate::output::OutputFile;
 use crate::shards::{Counts, Shards};
 pub use crate::shards::{HEDGE_AFTER, Part, Unavailable};
 use crate::transport::{NodeFailure, ShardFailure, Transport, joined};
@@ -35,6 +39,9 @@ pub struct FetchReport {
     pub shards_fetched: usize,
     /// Shard fetches that failed (node down, shard missing or corrupt).
     pub shards_failed: usize,
+    /// Whether the output file was written with direct I/O (see
+    /// [`crate::output`]); false for gets into a writer.
+    pub direct_io: bool,
 }
 
 /// Why a get failed.
@@ -158,6 +165,36 @@ pub(crate) struct Get<'a, T> {
     pub shards: &'a Shards<T>,
     /// The scan command, if any.
     pub scan: Option<&'a [String]>,
+    /// Whether large output files may be written with direct I/O.
+    pub direct_io: bool,
+}
+
+/// Where a get writes the bytes it verified: an output file, or any
+/// asynchronous writer.
+trait Output {
+    /// Told the file's size before its first byte.
+    fn begin(&mut self, _size: u64) {}
+    /// Writes all of `bytes`.
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl Output for OutputFile {
+    fn begin(&mut self, size: u64) {
+        OutputFile::begin(self, size);
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        OutputFile::write_all(self, bytes).await
+    }
+}
+
+/// An asynchronous writer as an [`Output`].
+struct Writer<'a, W>(&'a mut W);
+
+impl<W: AsyncWrite + Unpin> Output for Writer<'_, W> {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes).await
+    }
 }
 
 impl<T: Transport> Get<'_, T> {
@@ -192,11 +229,11 @@ impl<T: Transport> Get<'_, T> {
             .suffix(".cairn-partial")
             .tempfile_in(&parent)
             .map_err(write_error)?;
-        let file = tokio::fs::File::from_std(partial.reopen().map_err(write_error)?);
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let report = self.unscanned(content, &mut out, progress).await?;
-        out.flush().await.map_err(write_error)?;
-        out.into_inner().sync_all().await.map_err(write_error)?;
+        let file = partial.reopen().map_err(write_error)?;
+        let mut out = OutputFile::new(file, self.direct_io);
+        let mut report = self.unscanned(content, &mut out, progress).await?;
+        // Flushed and fsync'd before the scan and the rename, as ever.
+        report.direct_io = out.finish().await.map_err(write_error)?;
         if let Some(argv) = self.scan
             && let Err(refused) = crate::scan::scan(argv, partial.path()).await
         {
@@ -243,14 +280,14 @@ impl<T: Transport> Get<'_, T> {
         if self.scan.is_some() {
             return Err(crate::scan::ScanError::NeedsFile.into());
         }
-        self.unscanned(content, out, progress).await
+        self.unscanned(content, &mut Writer(out), progress).await
     }
 
     /// [`to_writer`](Self::to_writer), scanned or not.
-    async fn unscanned<W: AsyncWrite + Unpin>(
+    async fn unscanned(
         &self,
         content: &Content,
-        out: &mut W,
+        out: &mut impl Output,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<FetchReport, FetchError> {
         let write_error = |source| FetchError::Write {
@@ -262,6 +299,7 @@ impl<T: Transport> Get<'_, T> {
             Content::Inline(bytes) => {
                 // Authenticated with the entry, and checked against its
                 // content hash when the entry was opened.
+                out.begin(bytes.len() as u64);
                 out.write_all(bytes).await.map_err(write_error)?;
                 progress(bytes.len() as u64);
                 return Ok(FetchReport {
@@ -270,6 +308,7 @@ impl<T: Transport> Get<'_, T> {
                     rebuilt: 0,
                     shards_fetched: 0,
                     shards_failed: 0,
+                    direct_io: false,
                 });
             }
         };
@@ -279,6 +318,7 @@ impl<T: Transport> Get<'_, T> {
         tracing::debug!("fetched the manifest in {:?}", started.elapsed());
         let chunks = manifest.chunks.len();
         let size = manifest.size;
+        out.begin(size);
         let stripes: Vec<StripeRef> = manifest.chunks.iter().map(|c| c.stripe.clone()).collect();
         let mut opener = FileOpener::new(manifest, std::io::sink());
         let mut pending = FuturesOrdered::new();
@@ -318,6 +358,7 @@ impl<T: Transport> Get<'_, T> {
             rebuilt,
             shards_fetched: counts.fetched(),
             shards_failed: counts.failed(),
+            direct_io: false,
         })
     }
 }

@@ -49,6 +49,7 @@ pub mod directory;
 pub mod fetch;
 mod hashing;
 pub mod index;
+pub mod output;
 mod path;
 pub mod placement;
 pub mod repair;

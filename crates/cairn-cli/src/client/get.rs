@@ -230,6 +230,7 @@ async fn anonymous(
         Err(_) => None,
     };
     client.set_scan_command(scan_command);
+    client.set_direct_io(crate::direct_io::from_env());
     Ok(client)
 }
 
@@ -290,6 +291,8 @@ struct FetchedJson {
     rebuilt: usize,
     shards_fetched: usize,
     shards_failed: usize,
+    /// Whether the file was written with direct I/O (`CAIRN_DIRECT_IO`).
+    direct_io: bool,
 }
 
 /// Says what was fetched: `remote`, or the shared file when `None`.
@@ -308,6 +311,7 @@ fn fetched(
             rebuilt: report.rebuilt,
             shards_fetched: report.shards_fetched,
             shards_failed: report.shards_failed,
+            direct_io: report.direct_io,
         });
     }
     let rebuilt = match report.rebuilt {

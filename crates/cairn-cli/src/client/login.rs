@@ -17,9 +17,10 @@ pub async fn open(options: &Options) -> Result<Client> {
     let path = options.config.path()?;
     let config = options.config.load()?;
     let passphrase = options.passphrase.get(&config.user)?;
-    let client = Client::open(config, passphrase.as_bytes())
+    let mut client = Client::open(config, passphrase.as_bytes())
         .await
         .with_context(|| format!("cannot open the client of {}", path.display()))?;
+    client.set_direct_io(crate::direct_io::from_env());
     check_login(&client, &config.user, &options.output).await?;
     Ok(client)
 }

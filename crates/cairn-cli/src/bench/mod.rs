@@ -1,0 +1,41 @@
+//! `cairn bench`: throughput measured on this machine.
+//!
+//! ```text
+//! cairn bench            cluster.rs  four local nodes: a large file and many small ones
+//! cairn bench --faults   faults.rs   the large file over bad links
+//!   … --vs-restic        restic.rs   restic backs up and restores the same file
+//! cairn bench node       node.rs     one node: the disk, shard PUT/GET per transport,
+//!                                    memory, the cost of write verification
+//!                        files.rs    the files stored (seeded, hashed)
+//!                        usage.rs    CPU time and memory of processes
+//!                        report.rs   rates and verdicts as printed
+//! ```
+
+mod cluster;
+mod faults;
+mod files;
+mod node;
+mod report;
+mod restic;
+mod usage;
+
+use anyhow::Result;
+
+use crate::cli::{ClusterBenchArgs, NodeBenchArgs};
+
+const USER: &str = "bench";
+const PASSPHRASE: &str = "cairn bench passphrase";
+
+/// Runs `cairn bench node`.
+pub fn node(args: &NodeBenchArgs) -> Result<()> {
+    node::run(args)
+}
+
+/// Runs `cairn bench`: the cluster benchmark, or with `--faults` the one of
+/// bad links.
+pub fn cluster(args: &ClusterBenchArgs) -> Result<()> {
+    if args.faults {
+        return faults::run(args);
+    }
+    cluster::run(args)
+}
