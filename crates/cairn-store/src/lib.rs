@@ -140,6 +140,7 @@ pub use crate::error::{
     UserError,
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
+pub use crate::meta::Metadata;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
 };
@@ -148,7 +149,7 @@ pub use crate::users::{
     InvalidNameReason, MAX_USER_NAME_LEN, RemovedUser, UserRecord, check_user_name,
 };
 
-use crate::meta::{Added, Meta, Opening, Removed};
+use crate::meta::{Added, Opening, Removed};
 use crate::shards::{
     Checked, FileError, OnDisk, ShardFiles, create_dir_durably, parent_of, sync_dir,
 };
@@ -274,7 +275,7 @@ const LOCK_STRIPES: usize = 256;
 pub struct Store {
     dir: PathBuf,
     files: ShardFiles,
-    meta: Meta,
+    meta: Metadata,
     /// Per-id locks, striped by the id's first byte. Every change to a shard's references that can create or delete its
     /// file happens with its stripe held, from the database commit to the
     /// rename or unlink. Without it, a put could commit a reference, find
@@ -298,7 +299,15 @@ pub struct Store {
     _dir_lock: File,
 }
 
-crate::meta::shared_operations!(Store);
+/// The database questions and the user and index operations, shared with
+/// [`Admin`] through one [`Metadata`] handle.
+impl std::ops::Deref for Store {
+    type Target = Metadata;
+
+    fn deref(&self) -> &Metadata {
+        &self.meta
+    }
+}
 
 impl Store {
     /// Opens the store in `dir`, creating it if needed.
@@ -331,7 +340,7 @@ impl Store {
         // The lock first, then the database, which refuses an unknown
         // schema before any shard directory is touched.
         let dir_lock = lock_dir(&dir)?;
-        let meta = Meta::open(&dir, Opening::CreateIfMissing)?;
+        let meta = Metadata::open(&dir, Opening::CreateIfMissing)?;
         let files = ShardFiles::open(&dir, options.sync, options.verify_writes)?;
         Ok(Self {
             dir,

@@ -37,7 +37,7 @@
 //!
 //! A scrub that runs to the end records when it finished and its counts as
 //! a [`ScrubRecord`] in the metadata database, replacing the previous one;
-//! [`Admin::last_scrub`](crate::Admin::last_scrub) reads it while the node
+//! [`Admin::last_scrub`](crate::Metadata::last_scrub) reads it while the node
 //! runs. A scrub that stops on an error records nothing.
 //!
 //! Files that nobody references are deleted here whatever made them so:
@@ -293,7 +293,7 @@ pub enum ScrubError {
         source: io::Error,
     },
     /// The metadata database failed (also when recording the finished
-    /// scrub: the work was done, but [`last_scrub`](crate::Store::last_scrub)
+    /// scrub: the work was done, but [`last_scrub`](crate::Metadata::last_scrub)
     /// still shows the previous one).
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
