@@ -123,6 +123,7 @@ pub mod index;
 mod meta;
 mod record;
 pub mod scrub;
+mod segment;
 mod shards;
 pub mod users;
 

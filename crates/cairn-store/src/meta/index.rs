@@ -15,13 +15,13 @@ pub(super) const INDEX: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinit
 
 impl Metadata {
     /// Stores index entry `entry` for `user`, if its version allows
-    /// (see the [`index`](crate::index) rules): refused as
+    /// (see the [`index`] rules): refused as
     /// [`Stale`](crate::IndexError::Stale) below the stored version,
     /// [`Unchanged`](crate::IndexPut::Unchanged) for a repeat of
     /// the stored entry, [`Conflict`](crate::IndexError::Conflict)
     /// for the stored version with other data,
     /// [`TooLarge`](crate::IndexError::TooLarge) over
-    /// [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN) bytes and
+    /// [`MAX_INDEX_ENTRY_LEN`] bytes and
     /// [`NoSuchUser`](crate::IndexError::NoSuchUser) for a user
     /// without a record.
     pub fn put_index(&self, user: &str, entry: &IndexEntry) -> Result<IndexPut, IndexError> {
@@ -64,7 +64,7 @@ impl Metadata {
     /// To page through them all, pass the last name of each page as
     /// the next `after`, until a page comes back shorter than
     /// `limit`. The caller bounds `limit`: a page holds up to
-    /// `limit` × [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN)
+    /// `limit` × [`MAX_INDEX_ENTRY_LEN`]
     /// bytes.
     pub fn list_index(
         &self,

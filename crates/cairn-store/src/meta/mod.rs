@@ -10,7 +10,7 @@
 //!
 //! | table | key | value | meaning |
 //! | --- | --- | --- | --- |
-//! | `meta` | `&str` | `&[u8]` | `"schema_version"` → [`SCHEMA_VERSION`] as 8 bytes big-endian; `"last_scrub"` → a scrub record |
+//! | `meta` | `&str` | `&[u8]` | `"schema_version"` → [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) as 8 bytes big-endian; `"last_scrub"` → a scrub record |
 //! | `refs` | `(user, shard id)` | `u64` | the user references the shard, which is this many bytes long |
 //! | `holders` | `(shard id, user)` | `()` | the same references, ordered by shard |
 //! | `usage` | `user` | `u64` | sum of the lengths of the user's references; absent when 0 |
@@ -41,7 +41,7 @@
 //! | record | postcard fields, in order |
 //! | --- | --- |
 //! | user | salt `[u8; 16]`, auth hash `[u8; 32]`, quota `Option<u64>`, created (Unix seconds) `u64` |
-//! | index entry | version `u64`, data `&[u8]` (at most [`MAX_INDEX_ENTRY_LEN`] bytes) |
+//! | index entry | version `u64`, data `&[u8]` (at most [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN) bytes) |
 //! | last scrub | finished (Unix seconds), shards checked, bytes checked, corrupt, missing: five `u64` |
 //!
 //! A record in another format reads as
@@ -54,7 +54,7 @@
 //! version is refused at open rather than guessed at: a newer cairn may
 //! have changed what the tables mean. A database with tables but no
 //! (readable) version did not come from cairn and is refused too. A future
-//! schema change bumps [`SCHEMA_VERSION`] and adds a migration from each
+//! schema change bumps [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) and adds a migration from each
 //! older version. The `meta` table's types never change, so that any cairn
 //! can read the version.
 //!

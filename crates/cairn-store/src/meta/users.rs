@@ -16,9 +16,9 @@ pub(super) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("use
 impl Metadata {
     /// Adds user `name` with `record`.
     ///
-    /// Refused with [`UserError::InvalidName`](crate::UserError::InvalidName)
+    /// Refused with [`UserError::InvalidName`]
     /// if the name breaks the [rules](crate::check_user_name), and
-    /// with [`UserError::Exists`](crate::UserError::Exists) if the
+    /// with [`UserError::Exists`] if the
     /// user exists (whatever their record says).
     pub fn add_user(&self, name: &str, record: &UserRecord) -> Result<(), UserError> {
         check_user_name(name).map_err(|reason| UserError::InvalidName {
