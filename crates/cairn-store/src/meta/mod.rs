@@ -132,6 +132,7 @@ use crate::error::{IndexError, OpenError, QueryError, UserError};
 use crate::index::{IndexEntry, IndexPut};
 
 mod index;
+mod locations;
 mod refs;
 mod schema;
 mod users;
@@ -139,6 +140,7 @@ mod users;
 pub(crate) use refs::{Added, Removed};
 
 use index::{delete_index_in, put_index_in};
+use locations::{record_location_in, release_location_in};
 use refs::{add_ref_in, remove_ref_in};
 use schema::{check_schema, is_missing_or_empty, refuse_if_shards_exist};
 
@@ -206,6 +208,9 @@ pub(crate) enum Change {
         id: Id,
         len: u64,
         quota: Option<u64>,
+        /// Where the shard's record was appended, for the segment layout:
+        /// recorded in the same transaction as the reference.
+        location: Option<crate::segment::Location>,
     },
     /// [`Metadata::remove_ref`].
     RemoveRef { user: String, id: Id },
@@ -411,14 +416,26 @@ impl Metadata {
                 id,
                 len,
                 quota,
+                location,
             } => {
                 let added = add_ref_in(txn, user, id, *len, *quota)?;
+                if let Some(location) = location
+                    && !matches!(added, Added::OverQuota { .. })
+                {
+                    record_location_in(txn, id, location)?;
+                }
                 // After the writes, so that a test sees them aborted.
                 #[cfg(test)]
                 fail(user)?;
                 Changed::Added(added)
             }
-            Change::RemoveRef { user, id } => Changed::Removed(remove_ref_in(txn, user, id)?),
+            Change::RemoveRef { user, id } => {
+                let removed = remove_ref_in(txn, user, id)?;
+                if removed == Removed::LastHolder {
+                    release_location_in(txn, id)?;
+                }
+                Changed::Removed(removed)
+            }
             Change::PutIndex { user, entry } => Changed::PutIndex(put_index_in(txn, user, entry)?),
             Change::DeleteIndex { user, name } => {
                 Changed::DeletedIndex(delete_index_in(txn, user, name)?)

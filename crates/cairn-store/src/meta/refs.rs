@@ -5,8 +5,10 @@
 use cairn_core::Id;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::locations::release_location_in;
 use super::{Change, Changed, Metadata};
 use crate::error::QueryError;
+use crate::segment::Location;
 
 /// `(user, shard id)` → shard length in bytes.
 pub(super) const REFS: TableDefinition<(&str, &[u8; Id::LEN]), u64> = TableDefinition::new("refs");
@@ -45,11 +47,26 @@ impl Metadata {
         len: u64,
         quota: Option<u64>,
     ) -> Result<Added, redb::Error> {
+        self.add_ref_at(user, id, len, quota, None)
+    }
+
+    /// [`add_ref`](Self::add_ref), and, unless refused for quota, records
+    /// `location` as the shard's record in the same transaction (see
+    /// the `locations` module).
+    pub(crate) fn add_ref_at(
+        &self,
+        user: &str,
+        id: &Id,
+        len: u64,
+        quota: Option<u64>,
+        location: Option<Location>,
+    ) -> Result<Added, redb::Error> {
         let change = Change::AddRef {
             user: user.to_owned(),
             id: *id,
             len,
             quota,
+            location,
         };
         let Changed::Added(added) = self.change(change)? else {
             unreachable!("adding a reference yields `Added`")
@@ -114,6 +131,7 @@ impl Metadata {
                     removed += 1;
                 }
             }
+            release_location_in(&txn, id)?;
             self.commit(txn)?;
             Ok(removed)
         })

@@ -11,6 +11,7 @@ use redb::{
 };
 
 use super::index::INDEX;
+use super::locations::{LOCATIONS, SEGMENTS};
 use super::refs::{HOLDERS, REFS, USAGE};
 use super::users::USERS;
 use super::{Metadata, Opening};
@@ -170,5 +171,7 @@ fn create_schema(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(USAGE)?;
     txn.open_table(USERS)?;
     txn.open_table(INDEX)?;
+    txn.open_table(LOCATIONS)?;
+    txn.open_table(SEGMENTS)?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use cairn_core::Id;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::index::INDEX;
+use super::locations::release_location_in;
 use super::refs::{HOLDERS, REFS, USAGE, first_holder};
 use super::{FIRST_KEY, LAST_KEY, Metadata};
 use crate::error::{QueryError, UserError};
@@ -123,6 +124,7 @@ impl Metadata {
                     removed.references += 1;
                     if first_holder(&holders, &id)?.is_none() {
                         // `refs` is ordered by id within a user, so this is too.
+                        release_location_in(&txn, &id)?;
                         removed.unheld.push(id);
                     }
                 }
