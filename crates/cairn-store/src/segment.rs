@@ -1,11 +1,12 @@
 //! Segment files: shards appended to large files, made durable in groups.
 //!
-//! This is the building block of issue 17's write path. It is not yet what
-//! [`Store`](crate::Store) writes to: the store still keeps one file per
-//! shard (see the `shards` module). Wiring it in (locations in the
-//! metadata database, migration, compaction) comes next; this module fixes
-//! the on-disk format and the append, durability, read and scan rules so
-//! they can be reviewed and tested on their own.
+//! Issue 17's write path. A [`Store`](crate::Store) opened with
+//! [`StoreOptions::segments`](crate::StoreOptions::segments) appends new
+//! shards here and records each one's [`Location`] in the metadata
+//! database (the `meta::locations` module) in the transaction that records
+//! the put; every store reads, drops and scrubs shards of both layouts.
+//! Still to come: migration of shard files into segments, compaction of
+//! segments with many dead bytes (the scan below is for it), direct I/O.
 //!
 //! # Why
 //!
@@ -67,9 +68,6 @@
 //!   a record torn by a crash stays at the end of its segment, after
 //!   everything that was acknowledged, and nothing is written after it.
 
-// Not yet called by `Store`: see the module docs. The tests use it all.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -116,6 +114,7 @@ impl Location {
 
 /// What a scan found at one aligned offset of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
 pub(crate) enum Scanned {
     /// A record whose header is intact. Its bytes are not read: a scan
     /// lists, a read checks.
@@ -161,7 +160,11 @@ pub(crate) struct Segments {
     max_len: u64,
     sync: bool,
     verify: bool,
-    writer: Mutex<Writer>,
+    /// The open segment; `None` until the first append of this open, so
+    /// that a store that writes nothing creates no segment.
+    writer: Mutex<Option<Writer>>,
+    /// The number the next segment created gets.
+    next: std::sync::atomic::AtomicU64,
     flushes: Mutex<Flushes>,
     flushed: Condvar,
     /// Held by a test to stop flushes from starting.
@@ -181,13 +184,13 @@ impl Segments {
         let dir = store_dir.join("segments");
         fs::create_dir_all(&dir)?;
         let last = list(&dir)?.into_iter().max().unwrap_or(0);
-        let writer = create_segment(&dir, last + 1, sync)?;
         Ok(Self {
             dir,
             max_len: max_len.max(HEADER_LEN + ALIGN),
             sync,
             verify,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(None),
+            next: std::sync::atomic::AtomicU64::new(last + 1),
             flushes: Mutex::new(Flushes::default()),
             flushed: Condvar::new(),
             #[cfg(test)]
@@ -201,6 +204,7 @@ impl Segments {
     }
 
     /// The numbers of the segments on disk, in no particular order.
+    #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
     pub(crate) fn list(&self) -> io::Result<Vec<u64>> {
         list(&self.dir)
     }
@@ -211,15 +215,27 @@ impl Segments {
     pub(crate) fn append(&self, id: &Id, bytes: &[u8]) -> io::Result<Location> {
         let record = encode_record(id, bytes);
         let (location, file, ticket) = {
-            let mut writer = lock(&self.writer);
-            if writer.end + record.len() as u64 > self.max_len && writer.end > HEADER_LEN {
+            let mut slot = lock(&self.writer);
+            let full = slot.as_ref().is_some_and(|writer| {
+                writer.end + record.len() as u64 > self.max_len && writer.end > HEADER_LEN
+            });
+            if full && let Some(writer) = slot.as_ref() {
                 // Close this segment: flushed now, so that a flush of the
                 // next one covers every append before it.
                 if self.sync {
                     writer.file.sync_data()?;
                 }
-                *writer = create_segment(&self.dir, writer.number + 1, self.sync)?;
             }
+            let writer = match slot.take() {
+                Some(writer) if !full => slot.insert(writer),
+                old => {
+                    let number = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut writer = create_segment(&self.dir, number, self.sync)?;
+                    // Tickets count on across segments.
+                    writer.written = old.map_or(0, |old| old.written);
+                    slot.insert(writer)
+                }
+            };
             let offset = writer.end;
             writer.file.write_all_at(&record, offset)?;
             writer.end += record.len() as u64;
@@ -276,10 +292,13 @@ impl Segments {
             // What this flush covers: everything written to the open file
             // so far (earlier segments were flushed when they were closed).
             let (file, through) = {
-                let writer = lock(&self.writer);
-                (Arc::clone(&writer.file), writer.written)
+                let slot = lock(&self.writer);
+                match slot.as_ref() {
+                    Some(writer) => (Some(Arc::clone(&writer.file)), writer.written),
+                    None => (None, 0),
+                }
             };
-            let result = file.sync_data();
+            let result = file.map_or(Ok(()), |file| file.sync_data());
             flushes = lock(&self.flushes);
             flushes.running = false;
             flushes.count += 1;
@@ -333,6 +352,7 @@ impl Segments {
 
     /// Lists what segment `number` holds, in file order. Reads only
     /// headers; see [`Scanned`].
+    #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
     pub(crate) fn scan(&self, number: u64) -> io::Result<Vec<Scanned>> {
         let file = File::open(self.path(number))?;
         let file_len = file.metadata()?.len();
@@ -571,7 +591,10 @@ mod tests {
                     })
                 })
                 .collect();
-            while lock(&segments.writer).written < 8 {
+            while lock(&segments.writer)
+                .as_ref()
+                .is_none_or(|writer| writer.written < 8)
+            {
                 thread::sleep(std::time::Duration::from_millis(1));
             }
             drop(held);

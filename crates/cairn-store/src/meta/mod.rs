@@ -137,6 +137,7 @@ mod refs;
 mod schema;
 mod users;
 
+pub(crate) use locations::Stored;
 pub(crate) use refs::{Added, Removed};
 
 use index::{delete_index_in, put_index_in};
