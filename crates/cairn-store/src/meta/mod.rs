@@ -1,7 +1,7 @@
 //! The metadata database: who references which shard, how many bytes each
 //! user holds, user accounts, index entries and the last scrub.
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! One submodule per table family: `schema` (the `meta` table: the
 //! version and the last scrub), `refs` (`refs`, `holders`, `usage`),
@@ -16,6 +16,8 @@
 //! | `usage` | `user` | `u64` | sum of the lengths of the user's references; absent when 0 |
 //! | `users` | `user` | `&[u8]` | a user record: the user exists |
 //! | `index` | `(user, name: [u8; 32])` | `&[u8]` | an index entry record |
+//! | `locations` | shard id | 25 bytes | where the shard's record is in the segment layout (see `locations`) |
+//! | `segments` | segment number | `u64` | live bytes in the segment |
 //!
 //! `holders` is the reverse index of `refs`: it answers "is anyone left
 //! holding this shard?" and "who holds it?" with a short range scan instead
@@ -55,7 +57,9 @@
 //! have changed what the tables mean. A database with tables but no
 //! (readable) version did not come from cairn and is refused too. A future
 //! schema change bumps [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) and adds a migration from each
-//! older version. The `meta` table's types never change, so that any cairn
+//! older version. Version 2 added `locations` and `segments`; a version 1
+//! database is upgraded in place at open (by a store or an admin), in one
+//! transaction, after which cairns that know only version 1 refuse it. The `meta` table's types never change, so that any cairn
 //! can read the version.
 //!
 //! # Sharing between processes

@@ -19,7 +19,14 @@ use crate::error::{OpenError, QueryError};
 use crate::scrub::ScrubRecord;
 
 /// The schema version this code reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 2;
+
+/// The oldest schema version this code upgrades at open. Version 1 lacked
+/// the `locations` and `segments` tables; the upgrade creates them (empty:
+/// a version 1 store has no segments) and records version 2, in one
+/// transaction. From then on a cairn that knows only version 1 refuses the
+/// store, rather than miss every shard kept in a segment.
+const OLDEST_UPGRADABLE: u64 = 1;
 
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 const LAST_SCRUB_KEY: &str = "last_scrub";
@@ -104,6 +111,8 @@ pub(super) fn check_schema(
     let txn = db.begin_write().map_err(redb::Error::from)?;
     match read_schema(&txn)? {
         Schema::Version(SCHEMA_VERSION) => {}
+        // `create_schema` below is the upgrade: missing tables, new version.
+        Schema::Version(found) if (OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&found) => {}
         // Returning drops (aborts) the transaction: nothing is written.
         Schema::Version(found) => {
             return Err(OpenError::UnsupportedSchema {
