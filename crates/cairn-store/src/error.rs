@@ -509,3 +509,22 @@ mod tests {
         assert!(matches!(e, PutError::Io { .. }));
     }
 }
+
+/// Why [`Store::migrate`](crate::Store::migrate) stopped. What it moved so
+/// far stays moved; running it again goes on from there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// Listing, reading or removing a shard file, or appending to a
+    /// segment, failed.
+    #[error("migration cannot access {path}")]
+    Io {
+        /// The file or directory being worked on.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
+}

@@ -123,6 +123,7 @@ mod commit;
 mod error;
 pub mod index;
 mod meta;
+pub mod migrate;
 mod record;
 pub mod scrub;
 mod segment;
@@ -139,11 +140,12 @@ pub use cairn_core::Id;
 
 pub use crate::admin::Admin;
 pub use crate::error::{
-    DeleteError, DropError, GetError, IndexError, OpenError, PutError, QueryError, RecordError,
-    UserError,
+    DeleteError, DropError, GetError, IndexError, MigrateError, OpenError, PutError, QueryError,
+    RecordError, UserError,
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
 pub use crate::meta::Metadata;
+pub use crate::migrate::MigrateReport;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
 };

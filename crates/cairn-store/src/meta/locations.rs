@@ -151,6 +151,31 @@ impl Metadata {
         })
     }
 
+    /// Records `location` as shard `id`'s record if someone references the
+    /// shard and it has no live record yet (a migration's commit). Returns
+    /// whether it did.
+    pub(crate) fn record_location_if_held(
+        &self,
+        id: &Id,
+        location: &Location,
+    ) -> Result<bool, redb::Error> {
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let held =
+                super::refs::first_holder(&txn.open_table(super::refs::HOLDERS)?, id)?.is_some();
+            let live = match txn.open_table(LOCATIONS)?.get(id.as_bytes())? {
+                Some(value) => matches!(Stored::decode(value.value(), id)?, Stored::Live(_)),
+                None => false,
+            };
+            if !held || live {
+                return Ok(false);
+            }
+            record_location_in(&txn, id, location)?;
+            self.commit(txn)?;
+            Ok(true)
+        })
+    }
+
     /// Every segment with live records, with their live bytes, in number
     /// order.
     #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
