@@ -120,6 +120,7 @@
 
 mod admin;
 mod commit;
+pub mod compact;
 mod error;
 pub mod index;
 mod meta;
@@ -139,6 +140,7 @@ use std::time::Duration;
 pub use cairn_core::Id;
 
 pub use crate::admin::Admin;
+pub use crate::compact::{CompactError, CompactOptions, CompactReport};
 pub use crate::error::{
     DeleteError, DropError, GetError, IndexError, MigrateError, OpenError, PutError, QueryError,
     RecordError, UserError,
@@ -394,7 +396,7 @@ impl Store {
             path: dir.join("segments"),
             source,
         })?;
-        Ok(Self {
+        let store = Self {
             dir,
             files,
             segments,
@@ -402,7 +404,12 @@ impl Store {
             meta,
             locks: Box::new(std::array::from_fn(|_| Mutex::new(()))),
             _dir_lock: dir_lock,
-        })
+        };
+        store.remove_dead_segments().map_err(|e| match e {
+            CompactError::Database(e) => OpenError::from(e),
+            CompactError::Io { path, source } => OpenError::from(FileError { path, source }),
+        })?;
+        Ok(store)
     }
 
     /// Stores `bytes` as shard `id` and records that `user` references it.

@@ -5,8 +5,10 @@
 //! shards here and records each one's [`Location`] in the metadata
 //! database (the `meta::locations` module) in the transaction that records
 //! the put; every store reads, drops and scrubs shards of both layouts.
-//! Still to come: migration of shard files into segments, compaction of
-//! segments with many dead bytes (the scan below is for it), direct I/O.
+//! Shard files move in with [`Store::migrate`](crate::Store::migrate);
+//! segments with many dead bytes are rewritten by
+//! [`Store::compact`](crate::Store::compact), which uses the scan below.
+//! Still to come: direct I/O.
 //!
 //! # Why
 //!
@@ -114,7 +116,6 @@ impl Location {
 
 /// What a scan found at one aligned offset of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
 pub(crate) enum Scanned {
     /// A record whose header is intact. Its bytes are not read: a scan
     /// lists, a read checks.
@@ -198,13 +199,35 @@ impl Segments {
         })
     }
 
+    /// The number of the segment appends go to now, if one is open.
+    pub(crate) fn open_number(&self) -> Option<u64> {
+        lock(&self.writer).as_ref().map(|writer| writer.number)
+    }
+
+    /// Length of segment `number`'s file.
+    pub(crate) fn len(&self, number: u64) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(number))?.len())
+    }
+
+    /// Deletes segment `number` (never the open one), and flushes the
+    /// directory so the deletion is durable.
+    pub(crate) fn remove(&self, number: u64) -> io::Result<()> {
+        if self.open_number() == Some(number) {
+            return Ok(());
+        }
+        fs::remove_file(self.path(number))?;
+        if self.sync {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// The path of segment `number`.
     pub(crate) fn path(&self, number: u64) -> PathBuf {
         segment_path(&self.dir, number)
     }
 
     /// The numbers of the segments on disk, in no particular order.
-    #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
     pub(crate) fn list(&self) -> io::Result<Vec<u64>> {
         list(&self.dir)
     }
@@ -352,7 +375,6 @@ impl Segments {
 
     /// Lists what segment `number` holds, in file order. Reads only
     /// headers; see [`Scanned`].
-    #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
     pub(crate) fn scan(&self, number: u64) -> io::Result<Vec<Scanned>> {
         let file = File::open(self.path(number))?;
         let file_len = file.metadata()?.len();

@@ -1,4 +1,5 @@
-//! kill -9 at random moments: during segment puts and during a migration.
+//! kill -9 at random moments: during segment puts, during a migration and
+//! during a compaction.
 //!
 //! The test binary runs itself as the child (the `child` test, which does
 //! nothing unless `CAIRN_CRASH_CHILD` is set), which works on a store and
@@ -64,6 +65,11 @@ fn child() {
         }),
         "migrate" => {
             store.migrate().unwrap();
+            println!("done");
+        }
+        "compact" => {
+            let options = cairn_store::CompactOptions::default().with_max_bytes_per_second(None);
+            store.compact(&options).unwrap();
             println!("done");
         }
         other => panic!("unknown child mode {other}"),
@@ -180,5 +186,70 @@ fn kill_9_during_migration_loses_nothing() {
     for seed in &seeds {
         let (id, bytes) = shard(*seed);
         assert_eq!(store.get(&id).unwrap(), bytes);
+    }
+}
+
+#[test]
+fn kill_9_during_compaction_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<u64> = (0..400).collect();
+    {
+        let store = Store::open(
+            dir.path(),
+            StoreOptions::default().with_segments(true).with_sync(false),
+        )
+        .unwrap();
+        for seed in &seeds {
+            let (id, bytes) = shard(*seed);
+            store.put("ann", &id, &bytes, None).unwrap();
+        }
+        // Three in four dead.
+        for seed in seeds.iter().filter(|s| *s % 4 != 0) {
+            store.drop_ref("ann", &shard(*seed).0).unwrap();
+        }
+    }
+    let live: Vec<u64> = seeds.iter().copied().filter(|s| s % 4 == 0).collect();
+    let check = |store: &Store| {
+        for seed in &seeds {
+            let (id, bytes) = shard(*seed);
+            match store.get(&id) {
+                Ok(read) if live.contains(seed) => assert_eq!(read, bytes),
+                Err(GetError::NotFound { .. }) if !live.contains(seed) => {}
+                other => panic!("shard {seed}: {other:?}"),
+            }
+        }
+        check_clean_scrub(store);
+    };
+    // Each kill on a fresh copy of the prepared store, so that every one
+    // lands somewhere in the one compaction there is to do.
+    let mut mid_way = 0;
+    for millis in [10u64, 20, 30, 45, 60, 80, 120] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let lines = run_and_kill("compact", 0, copy.path(), Duration::from_millis(millis));
+        if !lines.iter().any(|line| line == "done") {
+            mid_way += 1;
+        }
+        check(&segments(copy.path()));
+    }
+    eprintln!("{mid_way} of 7 kills landed before the compaction finished");
+    let store = segments(dir.path());
+    store
+        .compact(&cairn_store::CompactOptions::default().with_max_bytes_per_second(None))
+        .unwrap();
+    check(&store);
+}
+
+/// Copies the files of directory `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }

@@ -176,9 +176,31 @@ impl Metadata {
         })
     }
 
+    /// Moves the records in `moves` (shard id, old location, new
+    /// location) in one transaction: each only if the shard's record is
+    /// still live at its old location (not dropped, quarantined or
+    /// replaced meanwhile). Returns how many moved.
+    pub(crate) fn relocate(&self, moves: &[(Id, Location, Location)]) -> Result<u64, redb::Error> {
+        self.run(|db| {
+            let txn = db.begin_write()?;
+            let mut moved = 0;
+            for (id, old, new) in moves {
+                let current = match txn.open_table(LOCATIONS)?.get(id.as_bytes())? {
+                    Some(value) => Some(Stored::decode(value.value(), id)?),
+                    None => None,
+                };
+                if current == Some(Stored::Live(*old)) {
+                    record_location_in(&txn, id, new)?;
+                    moved += 1;
+                }
+            }
+            self.commit(txn)?;
+            Ok(moved)
+        })
+    }
+
     /// Every segment with live records, with their live bytes, in number
     /// order.
-    #[cfg_attr(not(test), allow(dead_code))] // for compaction, still to come
     pub(crate) fn live_bytes_by_segment(&self) -> Result<Vec<(u64, u64)>, redb::Error> {
         self.run(|db| {
             let txn = db.begin_read()?;
