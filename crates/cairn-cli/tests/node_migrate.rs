@@ -61,6 +61,12 @@ fn migrate_moves_every_shard_file_into_segments() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("migrated 0 shard files"), "{out}");
 
+    // `node status` counts shards in segments too.
+    let (code, out, err) = cairn(&["node", "status", "--json", "--dir", node_dir]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["shards"], 20, "{status}");
+
     let store = Store::open(node.dir(), StoreOptions::default()).unwrap();
     for (id, bytes) in &shards {
         assert!(store.shard_location(id).unwrap().is_some());

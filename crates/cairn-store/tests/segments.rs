@@ -42,6 +42,7 @@ fn puts_go_to_segments_and_survive_a_reopen() {
             assert_eq!(on_disk, *bytes);
         }
         assert_eq!(store.count_shard_files(), 0);
+        assert_eq!(store.shard_count().unwrap(), shards.len() as u64);
         // A second put of the same bytes appends nothing.
         let again = store.put("bob", &shards[0].0, &shards[0].1, None).unwrap();
         assert!(!again.stored && again.newly_referenced);

@@ -199,6 +199,23 @@ impl Metadata {
         })
     }
 
+    /// The number of live records in segments, by walking the locations.
+    pub(crate) fn live_record_count(&self) -> Result<u64, redb::Error> {
+        self.run(|db| {
+            let txn = db.begin_read()?;
+            let locations = txn.open_table(LOCATIONS)?;
+            let mut count = 0;
+            for entry in locations.iter()? {
+                let (key, value) = entry?;
+                let id = Id::from_bytes(*key.value());
+                if let Stored::Live(_) = Stored::decode(value.value(), &id)? {
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
+    }
+
     /// Every segment with live records, with their live bytes, in number
     /// order.
     pub(crate) fn live_bytes_by_segment(&self) -> Result<Vec<(u64, u64)>, redb::Error> {
