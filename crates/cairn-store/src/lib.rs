@@ -752,23 +752,40 @@ impl Store {
                 }
             },
         };
-        let location = if needed {
-            let appended = self.segments.append(id, bytes).map_err(|source| {
+        let append = || {
+            self.segments.append(id, bytes).map_err(|source| {
                 let path = self.dir.join("segments");
                 if source.kind() == io::ErrorKind::InvalidData {
                     PutError::Unverified { path }
                 } else {
-                    FileError { path, source }.into()
+                    PutError::from(FileError { path, source })
                 }
-            })?;
-            Some(appended)
-        } else {
-            None
+            })
         };
+        let mut location = if needed { Some(append()?) } else { None };
         let added = self
             .meta
             .add_ref_at(user, id, len, quota, location)
             .map_err(PutError::from_database)?;
+        // The id's lock keeps this process's drops out, but an `Admin` in
+        // another process may remove a user, and with them the shard's last
+        // reference and its record, between the look above and the commit.
+        // Then the new reference names nothing: write the bytes after all
+        // (recording the location against the reference just made).
+        if location.is_none()
+            && !matches!(added, Added::OverQuota { .. })
+            && !matches!(
+                self.meta.location(id).map_err(PutError::from_database)?,
+                Some(Stored::Live(_))
+            )
+            && !self.files.exists(id)?
+        {
+            let appended = append()?;
+            self.meta
+                .add_ref_at(user, id, len, quota, Some(appended))
+                .map_err(PutError::from_database)?;
+            location = Some(appended);
+        }
         let newly_referenced = match added {
             Added::New => true,
             Added::AlreadyHeld => false,
