@@ -229,7 +229,8 @@ fn run_node(dir: &Path) -> Result<()> {
     let (identity, config) = dir::load(dir)?;
     let options = StoreOptions::default()
         .with_sync(config.sync)
-        .with_verify_writes(config.verify_writes);
+        .with_verify_writes(config.verify_writes)
+        .with_segments(config.segments);
     let store = Store::open(dir, options).map_err(|e| match e {
         OpenError::Locked { .. } => {
             anyhow::anyhow!("another cairn node is already running in {}", dir.display())
