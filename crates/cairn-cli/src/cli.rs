@@ -330,6 +330,17 @@ pub enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a stopped node's shard files (DIR/shards/) into segment files
+    /// (DIR/segments/), one shard at a time: each is read and checked,
+    /// appended and flushed, its new place committed, and only then its
+    /// file removed, so the command can be killed at any moment and run
+    /// again. Files nobody references and damaged files stay for the
+    /// scrub.
+    Migrate {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// `cairn node user …`

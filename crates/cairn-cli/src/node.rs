@@ -25,6 +25,7 @@ pub fn run(command: NodeCommand) -> Result<()> {
         NodeCommand::Run { dir } => run_node(&dir),
         NodeCommand::Status { dir, json } => status(&dir, json),
         NodeCommand::Scrub { dir, rate, json } => scrub(&dir, rate.map(|r| r.0), json),
+        NodeCommand::Migrate { dir } => migrate(&dir),
     }
 }
 
@@ -228,7 +229,8 @@ fn run_node(dir: &Path) -> Result<()> {
     let (identity, config) = dir::load(dir)?;
     let options = StoreOptions::default()
         .with_sync(config.sync)
-        .with_verify_writes(config.verify_writes);
+        .with_verify_writes(config.verify_writes)
+        .with_segments(config.segments);
     let store = Store::open(dir, options).map_err(|e| match e {
         OpenError::Locked { .. } => {
             anyhow::anyhow!("another cairn node is already running in {}", dir.display())
@@ -361,6 +363,35 @@ struct DamagedJson {
     id: String,
     damage: String,
     quarantined: Option<String>,
+}
+
+/// `cairn node migrate`: moves a stopped node's shard files into segments.
+fn migrate(dir: &Path) -> Result<()> {
+    let (_identity, config) = dir::load(dir)?;
+    let options = StoreOptions::default()
+        .with_sync(config.sync)
+        .with_verify_writes(config.verify_writes)
+        .with_segments(true);
+    let store = Store::open(dir, options).map_err(|e| match e {
+        OpenError::Locked { path } => anyhow::anyhow!(
+            "the node in {} is running ({} is locked): stop it first",
+            dir.display(),
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display())),
+    })?;
+    let report = store
+        .migrate()
+        .with_context(|| format!("the migration of {} failed", dir.display()))?;
+    println!(
+        "migrated {} shard files into segments in {} ({} already moved; left for the scrub: {} unreferenced, {} damaged)",
+        report.migrated,
+        dir.display(),
+        report.already_migrated,
+        report.unreferenced,
+        report.damaged
+    );
+    Ok(())
 }
 
 /// `cairn node scrub`: one full pass over a stopped node's store.

@@ -49,6 +49,11 @@ pub struct NodeConfig {
     /// put if the disk returned other bytes. Costs one read per write.
     /// Default: true.
     pub verify_writes: bool,
+    /// Append new shards to segment files (`DIR/segments/`) instead of
+    /// writing one file each: fewer files, flushes shared by concurrent
+    /// puts (issue 17). Shards of both layouts are read whatever this
+    /// says. Default: false, for now.
+    pub segments: bool,
     /// Read rate of the background scrub, per second. Default: 50M
     /// (50 MiB/s).
     pub scrub_rate: Size,
@@ -79,6 +84,7 @@ impl Default for NodeConfig {
             body_memory: Size(512 * 1024 * 1024),
             sync: true,
             verify_writes: true,
+            segments: false,
             scrub_rate: Size(50 * 1024 * 1024),
             scrub_interval_secs: DEFAULT_SCRUB_INTERVAL_SECS,
             quic_congestion: Congestion::Bbr,
@@ -196,6 +202,11 @@ sync = {sync}
 # Costs one read of every shard written.
 verify_writes = {verify_writes}
 
+# Append new shards to segment files in DIR/segments/ instead of writing one
+# file per shard under DIR/shards/ (default: false). Shards of both layouts
+# are read either way; `cairn node migrate` moves existing files over.
+segments = {segments}
+
 # The background scrub re-reads every shard, checks it against its hash,
 # quarantines damaged ones and lists lost ones in the log and in
 # `cairn node status`. Read rate per second (default: "50M"): 1 TiB takes
@@ -225,6 +236,7 @@ quic_congestion = "{quic_congestion}"
             body_memory = self.body_memory,
             sync = self.sync,
             verify_writes = self.verify_writes,
+            segments = self.segments,
             scrub_rate = self.scrub_rate,
             scrub_interval = self.scrub_interval_secs,
             quic_congestion = self.quic_congestion,
@@ -379,6 +391,7 @@ mod tests {
             "body_memory",
             "sync",
             "verify_writes",
+            "segments",
             "scrub_rate",
             "scrub_interval_secs",
             "quic_congestion",
@@ -429,5 +442,10 @@ mod tests {
         );
         let off = NodeConfig::parse(&format!("{old}scrub_interval_secs = 0\n")).unwrap();
         assert_eq!(off.scrub_interval(), None);
+        // Shard files, as before segments existed.
+        assert!(!config.segments);
+        let segments = NodeConfig::parse(&format!("{old}segments = true\n")).unwrap();
+        assert!(segments.segments);
+        assert_eq!(NodeConfig::parse(&segments.to_toml()).unwrap(), segments);
     }
 }

@@ -1,9 +1,9 @@
 //! [`Admin`]: a store's metadata, opened beside a running node.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{OpenError, UserError};
-use crate::meta::{Meta, Opening};
+use crate::meta::{Metadata, Opening};
 use crate::users::RemovedUser;
 
 /// The metadata database of a store directory, without the shards: users,
@@ -21,11 +21,18 @@ use crate::users::RemovedUser;
 /// code. The one difference is [`remove_user`](Self::remove_user).
 #[derive(Debug)]
 pub struct Admin {
-    dir: PathBuf,
-    meta: Meta,
+    meta: Metadata,
 }
 
-crate::meta::shared_operations!(Admin);
+/// Everything but [`remove_user`](Admin::remove_user): the same
+/// [`Metadata`] handle a [`Store`](crate::Store) holds.
+impl std::ops::Deref for Admin {
+    type Target = Metadata;
+
+    fn deref(&self) -> &Metadata {
+        &self.meta
+    }
+}
 
 impl Admin {
     /// Opens the metadata database of the store in `dir`.
@@ -34,9 +41,8 @@ impl Admin {
     /// initialised `meta.redb` (a store has never been opened there). Checks
     /// the schema version as [`Store::open`](crate::Store::open) does.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
-        let dir = dir.as_ref().to_owned();
-        let meta = Meta::open(&dir, Opening::ExistingOnly)?;
-        Ok(Self { dir, meta })
+        let meta = Metadata::open(dir.as_ref(), Opening::ExistingOnly)?;
+        Ok(Self { meta })
     }
 
     /// Removes user `name`: in one transaction, their record, every

@@ -7,7 +7,7 @@
 //! and a node's throughput is one commit per change. [`GroupCommit`] lets
 //! them share: a thread that submits a request while no batch is running
 //! becomes the batch's *leader*, takes every request queued so far (its own
-//! included), runs them all at once (in [`Meta`](crate::meta), in one
+//! included), runs them all at once (in [`Metadata`](crate::Metadata), in one
 //! transaction and one commit), and hands each waiter its own result.
 //! Requests submitted while a batch runs wait for the next one, which the
 //! first of their threads to wake leads.

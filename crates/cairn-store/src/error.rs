@@ -299,9 +299,9 @@ impl From<FileError> for DeleteError {
 }
 
 /// Why a read-only question to the metadata database
-/// ([`has_ref`](crate::Store::has_ref), [`usage`](crate::Store::usage),
-/// [`user`](crate::Store::user), [`get_index`](crate::Store::get_index),
-/// [`last_scrub`](crate::Store::last_scrub), …) failed.
+/// ([`has_ref`](crate::Metadata::has_ref), [`usage`](crate::Metadata::usage),
+/// [`user`](crate::Metadata::user), [`get_index`](crate::Metadata::get_index),
+/// [`last_scrub`](crate::Metadata::last_scrub), …) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
@@ -346,8 +346,8 @@ pub enum RecordError {
     },
 }
 
-/// Why a user operation ([`add_user`](crate::Store::add_user),
-/// [`set_quota`](crate::Store::set_quota),
+/// Why a user operation ([`add_user`](crate::Metadata::add_user),
+/// [`set_quota`](crate::Metadata::set_quota),
 /// [`remove_user`](crate::Store::remove_user)) failed. Unless a variant
 /// says otherwise, nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -402,8 +402,8 @@ impl From<FileError> for UserError {
     }
 }
 
-/// Why an index operation ([`put_index`](crate::Store::put_index),
-/// [`delete_index`](crate::Store::delete_index)) failed. Whatever the
+/// Why an index operation ([`put_index`](crate::Metadata::put_index),
+/// [`delete_index`](crate::Metadata::delete_index)) failed. Whatever the
 /// error, the stored entry is unchanged.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -433,7 +433,7 @@ pub enum IndexError {
         /// The version both writers used.
         version: u64,
     },
-    /// The user has no record (see [`add_user`](crate::Store::add_user)).
+    /// The user has no record (see [`add_user`](crate::Metadata::add_user)).
     #[error("no user {user:?}")]
     NoSuchUser {
         /// The user.
@@ -508,4 +508,23 @@ mod tests {
         });
         assert!(matches!(e, PutError::Io { .. }));
     }
+}
+
+/// Why [`Store::migrate`](crate::Store::migrate) stopped. What it moved so
+/// far stays moved; running it again goes on from there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// Listing, reading or removing a shard file, or appending to a
+    /// segment, failed.
+    #[error("migration cannot access {path}")]
+    Io {
+        /// The file or directory being worked on.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("metadata database failed")]
+    Database(#[from] redb::Error),
 }

@@ -56,7 +56,7 @@ pub struct IndexEntry {
     pub data: Vec<u8>,
 }
 
-/// What [`put_index`](crate::Store::put_index) did.
+/// What [`put_index`](crate::Metadata::put_index) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IndexPut {

@@ -6,7 +6,9 @@
 //! node's user accounts and their index entries, and the last scrub.
 //!
 //! ```text
-//! <dir>/shards/ab/cd/<id>   the shards (see the `shards` module docs)
+//! <dir>/shards/ab/cd/<id>   shards, one file each (see the `shards` module docs)
+//! <dir>/segments/NNNNNNNN.seg  shards appended to segment files, with
+//!                           `StoreOptions::segments` (see the `segment` module docs)
 //! <dir>/tmp/                writes in progress, deleted at open
 //! <dir>/quarantine/         shard files that failed their hash or a read
 //! <dir>/meta.redb           the metadata database (see the `meta` module docs)
@@ -118,11 +120,14 @@
 
 mod admin;
 mod commit;
+pub mod compact;
 mod error;
 pub mod index;
 mod meta;
+pub mod migrate;
 mod record;
 pub mod scrub;
+mod segment;
 mod shards;
 pub mod users;
 
@@ -135,11 +140,14 @@ use std::time::Duration;
 pub use cairn_core::Id;
 
 pub use crate::admin::Admin;
+pub use crate::compact::{CompactError, CompactOptions, CompactReport};
 pub use crate::error::{
-    DeleteError, DropError, GetError, IndexError, OpenError, PutError, QueryError, RecordError,
-    UserError,
+    DeleteError, DropError, GetError, IndexError, MigrateError, OpenError, PutError, QueryError,
+    RecordError, UserError,
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
+pub use crate::meta::Metadata;
+pub use crate::migrate::MigrateReport;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
 };
@@ -148,7 +156,8 @@ pub use crate::users::{
     InvalidNameReason, MAX_USER_NAME_LEN, RemovedUser, UserRecord, check_user_name,
 };
 
-use crate::meta::{Added, Meta, Opening, Removed};
+use crate::meta::{Added, Opening, Removed, Stored};
+use crate::segment::{Location, Segments};
 use crate::shards::{
     Checked, FileError, OnDisk, ShardFiles, create_dir_durably, parent_of, sync_dir,
 };
@@ -193,6 +202,15 @@ pub struct StoreOptions {
     /// come from the device; elsewhere, and without `sync`, they may come
     /// from memory. It costs one read of every shard written.
     pub verify_writes: bool,
+    /// Whether new shards are appended to segment files (issue 17's
+    /// layout; see the `segment` module docs) rather than written one file
+    /// each. Default: `false`, for now.
+    ///
+    /// Either way the store reads, checks, drops and scrubs shards of both
+    /// layouts, so a store can be opened with either setting at any time.
+    /// Not yet covered in the segment layout: [`Store::iter`] and
+    /// [`count_shards`] list shard files only.
+    pub segments: bool,
 }
 
 impl Default for StoreOptions {
@@ -200,6 +218,7 @@ impl Default for StoreOptions {
         Self {
             sync: true,
             verify_writes: true,
+            segments: false,
         }
     }
 }
@@ -209,6 +228,13 @@ impl StoreOptions {
     #[must_use]
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// These options with [`segments`](Self::segments) set.
+    #[must_use]
+    pub fn with_segments(mut self, segments: bool) -> Self {
+        self.segments = segments;
         self
     }
 
@@ -234,6 +260,20 @@ pub struct PutOutcome {
     /// moved to quarantine and replaced by the bytes of this call. Implies
     /// [`stored`](Self::stored).
     pub repaired: bool,
+}
+
+/// Where a shard's bytes are in the segment layout: for tests and
+/// operators who need to look at (or, in tests, damage) them. See
+/// [`Store::shard_location`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardLocation {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the shard's first byte in it (past the record header).
+    pub offset: u64,
+    /// The shard's length in bytes.
+    pub len: u64,
 }
 
 /// What [`Store::drop_ref`] did.
@@ -274,7 +314,12 @@ const LOCK_STRIPES: usize = 256;
 pub struct Store {
     dir: PathBuf,
     files: ShardFiles,
-    meta: Meta,
+    /// The segment files, read whatever the options; appended to only
+    /// with [`StoreOptions::segments`].
+    segments: Segments,
+    /// [`StoreOptions::segments`].
+    write_segments: bool,
+    meta: Metadata,
     /// Per-id locks, striped by the id's first byte. Every change to a shard's references that can create or delete its
     /// file happens with its stripe held, from the database commit to the
     /// rename or unlink. Without it, a put could commit a reference, find
@@ -298,7 +343,15 @@ pub struct Store {
     _dir_lock: File,
 }
 
-crate::meta::shared_operations!(Store);
+/// The database questions and the user and index operations, shared with
+/// [`Admin`] through one [`Metadata`] handle.
+impl std::ops::Deref for Store {
+    type Target = Metadata;
+
+    fn deref(&self) -> &Metadata {
+        &self.meta
+    }
+}
 
 impl Store {
     /// Opens the store in `dir`, creating it if needed.
@@ -331,15 +384,32 @@ impl Store {
         // The lock first, then the database, which refuses an unknown
         // schema before any shard directory is touched.
         let dir_lock = lock_dir(&dir)?;
-        let meta = Meta::open(&dir, Opening::CreateIfMissing)?;
+        let meta = Metadata::open(&dir, Opening::CreateIfMissing)?;
         let files = ShardFiles::open(&dir, options.sync, options.verify_writes)?;
-        Ok(Self {
+        let segments = Segments::open(
+            &dir,
+            segment::DEFAULT_SEGMENT_LEN,
+            options.sync,
+            options.verify_writes,
+        )
+        .map_err(|source| FileError {
+            path: dir.join("segments"),
+            source,
+        })?;
+        let store = Self {
             dir,
             files,
+            segments,
+            write_segments: options.segments,
             meta,
             locks: Box::new(std::array::from_fn(|_| Mutex::new(()))),
             _dir_lock: dir_lock,
-        })
+        };
+        store.remove_dead_segments().map_err(|e| match e {
+            CompactError::Database(e) => OpenError::from(e),
+            CompactError::Io { path, source } => OpenError::from(FileError { path, source }),
+        })?;
+        Ok(store)
     }
 
     /// Stores `bytes` as shard `id` and records that `user` references it.
@@ -403,6 +473,9 @@ impl Store {
                 .map_err(PutError::from_database)?
         {
             return Err(over_quota(usage));
+        }
+        if self.write_segments {
+            return self.put_in_segment(user, id, bytes, quota);
         }
         // The write and fsync, the slow part, happen before taking the lock
         // so that puts of the same id do not queue behind each other's I/O.
@@ -473,6 +546,22 @@ impl Store {
     /// `quarantine/` and reported as [`GetError::Corrupt`]; after that the
     /// shard reads as [`GetError::NotFound`] until it is put again.
     pub fn get(&self, id: &Id) -> Result<Vec<u8>, GetError> {
+        if let Some(Stored::Live(location)) = self.meta.location(id)? {
+            match self.read_record(id, &location)? {
+                Ok(bytes) => return Ok(bytes),
+                Err(_) => {
+                    return match self.quarantine_record_if_damaged::<GetError>(id, &mut |_| {})? {
+                        (Checked::Intact(bytes), _) => Ok(bytes),
+                        (Checked::Missing, _) => Err(GetError::NotFound { id: *id }),
+                        (Checked::Damaged(damage), quarantined) => Err(GetError::Corrupt {
+                            id: *id,
+                            damage,
+                            quarantined,
+                        }),
+                    };
+                }
+            }
+        }
         match self.files.read(id, &mut |_| {})? {
             Checked::Intact(bytes) => Ok(bytes),
             Checked::Missing => Err(GetError::NotFound { id: *id }),
@@ -488,10 +577,24 @@ impl Store {
         }
     }
 
+    /// Where shard `id`'s bytes are, if it is stored in a segment and not
+    /// quarantined; `None` for a shard in its own file, or absent.
+    pub fn shard_location(&self, id: &Id) -> Result<Option<ShardLocation>, QueryError> {
+        Ok(match self.meta.location(id)? {
+            Some(Stored::Live(location)) => Some(ShardLocation {
+                path: self.segments.path(location.segment),
+                offset: location.offset + segment::RECORD_HEADER_LEN,
+                len: location.len,
+            }),
+            Some(Stored::Quarantined(_)) | None => None,
+        })
+    }
+
     /// Whether a file for shard `id` is on disk (not read, not checked; an
     /// error looking counts as absent).
     pub fn contains(&self, id: &Id) -> bool {
-        self.files.exists(id).unwrap_or(false)
+        matches!(self.meta.location(id), Ok(Some(Stored::Live(_))))
+            || self.files.exists(id).unwrap_or(false)
     }
 
     /// Whether shard `id` is here, as far as can be told without reading
@@ -510,6 +613,11 @@ impl Store {
     /// client's repair would otherwise rely, for the price of a `stat` and
     /// a read transaction.
     pub fn is_present(&self, id: &Id) -> Result<bool, GetError> {
+        // A record's length is fixed by its header, checked on every read:
+        // present as far as can be told without reading.
+        if let Some(Stored::Live(_)) = self.meta.location(id)? {
+            return Ok(true);
+        }
         let Some(len) = self.files.len(id)? else {
             return Ok(false);
         };
@@ -605,6 +713,174 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// [`put`](Self::put) in the segment layout, once the bytes and the
+    /// quota are checked: under the id's lock, appends the bytes unless an
+    /// intact copy is here (in a segment or, from before, in a file), then
+    /// records the reference and the new record's location in one
+    /// transaction. The append is durable (and read back) before that
+    /// commit, so no reference ever names a record that could be lost; a
+    /// put that fails after appending leaves only dead bytes, which a
+    /// compaction reclaims.
+    fn put_in_segment(
+        &self,
+        user: &str,
+        id: &Id,
+        bytes: &[u8],
+        quota: Option<u64>,
+    ) -> Result<PutOutcome, PutError> {
+        let len = bytes.len() as u64;
+        let _guard = self.lock(id);
+        let mut repaired = false;
+        let needed = match self.meta.location(id).map_err(PutError::from_database)? {
+            Some(Stored::Live(location)) => match self.read_record(id, &location)? {
+                // Intact: it hashes to `id`, as `bytes` do.
+                Ok(_) => false,
+                Err(_) => {
+                    self.quarantine_record(id, &location)
+                        .map_err(PutError::from_database)?;
+                    repaired = true;
+                    true
+                }
+            },
+            Some(Stored::Quarantined(_)) | None => match self.files.compare(id, bytes)? {
+                OnDisk::Same => false,
+                OnDisk::Missing => true,
+                OnDisk::Different => {
+                    let _ = self.files.quarantine(id);
+                    repaired = true;
+                    true
+                }
+            },
+        };
+        let append = || {
+            self.segments.append(id, bytes).map_err(|source| {
+                let path = self.dir.join("segments");
+                if source.kind() == io::ErrorKind::InvalidData {
+                    PutError::Unverified { path }
+                } else {
+                    PutError::from(FileError { path, source })
+                }
+            })
+        };
+        let mut location = if needed { Some(append()?) } else { None };
+        let added = self
+            .meta
+            .add_ref_at(user, id, len, quota, location)
+            .map_err(PutError::from_database)?;
+        // The id's lock keeps this process's drops out, but an `Admin` in
+        // another process may remove a user, and with them the shard's last
+        // reference and its record, between the look above and the commit.
+        // Then the new reference names nothing: write the bytes after all
+        // (recording the location against the reference just made).
+        if location.is_none()
+            && !matches!(added, Added::OverQuota { .. })
+            && !matches!(
+                self.meta.location(id).map_err(PutError::from_database)?,
+                Some(Stored::Live(_))
+            )
+            && !self.files.exists(id)?
+        {
+            let appended = append()?;
+            self.meta
+                .add_ref_at(user, id, len, quota, Some(appended))
+                .map_err(PutError::from_database)?;
+            location = Some(appended);
+        }
+        let newly_referenced = match added {
+            Added::New => true,
+            Added::AlreadyHeld => false,
+            Added::OverQuota { usage } => {
+                return Err(PutError::QuotaExceeded {
+                    user: user.to_owned(),
+                    usage,
+                    quota: quota.unwrap_or(u64::MAX),
+                    needed: len,
+                });
+            }
+        };
+        Ok(PutOutcome {
+            stored: location.is_some(),
+            newly_referenced,
+            repaired,
+        })
+    }
+
+    /// Reads and verifies shard `id`'s record at `location`.
+    fn read_record(
+        &self,
+        id: &Id,
+        location: &Location,
+    ) -> Result<Result<Vec<u8>, Damage>, FileError> {
+        self.segments
+            .read(id, location)
+            .map_err(|source| FileError {
+                path: self.segments.path(location.segment),
+                source,
+            })
+    }
+
+    /// Marks shard `id`'s record at `location` quarantined in the database
+    /// (never served again; its bytes are dead) and copies what can be
+    /// read of it to `quarantine/<id>.seg.<n>` for the operator. Returns
+    /// the copy's path, `None` if copying failed: the mark is what counts.
+    fn quarantine_record(
+        &self,
+        id: &Id,
+        location: &Location,
+    ) -> Result<Option<PathBuf>, redb::Error> {
+        self.meta.quarantine_location(id)?;
+        let copy = || -> io::Result<PathBuf> {
+            let file = File::open(self.segments.path(location.segment))?;
+            let end = file.metadata()?.len();
+            let want = location
+                .footprint()
+                .min(end.saturating_sub(location.offset));
+            let mut raw = vec![0; usize::try_from(want).map_err(io::Error::other)?];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut raw, location.offset)?;
+            let hex = id.to_string();
+            for n in 0u64.. {
+                let path = self.dir.join("quarantine").join(format!("{hex}.seg.{n}"));
+                match File::options().write(true).create_new(true).open(&path) {
+                    Ok(mut out) => {
+                        io::Write::write_all(&mut out, &raw)?;
+                        return Ok(path);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(io::Error::other("no free quarantine name"))
+        };
+        Ok(copy().ok())
+    }
+
+    /// [`quarantine_if_damaged`](Self::quarantine_if_damaged) for a shard
+    /// whose record was found damaged: re-reads it under the id's lock and,
+    /// if the location is unchanged and still damaged, quarantines it.
+    fn quarantine_record_if_damaged<E>(
+        &self,
+        id: &Id,
+        on_block: &mut dyn FnMut(u64),
+    ) -> Result<(Checked, Option<PathBuf>), E>
+    where
+        E: From<redb::Error> + From<FileError>,
+    {
+        let _guard = self.lock(id);
+        let Some(Stored::Live(location)) = self.meta.location(id)? else {
+            // Quarantined or dropped since: absent.
+            return Ok((Checked::Missing, None));
+        };
+        let read = self.read_record(id, &location)?;
+        on_block(location.len);
+        Ok(match read {
+            Ok(bytes) => (Checked::Intact(bytes), None),
+            Err(damage) => {
+                let quarantined = self.quarantine_record(id, &location)?;
+                (Checked::Damaged(damage), quarantined)
+            }
+        })
+    }
+
     /// Re-reads shard `id` under its lock and, if it is still damaged,
     /// moves it to quarantine. Returns the re-read's result and, for a
     /// damaged file, where it went (`None` if the move failed).
@@ -656,11 +932,13 @@ impl Store {
     /// Whether shard `id` is referenced but has no file, checked under its
     /// lock so that a put between its commit and its rename does not count.
     fn is_missing(&self, id: &Id) -> Result<bool, ScrubError> {
-        if self.files.exists(id)? {
+        if self.files.exists(id)? || matches!(self.meta.location(id)?, Some(Stored::Live(_))) {
             return Ok(false);
         }
         let _guard = self.lock(id);
-        Ok(self.meta.is_held(id)? && !self.files.exists(id)?)
+        Ok(self.meta.is_held(id)?
+            && !self.files.exists(id)?
+            && !matches!(self.meta.location(id)?, Some(Stored::Live(_))))
     }
 }
 

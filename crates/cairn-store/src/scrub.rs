@@ -37,7 +37,7 @@
 //!
 //! A scrub that runs to the end records when it finished and its counts as
 //! a [`ScrubRecord`] in the metadata database, replacing the previous one;
-//! [`Admin::last_scrub`](crate::Admin::last_scrub) reads it while the node
+//! [`Admin::last_scrub`](crate::Metadata::last_scrub) reads it while the node
 //! runs. A scrub that stops on an error records nothing.
 //!
 //! Files that nobody references are deleted here whatever made them so:
@@ -293,7 +293,7 @@ pub enum ScrubError {
         source: io::Error,
     },
     /// The metadata database failed (also when recording the finished
-    /// scrub: the work was done, but [`last_scrub`](crate::Store::last_scrub)
+    /// scrub: the work was done, but [`last_scrub`](crate::Metadata::last_scrub)
     /// still shows the previous one).
     #[error("metadata database failed")]
     Database(#[from] redb::Error),
@@ -392,9 +392,60 @@ fn find_missing(
 }
 
 /// Runs a scrub over `store`; see [`Store::scrub`].
+/// Checks every live record of the segment layout, a page of
+/// [`HOLDERS_PAGE`] at a time, each page read in segment order; damaged
+/// records are quarantined and reported.
+///
+/// The walk follows the database's locations rather than the segments'
+/// headers: a record whose header is damaged or cut off is then still
+/// found (a header scan would only see garbage there), and dead records
+/// are not read at all.
+fn scrub_records(
+    store: &Store,
+    options: &ScrubOptions,
+    throttle: &mut Throttle,
+    report: &mut ScrubReport,
+) -> Result<(), ScrubError> {
+    let mut after = None;
+    loop {
+        if options.stopped() {
+            return Err(ScrubError::Stopped);
+        }
+        let page = store
+            .meta
+            .live_locations_page(after.as_ref(), HOLDERS_PAGE)?;
+        after = page.last().map(|(id, _)| *id);
+        let mut by_place = page.clone();
+        by_place.sort_unstable_by_key(|(_, location)| (location.segment, location.offset));
+        for (id, location) in by_place {
+            if options.stopped() {
+                return Err(ScrubError::Stopped);
+            }
+            let read = store.read_record(&id, &location)?;
+            throttle.consume(location.len);
+            if read.is_err()
+                && let (Checked::Damaged(damage), quarantined) = store
+                    .quarantine_record_if_damaged::<ScrubError>(&id, &mut |n| throttle.consume(n))?
+            {
+                report.corrupt.push(DamagedShard {
+                    id,
+                    damage,
+                    quarantined,
+                });
+            }
+            report.shards_checked += 1;
+            report.bytes_checked += location.len;
+        }
+        if page.len() < HOLDERS_PAGE {
+            return Ok(());
+        }
+    }
+}
+
 pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, ScrubError> {
     let mut throttle = Throttle::new(options.max_bytes_per_second, options.stop.clone());
     let mut report = ScrubReport::default();
+    scrub_records(store, options, &mut throttle, &mut report)?;
     for id in store.files.iter() {
         if options.stopped() {
             return Err(ScrubError::Stopped);

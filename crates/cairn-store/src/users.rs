@@ -14,7 +14,7 @@
 //! it keeps names unambiguous in logs, command lines and URLs, where a
 //! leading `-` reads as an option and a leading `.` as a hidden file.
 //! [`Store::put`](crate::Store::put) predates accounts and takes any
-//! string as its user; only [`add_user`](crate::Store::add_user) checks.
+//! string as its user; only [`add_user`](crate::Metadata::add_user) checks.
 //!
 //! # Removal racing a put
 //!
@@ -23,7 +23,7 @@
 //! A shard put does not look at `users`: one that the node authenticated
 //! before a `cairn node user remove` (in another process) but commits after
 //! it leaves a reference under a name without a record. It shows in
-//! [`usage_by_user`](crate::Store::usage_by_user), and `remove_user` of the
+//! [`usage_by_user`](crate::Metadata::usage_by_user), and `remove_user` of the
 //! same name, which accepts a name with references but no record, takes it
 //! away.
 
@@ -180,7 +180,7 @@ impl fmt::Display for InvalidNameReason {
 }
 
 /// Checks `name` against the rules for user names (see the
-/// [module docs](self)). [`add_user`](crate::Store::add_user) does this
+/// [module docs](self)). [`add_user`](crate::Metadata::add_user) does this
 /// itself; a command line can call it to refuse a name before asking for a
 /// passphrase.
 pub fn check_user_name(name: &str) -> Result<(), InvalidNameReason> {

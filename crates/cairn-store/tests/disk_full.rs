@@ -6,9 +6,15 @@
 //! database is reopened, so a node that once filled its disk refused every
 //! request, reads of usage included, until it was restarted.
 //!
-//! The test needs a small filesystem to fill: it mounts an 8 MiB tmpfs,
-//! which takes root (or `CAP_SYS_ADMIN`). Where mounting fails it prints
-//! why and passes without testing anything.
+//! Also a full disk during a segment append (issue 17): refused as
+//! `DiskFull`, nothing recorded, and the next append, once there is space,
+//! overwrites the torn record.
+//!
+//! The tests need a small filesystem to fill: each mounts an 8 MiB tmpfs,
+//! which takes root (or `CAP_SYS_ADMIN`). Where mounting fails they print
+//! why and pass without testing anything, except under CI (the `CI`
+//! environment variable set), where that is a failure. They mount one at a
+//! time (see [`Tmpfs::mount_or_skip`]).
 
 mod common;
 
@@ -16,6 +22,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 
 use cairn_store::{Admin, PutError, QueryError, Store, StoreOptions};
@@ -24,12 +31,36 @@ use common::{shard, user_record};
 /// A tmpfs mounted on a temporary directory, unmounted on drop.
 struct Tmpfs {
     dir: tempfile::TempDir,
+    /// Held while mounted: the tests of this file mount one at a time.
+    _serial: MutexGuard<'static, ()>,
 }
 
+/// Serialises the tests that mount.
+static MOUNTING: Mutex<()> = Mutex::new(());
+
 impl Tmpfs {
+    /// [`mount`](Self::mount), waiting for any other test's mount to go;
+    /// `None` (after saying why) where mounting is not possible, which
+    /// fails the test under CI.
+    fn mount_or_skip(size: &str) -> Option<Self> {
+        match Self::mount(size) {
+            Ok(tmpfs) => Some(tmpfs),
+            Err(reason) if std::env::var_os("CI").is_some() => {
+                panic!("CI is set, so the disk-full tests must run: {reason}")
+            }
+            Err(reason) => {
+                eprintln!("skipping a disk-full test: {reason}");
+                None
+            }
+        }
+    }
+
     /// Mounts a tmpfs of `size` (as `mount -o size=` takes it), or says
     /// why it could not.
     fn mount(size: &str) -> Result<Self, String> {
+        let serial = MOUNTING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let output = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -42,7 +73,10 @@ impl Tmpfs {
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            _serial: serial,
+        })
     }
 
     fn path(&self) -> &Path {
@@ -85,12 +119,8 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_store_recovers_from_a_full_disk_once_space_is_freed() {
-    let tmpfs = match Tmpfs::mount("8m") {
-        Ok(tmpfs) => tmpfs,
-        Err(reason) => {
-            eprintln!("skipping the disk-full test: {reason}");
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip("8m") else {
+        return;
     };
     let dir = tmpfs.path().join("store");
     let store = Store::open(&dir, StoreOptions::default()).unwrap();
@@ -147,5 +177,46 @@ fn a_store_recovers_from_a_full_disk_once_space_is_freed() {
     admin.add_user("cy", &user_record(3, None)).unwrap();
     assert!(store.user("cy").unwrap().is_some());
     drop(admin);
+    drop(store);
+}
+
+#[test]
+fn a_full_disk_during_a_segment_append_is_refused_and_recovered() {
+    let Some(tmpfs) = Tmpfs::mount_or_skip("8m") else {
+        return;
+    };
+    let dir = tmpfs.path().join("store");
+    let store = Store::open(&dir, StoreOptions::default().with_segments(true)).unwrap();
+    let before: Vec<_> = (0..4).map(|n| shard(n, 100_000)).collect();
+    for (id, bytes) in &before {
+        store.put("ann", id, bytes, None).unwrap();
+    }
+
+    let filler = fill(tmpfs.path());
+    let (id, bytes) = shard(99, 300_000);
+    let err = store.put("ann", &id, &bytes, None).unwrap_err();
+    assert!(matches!(err, PutError::DiskFull { .. }), "{err:?}");
+    assert!(!store.has_ref("ann", &id).unwrap());
+    assert!(!store.contains(&id));
+    assert!(store.shard_location(&id).unwrap().is_none());
+    for (id, bytes) in &before {
+        assert_eq!(store.get(id).unwrap(), *bytes);
+    }
+
+    fs::remove_file(&filler).unwrap();
+    store.put("ann", &id, &bytes, None).unwrap();
+    assert_eq!(store.get(&id).unwrap(), bytes);
+    drop(store);
+    // And after a reopen, nothing torn is in the way.
+    let store = Store::open(&dir, StoreOptions::default().with_segments(true)).unwrap();
+    assert_eq!(store.get(&id).unwrap(), bytes);
+    for (id, bytes) in &before {
+        assert_eq!(store.get(id).unwrap(), *bytes);
+    }
+    let report = store.scrub(&cairn_store::ScrubOptions::default()).unwrap();
+    assert!(
+        report.corrupt.is_empty() && report.missing.is_empty(),
+        "{report:?}"
+    );
     drop(store);
 }

@@ -22,6 +22,11 @@
 //! `verify_writes_cost` measures what reading every shard back costs: 1 MiB
 //! shards by 1 and 8 threads with `verify_writes` on and off, alternating,
 //! three runs of each, medians (`… --ignored --nocapture verify_writes`).
+//!
+//! `files_vs_segments` compares the two shard layouts (issue 17): 1 MiB
+//! and 4 KiB shards by 8 threads, fsync and verify on, alternating, three
+//! runs of each, medians of puts/s and of the process's CPU seconds per
+//! GiB put (`… --ignored --nocapture files_vs_segments`).
 
 mod common;
 
@@ -56,11 +61,37 @@ impl Load {
 /// Puts per second by `threads` threads putting `load` for `time`, into a
 /// new store opened with `options`.
 fn rate(load: Load, threads: usize, time: Duration, options: StoreOptions) -> f64 {
+    rate_and_cpu(load, threads, time, options).0
+}
+
+/// This process's user and system CPU time so far, from `/proc/self/stat`
+/// (in clock ticks of 1/100 s, as Linux reports them to every process).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// [`rate`], and the CPU seconds the process spent per put meanwhile.
+fn rate_and_cpu(load: Load, threads: usize, time: Duration, options: StoreOptions) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), options).unwrap();
     store.add_user("bench", &user_record(1, None)).unwrap();
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    let cpu_before = cpu_seconds();
     let start = Barrier::new(threads + 1);
     let elapsed = thread::scope(|s| {
         for t in 0..threads {
@@ -88,7 +119,9 @@ fn rate(load: Load, threads: usize, time: Duration, options: StoreOptions) -> f6
         began
     });
     let elapsed = elapsed.elapsed();
-    done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    let cpu = cpu_seconds() - cpu_before;
+    let done = done.load(Ordering::Relaxed) as f64;
+    (done / elapsed.as_secs_f64(), cpu / done.max(1.0))
 }
 
 /// Thread `t`'s `n`th put: a shard made distinct by its first 16 bytes, or
@@ -171,6 +204,40 @@ fn verify_writes_cost() {
         println!(
             "{threads:>8} {on:>10.0} {off:>10.0} {:>5.0}%",
             100.0 * (1.0 - on / off)
+        );
+    }
+}
+
+#[test]
+#[ignore = "a measurement; run with --release -- --ignored --nocapture"]
+fn files_vs_segments() {
+    let time = case_time();
+    println!("8 threads, fsync and verify on; medians of 3 alternating runs of {time:?}");
+    println!(
+        "{:<14} {:>12} {:>12} {:>14} {:>14}",
+        "load", "files put/s", "segs put/s", "files CPU s/GiB", "segs CPU s/GiB"
+    );
+    for len in [1 << 20, 4 << 10] {
+        let mut runs = [Vec::new(), Vec::new()];
+        for _ in 0..3 {
+            for (segments, runs) in [false, true].into_iter().zip(runs.iter_mut()) {
+                let options = StoreOptions::default().with_segments(segments);
+                runs.push(rate_and_cpu(Load::Shards(len), 8, time, options));
+            }
+        }
+        let median = |runs: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(pick).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let per_gib = |cpu_per_put: f64| cpu_per_put * (1u64 << 30) as f64 / len as f64;
+        println!(
+            "{:<14} {:>12.0} {:>12.0} {:>14.2} {:>14.2}",
+            Load::Shards(len).label(),
+            median(&runs[0], |r| r.0),
+            median(&runs[1], |r| r.0),
+            per_gib(median(&runs[0], |r| r.1)),
+            per_gib(median(&runs[1], |r| r.1)),
         );
     }
 }

@@ -28,10 +28,10 @@ fn recorded_version(dir: &Path) -> Option<u64> {
 }
 
 #[test]
-fn a_new_store_records_schema_version_1() {
+fn a_new_store_records_schema_version_2() {
     let dir = tempfile::tempdir().unwrap();
     drop(common::open(dir.path()));
-    assert_eq!(recorded_version(dir.path()), Some(1));
+    assert_eq!(recorded_version(dir.path()), Some(2));
     // And opens again.
     drop(common::open(dir.path()));
 }
@@ -55,19 +55,57 @@ fn an_unknown_schema_version_is_refused() {
             err,
             OpenError::UnsupportedSchema {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"
     );
     let message = err.to_string();
     assert!(message.contains("schema version 99"), "{message}");
-    assert!(message.contains("supports 1"), "{message}");
+    assert!(message.contains("supports 2"), "{message}");
     assert!(message.contains("newer version"), "{message}");
     // Refused before anything was touched.
     assert_eq!(recorded_version(dir.path()), Some(99));
     assert!(!dir.path().join("shards").exists());
     assert!(!dir.path().join("tmp").exists());
+}
+
+/// Version 1 (one file per shard, no segment tables) is upgraded in place:
+/// its data kept, the segment tables added, version 2 recorded; so a cairn
+/// that knows only version 1 refuses it from then on.
+#[test]
+fn a_version_1_store_is_upgraded_to_version_2_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, bytes) = common::shard(7, 100);
+    {
+        let store = common::open(dir.path());
+        store.put("ann", &id, &bytes, None).unwrap();
+    }
+    // Back to what version 1 wrote: no segment tables, version 1.
+    {
+        let db = Database::create(dir.path().join("meta.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let locations: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("locations");
+        let segments: TableDefinition<u64, u64> = TableDefinition::new("segments");
+        assert!(txn.delete_table(locations).unwrap());
+        assert!(txn.delete_table(segments).unwrap());
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 1u64.to_be_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(recorded_version(dir.path()), Some(1));
+    let store = common::open(dir.path());
+    assert_eq!(store.get(&id).unwrap(), bytes);
+    assert_eq!(store.usage("ann").unwrap(), 100);
+    drop(store);
+    assert_eq!(recorded_version(dir.path()), Some(2));
+    // The new tables work: a segment put is recorded.
+    let store = Store::open(dir.path(), StoreOptions::default().with_segments(true)).unwrap();
+    let (new, new_bytes) = common::shard(8, 100);
+    store.put("ann", &new, &new_bytes, None).unwrap();
+    assert!(store.shard_location(&new).unwrap().is_some());
 }
 
 #[test]

@@ -1,0 +1,744 @@
+//! Segment files: shards appended to large files, made durable in groups.
+//!
+//! Issue 17's write path. A [`Store`](crate::Store) opened with
+//! [`StoreOptions::segments`](crate::StoreOptions::segments) appends new
+//! shards here and records each one's [`Location`] in the metadata
+//! database (the `meta::locations` module) in the transaction that records
+//! the put; every store reads, drops and scrubs shards of both layouts.
+//! Shard files move in with [`Store::migrate`](crate::Store::migrate);
+//! segments with many dead bytes are rewritten by
+//! [`Store::compact`](crate::Store::compact), which uses the scan below.
+//! Still to come: direct I/O.
+//!
+//! # Why
+//!
+//! One file per shard costs a create (an inode, a directory entry), an
+//! fsync of the file, a rename and an fsync of the directory for every
+//! put: perf put ext4's `ext4_create` and the per-shard flushes among the
+//! largest costs of a node's put. Appending to a few large files costs one
+//! `write` per shard, and one `fdatasync` shared by every put that arrives
+//! while the previous one runs (group commit), as Haystack volumes and
+//! SeaweedFS do.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/segments/00000001.seg   segment 1, …, numbered from 1, never reused
+//! ```
+//!
+//! A segment starts with a [`HEADER_LEN`]-byte header, then records, each
+//! starting at a multiple of [`ALIGN`] (so a record can be written and read
+//! with direct I/O, and a scan that lost its place can find the next record
+//! by looking at aligned offsets only):
+//!
+//! | offset | bytes | segment header |
+//! | --- | --- | --- |
+//! | 0 | 8 | magic `CAIRNSEG` |
+//! | 8 | 4 | format version, big-endian ([`FORMAT_VERSION`]) |
+//! | 12 | 8 | segment number, big-endian (the file's name, repeated) |
+//! | 20 | 4076 | zero |
+//!
+//! | offset | bytes | record header |
+//! | --- | --- | --- |
+//! | 0 | 8 | magic `CAIRNREC` |
+//! | 8 | 32 | shard id |
+//! | 40 | 8 | shard length in bytes, big-endian |
+//! | 48 | 12 | zero |
+//! | 60 | 4 | first 4 bytes of BLAKE3 of bytes 0..60 (guards the length) |
+//! | 64 | len | the shard's bytes |
+//! | … | | zero padding to the next multiple of [`ALIGN`] |
+//!
+//! A record is named by its [`Location`]: segment number, offset of its
+//! header, and length. The metadata database will hold the location; the
+//! header makes segments self-describing, so a scan can list what a
+//! segment holds without the database (to rebuild it, or to check it).
+//!
+//! # Guarantees
+//!
+//! - **Acknowledged means durable.** [`Segments::append`] returns only once
+//!   an `fdatasync` that began after its bytes were written has returned.
+//!   Concurrent appends share that flush: the first to need one leads it,
+//!   the others wait for it (or for the next one, if theirs came too late
+//!   for it). Failure of the flush fails every append it was to cover.
+//! - **Read back, with `verify`.** After the flush, the record's pages are
+//!   dropped from the page cache (`posix_fadvise(DONTNEED)`) and the bytes
+//!   are read again and compared.
+//! - **Reads verify.** [`Segments::read`] checks the record header against
+//!   the location and the bytes against the id; anything else is
+//!   [`Damage`].
+//! - **No append after a crash's tail.** Each open starts a new segment, so
+//!   a record torn by a crash stays at the end of its segment, after
+//!   everything that was acknowledged, and nothing is written after it.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use cairn_core::Id;
+
+use crate::shards::{Damage, MAX_SHARD_LEN};
+
+/// Records start at multiples of this many bytes (a page, and the
+/// alignment direct I/O needs on the filesystems we know).
+pub(crate) const ALIGN: u64 = 4096;
+/// Length of a segment's header; records start right after it.
+pub(crate) const HEADER_LEN: u64 = ALIGN;
+/// Length of a record's header.
+pub(crate) const RECORD_HEADER_LEN: u64 = 64;
+/// The segment format this code writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// A segment is closed and a new one started once it would pass this
+/// many bytes.
+pub(crate) const DEFAULT_SEGMENT_LEN: u64 = 256 * 1024 * 1024;
+
+const SEGMENT_MAGIC: &[u8; 8] = b"CAIRNSEG";
+const RECORD_MAGIC: &[u8; 8] = b"CAIRNREC";
+
+/// Where a record lives: what the metadata database will keep per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Location {
+    /// The segment's number (its file name).
+    pub(crate) segment: u64,
+    /// Offset of the record's header in the segment.
+    pub(crate) offset: u64,
+    /// The shard's length in bytes.
+    pub(crate) len: u64,
+}
+
+impl Location {
+    /// Bytes the record takes in its segment, padding included.
+    pub(crate) fn footprint(&self) -> u64 {
+        padded(RECORD_HEADER_LEN + self.len)
+    }
+}
+
+/// What a scan found at one aligned offset of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scanned {
+    /// A record whose header is intact. Its bytes are not read: a scan
+    /// lists, a read checks.
+    Record { id: Id, location: Location },
+    /// Bytes at `offset` that are not a record header (damage, or a tail
+    /// torn by a crash). The scan goes on at the next aligned offset that
+    /// holds one.
+    Garbage { offset: u64 },
+    /// A record header at `offset` whose record runs past the end of the
+    /// file: truncated.
+    Truncated { id: Id, offset: u64, len: u64 },
+}
+
+/// The open segment, written under [`Segments::writer`]'s lock.
+#[derive(Debug)]
+struct Writer {
+    number: u64,
+    file: Arc<File>,
+    /// Where the next record goes.
+    end: u64,
+    /// Appends written so far, in this process: a ticket for
+    /// [`Flushes`].
+    written: u64,
+}
+
+/// Which appends are known durable, and whether a flush is running.
+#[derive(Debug, Default)]
+struct Flushes {
+    /// Every append with a ticket up to this one is durable.
+    durable: u64,
+    /// A thread is flushing now; others wait for it.
+    running: bool,
+    /// The last flush that failed: appends up to this ticket fail.
+    failed: Option<(u64, io::ErrorKind)>,
+    /// Flushes made, for tests.
+    count: u64,
+}
+
+/// The segments of one store directory. See the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Segments {
+    dir: PathBuf,
+    max_len: u64,
+    sync: bool,
+    verify: bool,
+    /// The open segment; `None` until the first append of this open, so
+    /// that a store that writes nothing creates no segment.
+    writer: Mutex<Option<Writer>>,
+    /// The number the next segment created gets.
+    next: std::sync::atomic::AtomicU64,
+    flushes: Mutex<Flushes>,
+    flushed: Condvar,
+    /// Held by a test to stop flushes from starting.
+    #[cfg(test)]
+    hold: Mutex<()>,
+}
+
+impl Segments {
+    /// Opens `store_dir/segments/`, creating it if needed, and starts a new
+    /// segment after the highest-numbered one there.
+    pub(crate) fn open(
+        store_dir: &Path,
+        max_len: u64,
+        sync: bool,
+        verify: bool,
+    ) -> io::Result<Self> {
+        let dir = store_dir.join("segments");
+        fs::create_dir_all(&dir)?;
+        let last = list(&dir)?.into_iter().max().unwrap_or(0);
+        Ok(Self {
+            dir,
+            max_len: max_len.max(HEADER_LEN + ALIGN),
+            sync,
+            verify,
+            writer: Mutex::new(None),
+            next: std::sync::atomic::AtomicU64::new(last + 1),
+            flushes: Mutex::new(Flushes::default()),
+            flushed: Condvar::new(),
+            #[cfg(test)]
+            hold: Mutex::new(()),
+        })
+    }
+
+    /// The number of the segment appends go to now, if one is open.
+    pub(crate) fn open_number(&self) -> Option<u64> {
+        lock(&self.writer).as_ref().map(|writer| writer.number)
+    }
+
+    /// Length of segment `number`'s file.
+    pub(crate) fn len(&self, number: u64) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(number))?.len())
+    }
+
+    /// Deletes segment `number` (never the open one), and flushes the
+    /// directory so the deletion is durable.
+    pub(crate) fn remove(&self, number: u64) -> io::Result<()> {
+        if self.open_number() == Some(number) {
+            return Ok(());
+        }
+        fs::remove_file(self.path(number))?;
+        if self.sync {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The path of segment `number`.
+    pub(crate) fn path(&self, number: u64) -> PathBuf {
+        segment_path(&self.dir, number)
+    }
+
+    /// The numbers of the segments on disk, in no particular order.
+    pub(crate) fn list(&self) -> io::Result<Vec<u64>> {
+        list(&self.dir)
+    }
+
+    /// Appends shard `id`'s `bytes` (which the caller has checked hash to
+    /// `id`) and returns its location once durable (and, with `verify`,
+    /// read back and compared).
+    pub(crate) fn append(&self, id: &Id, bytes: &[u8]) -> io::Result<Location> {
+        let record = encode_record(id, bytes);
+        let (location, file, ticket) = {
+            let mut slot = lock(&self.writer);
+            let full = slot.as_ref().is_some_and(|writer| {
+                writer.end + record.len() as u64 > self.max_len && writer.end > HEADER_LEN
+            });
+            if full && let Some(writer) = slot.as_ref() {
+                // Close this segment: flushed now, so that a flush of the
+                // next one covers every append before it.
+                if self.sync {
+                    writer.file.sync_data()?;
+                }
+            }
+            let writer = match slot.take() {
+                Some(writer) if !full => slot.insert(writer),
+                old => {
+                    let number = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut writer = create_segment(&self.dir, number, self.sync)?;
+                    // Tickets count on across segments.
+                    writer.written = old.map_or(0, |old| old.written);
+                    slot.insert(writer)
+                }
+            };
+            let offset = writer.end;
+            writer.file.write_all_at(&record, offset)?;
+            writer.end += record.len() as u64;
+            writer.written += 1;
+            let location = Location {
+                segment: writer.number,
+                offset,
+                len: bytes.len() as u64,
+            };
+            (location, Arc::clone(&writer.file), writer.written)
+        };
+        if self.sync {
+            self.durable(ticket)?;
+        }
+        if self.verify {
+            drop_cached_pages(&file, location.offset, location.footprint());
+            let mut back = vec![0; record.len()];
+            file.read_exact_at(&mut back, location.offset)?;
+            if back != record {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("segment {} read back other bytes", location.segment),
+                ));
+            }
+        }
+        Ok(location)
+    }
+
+    /// Waits until append `ticket` is durable, leading a flush if none is
+    /// running. One flush covers every append written before it starts.
+    fn durable(&self, ticket: u64) -> io::Result<()> {
+        let mut flushes = lock(&self.flushes);
+        loop {
+            if let Some((through, kind)) = flushes.failed
+                && through >= ticket
+                && flushes.durable < ticket
+            {
+                return Err(io::Error::new(kind, "flushing the segment failed"));
+            }
+            if flushes.durable >= ticket {
+                return Ok(());
+            }
+            if flushes.running {
+                flushes = self
+                    .flushed
+                    .wait(flushes)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            flushes.running = true;
+            drop(flushes);
+            #[cfg(test)]
+            drop(lock(&self.hold));
+            // What this flush covers: everything written to the open file
+            // so far (earlier segments were flushed when they were closed).
+            let (file, through) = {
+                let slot = lock(&self.writer);
+                match slot.as_ref() {
+                    Some(writer) => (Some(Arc::clone(&writer.file)), writer.written),
+                    None => (None, 0),
+                }
+            };
+            let result = file.map_or(Ok(()), |file| file.sync_data());
+            flushes = lock(&self.flushes);
+            flushes.running = false;
+            flushes.count += 1;
+            match &result {
+                Ok(()) => flushes.durable = flushes.durable.max(through),
+                Err(e) => flushes.failed = Some((through, e.kind())),
+            }
+            self.flushed.notify_all();
+        }
+    }
+
+    /// Flushes made so far (for tests of group commit).
+    #[cfg(test)]
+    fn flush_count(&self) -> u64 {
+        lock(&self.flushes).count
+    }
+
+    /// Reads and verifies the record of shard `id` at `location`.
+    pub(crate) fn read(&self, id: &Id, location: &Location) -> io::Result<Result<Vec<u8>, Damage>> {
+        let file = match File::open(self.path(location.segment)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Err(unreadable(&e)));
+            }
+            Err(e) => return Err(e),
+        };
+        if location.len > MAX_SHARD_LEN as u64 {
+            return Ok(Err(Damage::Oversized { len: location.len }));
+        }
+        let mut buf = vec![0; (RECORD_HEADER_LEN + location.len) as usize];
+        if let Err(e) = file.read_exact_at(&mut buf, location.offset) {
+            return Ok(Err(unreadable(&e)));
+        }
+        let mut header = [0u8; RECORD_HEADER_LEN as usize];
+        header.copy_from_slice(&buf[..RECORD_HEADER_LEN as usize]);
+        let bytes = buf.split_off(RECORD_HEADER_LEN as usize);
+        match decode_header(&header) {
+            Some((found, len)) if found == *id && len == location.len => {}
+            _ => {
+                return Ok(Err(Damage::Mismatch {
+                    actual: Id::of(&bytes),
+                }));
+            }
+        }
+        let actual = Id::of(&bytes);
+        if actual != *id {
+            return Ok(Err(Damage::Mismatch { actual }));
+        }
+        Ok(Ok(bytes))
+    }
+
+    /// Lists what segment `number` holds, in file order. Reads only
+    /// headers; see [`Scanned`].
+    pub(crate) fn scan(&self, number: u64) -> io::Result<Vec<Scanned>> {
+        let file = File::open(self.path(number))?;
+        let file_len = file.metadata()?.len();
+        let mut found = Vec::new();
+        let mut offset = HEADER_LEN;
+        let mut in_garbage = false;
+        let mut header = [0u8; RECORD_HEADER_LEN as usize];
+        while offset + RECORD_HEADER_LEN <= file_len {
+            file.read_exact_at(&mut header, offset)?;
+            match decode_header(&header) {
+                Some((id, len)) => {
+                    in_garbage = false;
+                    let location = Location {
+                        segment: number,
+                        offset,
+                        len,
+                    };
+                    if offset + RECORD_HEADER_LEN + len > file_len {
+                        found.push(Scanned::Truncated { id, offset, len });
+                        break;
+                    }
+                    found.push(Scanned::Record { id, location });
+                    offset += location.footprint();
+                }
+                None => {
+                    // Zero padding at the end of the file is what an
+                    // append in progress leaves; anything else is damage.
+                    if !in_garbage && header.iter().any(|&b| b != 0) {
+                        found.push(Scanned::Garbage { offset });
+                        in_garbage = true;
+                    }
+                    offset += ALIGN;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `n` rounded up to a multiple of [`ALIGN`].
+fn padded(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// The record for `id` and `bytes`: header, bytes, zero padding.
+fn encode_record(id: &Id, bytes: &[u8]) -> Vec<u8> {
+    let total = padded(RECORD_HEADER_LEN + bytes.len() as u64) as usize;
+    let mut record = Vec::with_capacity(total);
+    record.extend_from_slice(RECORD_MAGIC);
+    record.extend_from_slice(id.as_bytes());
+    record.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    record.extend_from_slice(&[0; 12]);
+    let check = header_check(&record);
+    record.extend_from_slice(&check);
+    record.extend_from_slice(bytes);
+    record.resize(total, 0);
+    record
+}
+
+/// The check bytes of a record header's first 60 bytes.
+fn header_check(first: &[u8]) -> [u8; 4] {
+    let hash = Id::of(first);
+    let mut check = [0; 4];
+    check.copy_from_slice(&hash.as_bytes()[..4]);
+    check
+}
+
+/// The id and length in a record header, if it is one (magic and check
+/// intact, length within bounds).
+fn decode_header(header: &[u8; RECORD_HEADER_LEN as usize]) -> Option<(Id, u64)> {
+    if &header[..8] != RECORD_MAGIC || header[60..] != header_check(&header[..60]) {
+        return None;
+    }
+    let id: [u8; Id::LEN] = header[8..40].try_into().ok()?;
+    let len = u64::from_be_bytes(header[40..48].try_into().ok()?);
+    (len <= MAX_SHARD_LEN as u64).then(|| (Id::from_bytes(id), len))
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:08}.seg"))
+}
+
+/// The numbers of the segment files in `dir`; other names are skipped.
+fn list(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut numbers = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        if let Some(number) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(".seg"))
+            .and_then(|stem| stem.parse().ok())
+        {
+            numbers.push(number);
+        }
+    }
+    Ok(numbers)
+}
+
+/// Creates segment `number` with its header, flushed (with `sync`) along
+/// with the directory entry, so that a record's flush never depends on a
+/// header or a name that could still be lost.
+fn create_segment(dir: &Path, number: u64, sync: bool) -> io::Result<Writer> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(segment_path(dir, number))?;
+    let mut header = vec![0u8; HEADER_LEN as usize];
+    header[..8].copy_from_slice(SEGMENT_MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    header[12..20].copy_from_slice(&number.to_be_bytes());
+    file.write_all_at(&header, 0)?;
+    if sync {
+        file.sync_all()?;
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(Writer {
+        number,
+        file: Arc::new(file),
+        end: HEADER_LEN,
+        written: 0,
+    })
+}
+
+fn unreadable(e: &io::Error) -> Damage {
+    Damage::Unreadable {
+        kind: e.kind(),
+        reason: e.to_string(),
+    }
+}
+
+/// Locks `mutex`, ignoring poison: the state behind these locks is changed
+/// only in steps that cannot panic half-way.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Asks the kernel to drop the cached pages of `len` bytes at `offset`, so
+/// that the read that follows goes to the device.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn drop_cached_pages(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn drop_cached_pages(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use super::*;
+
+    fn shard(seed: u64, len: usize) -> (Id, Vec<u8>) {
+        let bytes = testdata::seeded_bytes(seed, len);
+        (Id::of(&bytes), bytes)
+    }
+
+    fn open(dir: &Path, max_len: u64) -> Segments {
+        Segments::open(dir, max_len, true, true).unwrap()
+    }
+
+    #[test]
+    fn appended_records_read_back_and_scan_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let shards: Vec<_> = [0, 1, 63, 64, 4031, 4032, 4033, 100_000]
+            .into_iter()
+            .enumerate()
+            .map(|(n, len)| shard(n as u64, len))
+            .collect();
+        let locations: Vec<_> = shards
+            .iter()
+            .map(|(id, bytes)| segments.append(id, bytes).unwrap())
+            .collect();
+        for ((id, bytes), location) in shards.iter().zip(&locations) {
+            assert_eq!(location.offset % ALIGN, 0);
+            assert_eq!(segments.read(id, location).unwrap().unwrap(), *bytes);
+        }
+        let scanned = segments.scan(locations[0].segment).unwrap();
+        let expected: Vec<_> = shards
+            .iter()
+            .zip(&locations)
+            .map(|((id, _), location)| Scanned::Record {
+                id: *id,
+                location: *location,
+            })
+            .collect();
+        assert_eq!(scanned, expected);
+    }
+
+    #[test]
+    fn segments_roll_at_their_length_and_each_open_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), HEADER_LEN + 3 * ALIGN);
+        let locations: Vec<_> = (0..5)
+            .map(|n| {
+                let (id, bytes) = shard(n, 5000);
+                segments.append(&id, &bytes).unwrap()
+            })
+            .collect();
+        // Each 8 KiB record leaves 4 KiB of the 12 KiB of room: too little
+        // for the next, so one record per segment.
+        let numbers: Vec<_> = locations.iter().map(|l| l.segment).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5]);
+        drop(segments);
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let (id, bytes) = shard(9, 10);
+        assert_eq!(segments.append(&id, &bytes).unwrap().segment, 6);
+        let mut listed = segments.list().unwrap();
+        listed.sort_unstable();
+        assert_eq!(listed, [1, 2, 3, 4, 5, 6]);
+    }
+
+    /// Appends that arrive while a flush is held back share the next one.
+    #[test]
+    fn appends_waiting_together_share_one_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let held = lock(&segments.hold);
+        thread::scope(|s| {
+            let handles: Vec<_> = (0..8u64)
+                .map(|n| {
+                    let segments = &segments;
+                    s.spawn(move || {
+                        let (id, bytes) = shard(n, 3000);
+                        let location = segments.append(&id, &bytes).unwrap();
+                        (id, bytes, location)
+                    })
+                })
+                .collect();
+            while lock(&segments.writer)
+                .as_ref()
+                .is_none_or(|writer| writer.written < 8)
+            {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            drop(held);
+            for handle in handles {
+                let (id, bytes, location) = handle.join().unwrap();
+                assert_eq!(segments.read(&id, &location).unwrap().unwrap(), bytes);
+            }
+        });
+        assert_eq!(segments.flush_count(), 1);
+    }
+
+    /// Many threads appending at once: every append readable once
+    /// acknowledged, whatever the flushes' grouping.
+    #[test]
+    fn concurrent_appends_are_all_durable_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let appended: Vec<(Id, Vec<u8>, Location)> = thread::scope(|s| {
+            let handles: Vec<_> = (0..8u64)
+                .map(|t| {
+                    let segments = &segments;
+                    s.spawn(move || {
+                        (0..25u64)
+                            .map(|n| {
+                                let (id, bytes) = shard(t * 1000 + n, 3000);
+                                let location = segments.append(&id, &bytes).unwrap();
+                                (id, bytes, location)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert!(segments.flush_count() <= appended.len() as u64);
+        for (id, bytes, location) in &appended {
+            assert_eq!(segments.read(id, location).unwrap().unwrap(), *bytes);
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_is_damage_and_the_scan_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let three: Vec<_> = (0..3).map(|n| shard(n, 6000)).collect();
+        let locations: Vec<_> = three
+            .iter()
+            .map(|(id, bytes)| segments.append(id, bytes).unwrap())
+            .collect();
+        let path = segments.path(locations[1].segment);
+        let mut raw = fs::read(&path).unwrap();
+        // A bit of the second shard's bytes, then one of its header.
+        let data = (locations[1].offset + RECORD_HEADER_LEN + 100) as usize;
+        raw[data] ^= 0x10;
+        fs::write(&path, &raw).unwrap();
+        assert!(matches!(
+            segments.read(&three[1].0, &locations[1]).unwrap(),
+            Err(Damage::Mismatch { .. })
+        ));
+        assert_eq!(
+            segments.read(&three[2].0, &locations[2]).unwrap().unwrap(),
+            three[2].1
+        );
+
+        raw[locations[1].offset as usize + 41] ^= 0x01;
+        fs::write(&path, &raw).unwrap();
+        assert!(segments.read(&three[1].0, &locations[1]).unwrap().is_err());
+        let scanned = segments.scan(locations[0].segment).unwrap();
+        assert_eq!(scanned.len(), 3, "{scanned:?}");
+        assert_eq!(
+            scanned[1],
+            Scanned::Garbage {
+                offset: locations[1].offset
+            }
+        );
+        assert!(matches!(scanned[2], Scanned::Record { id, .. } if id == three[2].0));
+    }
+
+    #[test]
+    fn a_truncated_segment_is_found_by_reads_and_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let two: Vec<_> = (0..2).map(|n| shard(n, 10_000)).collect();
+        let locations: Vec<_> = two
+            .iter()
+            .map(|(id, bytes)| segments.append(id, bytes).unwrap())
+            .collect();
+        let path = segments.path(locations[1].segment);
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_len(locations[1].offset + RECORD_HEADER_LEN + 5000)
+            .unwrap();
+        assert!(matches!(
+            segments.read(&two[1].0, &locations[1]).unwrap(),
+            Err(Damage::Unreadable { .. })
+        ));
+        assert_eq!(
+            segments.read(&two[0].0, &locations[0]).unwrap().unwrap(),
+            two[0].1
+        );
+        let scanned = segments.scan(locations[0].segment).unwrap();
+        assert_eq!(
+            scanned.last(),
+            Some(&Scanned::Truncated {
+                id: two[1].0,
+                offset: locations[1].offset,
+                len: 10_000
+            })
+        );
+    }
+
+    /// A record's location must name its own id: a read at the right
+    /// offset for another id is damage, never the other shard's bytes.
+    #[test]
+    fn a_location_for_another_id_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let (a, a_bytes) = shard(1, 100);
+        let (b, _) = shard(2, 100);
+        let location = segments.append(&a, &a_bytes).unwrap();
+        assert!(segments.read(&b, &location).unwrap().is_err());
+    }
+}
