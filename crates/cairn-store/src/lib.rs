@@ -550,30 +550,15 @@ impl Store {
             match self.read_record(id, &location)? {
                 Ok(bytes) => return Ok(bytes),
                 Err(_) => {
-                    return match self.quarantine_record_if_damaged::<GetError>(id, &mut |_| {})? {
-                        (Checked::Intact(bytes), _) => Ok(bytes),
-                        (Checked::Missing, _) => Err(GetError::NotFound { id: *id }),
-                        (Checked::Damaged(damage), quarantined) => Err(GetError::Corrupt {
-                            id: *id,
-                            damage,
-                            quarantined,
-                        }),
-                    };
+                    let reread = self.quarantine_record_if_damaged::<GetError>(id, &mut |_| {})?;
+                    return got(id, reread);
                 }
             }
         }
         match self.files.read(id, &mut |_| {})? {
             Checked::Intact(bytes) => Ok(bytes),
             Checked::Missing => Err(GetError::NotFound { id: *id }),
-            Checked::Damaged(_) => match self.quarantine_if_damaged(id, &mut |_| {})? {
-                (Checked::Intact(bytes), _) => Ok(bytes),
-                (Checked::Missing, _) => Err(GetError::NotFound { id: *id }),
-                (Checked::Damaged(damage), quarantined) => Err(GetError::Corrupt {
-                    id: *id,
-                    damage,
-                    quarantined,
-                }),
-            },
+            Checked::Damaged(_) => got(id, self.quarantine_if_damaged(id, &mut |_| {})?),
         }
     }
 
@@ -960,6 +945,21 @@ fn lock_dir(dir: &Path) -> Result<File, OpenError> {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(OpenError::Locked { path }),
         Err(TryLockError::Error(source)) => Err(OpenError::Io { path, source }),
+    }
+}
+
+/// A get's answer from the locked re-read of a shard first read as
+/// damaged: its bytes if a good copy replaced it meanwhile, absent, or
+/// corrupt with where the damaged bytes went.
+fn got(id: &Id, (checked, quarantined): (Checked, Option<PathBuf>)) -> Result<Vec<u8>, GetError> {
+    match checked {
+        Checked::Intact(bytes) => Ok(bytes),
+        Checked::Missing => Err(GetError::NotFound { id: *id }),
+        Checked::Damaged(damage) => Err(GetError::Corrupt {
+            id: *id,
+            damage,
+            quarantined,
+        }),
     }
 }
 
