@@ -23,11 +23,7 @@ pub fn run(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
     } else {
         None
     };
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("cairn-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let work = super::work_dir(args.dir.as_deref())?;
     let bin = std::env::current_exe().context("cannot find the cairn binary")?;
     let big_len = args.size_mib.unwrap_or(1024) * 1024 * 1024;
     let transports = if args.mixed {

@@ -37,11 +37,7 @@ struct LinkRun {
 /// Runs `cairn bench --faults`.
 pub fn run(args: &crate::cli::ClusterBenchArgs) -> Result<()> {
     use cairn_faults::{TcpFaults, TcpProxy, UdpFaults, UdpProxy};
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("cairn-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let work = super::work_dir(args.dir.as_deref())?;
     let bin = std::env::current_exe().context("cannot find the cairn binary")?;
     let len = args.size_mib.unwrap_or(64) * 1024 * 1024;
     println!(

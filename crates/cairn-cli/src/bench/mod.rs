@@ -39,3 +39,14 @@ pub fn cluster(args: &ClusterBenchArgs) -> Result<()> {
     }
     cluster::run(args)
 }
+
+/// A fresh directory for one bench run, under `dir` (`--dir`) or the
+/// system's temporary directory; removed when dropped.
+fn work_dir(dir: Option<&std::path::Path>) -> Result<tempfile::TempDir> {
+    use anyhow::Context;
+    let parent = dir.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+    tempfile::Builder::new()
+        .prefix("cairn-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))
+}

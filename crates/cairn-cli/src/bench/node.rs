@@ -40,11 +40,7 @@ const SHARD: usize = 1024 * 1024;
 
 /// Runs `cairn bench node`.
 pub fn run(args: &NodeBenchArgs) -> Result<()> {
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("cairn-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    let work = super::work_dir(args.dir.as_deref())?;
     let bin = std::env::current_exe().context("cannot find the cairn binary")?;
     let mut node = LocalNode::init(
         &bin,
