@@ -31,12 +31,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 
+use cairn_dio::{ALIGN, AlignedBuf, is_einval};
 use tokio::task::JoinHandle;
-
-/// Alignment of the buffers' addresses and lengths and of the file offsets
-/// of direct writes: the page size, a multiple of every logical block size
-/// in common use (512 and 4096 bytes).
-pub const ALIGN: usize = 4096;
 
 /// Files smaller than this are written buffered: for them the page-cache
 /// copy costs little, and a direct write would only add a wait.
@@ -50,59 +46,6 @@ const FIRST_BUFFER: usize = 256 * 1024;
 /// The largest buffer. Two are alive at once (one filling, one being
 /// written).
 const LARGEST_BUFFER: usize = 8 * 1024 * 1024;
-
-/// A buffer whose bytes start at an address that is a multiple of
-/// [`ALIGN`], as `O_DIRECT` demands.
-///
-/// Allocated as a plain `Vec` of `capacity + ALIGN` bytes, used from the
-/// first aligned address on: no `unsafe` (which the workspace forbids), at
-/// the price of one page per buffer.
-struct AlignedBuf {
-    storage: Vec<u8>,
-    /// Where the aligned part of `storage` starts.
-    start: usize,
-    /// Usable bytes: a multiple of [`ALIGN`].
-    capacity: usize,
-    /// Bytes filled, from `start`.
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// An empty buffer of `capacity` bytes (a multiple of [`ALIGN`]).
-    fn new(capacity: usize) -> Self {
-        debug_assert_eq!(capacity % ALIGN, 0);
-        let storage = vec![0u8; capacity + ALIGN];
-        let start = (ALIGN - storage.as_ptr().addr() % ALIGN) % ALIGN;
-        Self {
-            storage,
-            start,
-            capacity,
-            len: 0,
-        }
-    }
-
-    /// Copies as much of `bytes` as fits; returns how much that was.
-    fn fill(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(self.capacity - self.len);
-        let at = self.start + self.len;
-        self.storage[at..at + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-        n
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == self.capacity
-    }
-
-    /// The bytes filled so far, starting at an aligned address.
-    fn filled(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-}
 
 /// The size of the buffer after one of `capacity` bytes.
 fn grown(capacity: usize) -> usize {
@@ -139,8 +82,8 @@ impl std::fmt::Debug for OutputFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputFile")
             .field("direct", &self.direct)
-            .field("buffer", &self.current.capacity)
-            .field("filled", &self.current.len)
+            .field("buffer", &self.current.capacity())
+            .field("filled", &self.current.len())
             .finish_non_exhaustive()
     }
 }
@@ -200,11 +143,11 @@ impl OutputFile {
     async fn submit(&mut self) -> io::Result<()> {
         let file = self.reclaim().await?;
         let next = match self.spare.take() {
-            Some(mut spare) if spare.capacity >= grown(self.current.capacity) => {
+            Some(mut spare) if spare.capacity() >= grown(self.current.capacity()) => {
                 spare.clear();
                 spare
             }
-            _ => AlignedBuf::new(grown(self.current.capacity)),
+            _ => AlignedBuf::new(grown(self.current.capacity())),
         };
         let full = std::mem::replace(&mut self.current, next);
         let mut direct = self.direct;
@@ -273,41 +216,15 @@ fn write_out(mut file: &File, mut bytes: &[u8], direct: &mut bool) -> io::Result
     Ok(())
 }
 
-/// Sets or clears `O_DIRECT` on `file`.
-#[cfg(target_os = "linux")]
+/// Sets or clears `O_DIRECT` on `file` ([`cairn_dio::set_direct`]), or,
+/// in tests that ask for it, refuses as a file system without direct I/O.
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
-    use rustix::fs::OFlags;
     #[cfg(test)]
     if on && tests::REFUSE_DIRECT.with(std::cell::Cell::get) {
-        return Err(rustix::io::Errno::INVAL.into());
+        const EINVAL: i32 = 22;
+        return Err(io::Error::from_raw_os_error(EINVAL));
     }
-    let flags = rustix::fs::fcntl_getfl(file)?;
-    let flags = if on {
-        flags | OFlags::DIRECT
-    } else {
-        flags - OFlags::DIRECT
-    };
-    Ok(rustix::fs::fcntl_setfl(file, flags)?)
-}
-
-/// Direct I/O is used on Linux only.
-#[cfg(not(target_os = "linux"))]
-fn set_direct(_file: &File, on: bool) -> io::Result<()> {
-    if on {
-        Err(io::ErrorKind::Unsupported.into())
-    } else {
-        Ok(())
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn is_einval(e: &io::Error) -> bool {
-    rustix::io::Errno::from_io_error(e) == Some(rustix::io::Errno::INVAL)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn is_einval(_e: &io::Error) -> bool {
-    false
+    cairn_dio::set_direct(file, on)
 }
 
 #[cfg(test)]
@@ -377,22 +294,6 @@ mod tests {
     }
 
     #[test]
-    fn buffers_start_aligned_and_fill_to_their_capacity() {
-        for capacity in [ALIGN, FIRST_BUFFER, LARGEST_BUFFER] {
-            let mut buf = AlignedBuf::new(capacity);
-            assert_eq!(buf.filled().as_ptr().addr() % ALIGN, 0);
-            assert_eq!(buf.fill(&[7; 10]), 10);
-            assert_eq!(buf.fill(&vec![8; capacity]), capacity - 10);
-            assert!(buf.is_full());
-            assert_eq!(buf.fill(&[9]), 0);
-            assert_eq!(buf.filled().len(), capacity);
-            assert_eq!(&buf.filled()[..11], &[7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8]);
-            buf.clear();
-            assert!(buf.filled().is_empty());
-        }
-    }
-
-    #[test]
     fn buffers_grow_from_the_first_to_the_largest_size_in_aligned_steps() {
         let mut sizes = vec![FIRST_BUFFER];
         while *sizes.last().unwrap() < LARGEST_BUFFER {
@@ -441,26 +342,9 @@ mod tests {
         assert_eq!(out.begin(data.len() as u64), cfg!(target_os = "linux"));
         // An unaligned buffer address makes the kernel answer EINVAL, as a
         // file system with a larger block size would.
-        out.current.start += 1;
-        out.current.capacity -= ALIGN;
+        out.current.misalign_for_tests();
         out.write_all(&data).await.unwrap();
         assert!(!out.finish().await.unwrap());
         assert!(std::fs::read(&path).unwrap() == data);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn o_direct_is_set_and_cleared() {
-        let dir = disk_dir();
-        let file = File::create(dir.path().join("flags")).unwrap();
-        let direct = || {
-            rustix::fs::fcntl_getfl(&file)
-                .unwrap()
-                .contains(rustix::fs::OFlags::DIRECT)
-        };
-        set_direct(&file, true).unwrap();
-        assert!(direct());
-        set_direct(&file, false).unwrap();
-        assert!(!direct());
     }
 }

@@ -211,6 +211,11 @@ pub struct StoreOptions {
     /// Not yet covered in the segment layout: [`Store::iter`] and
     /// [`count_shards`] list shard files only.
     pub segments: bool,
+    /// Whether segment appends are written with direct I/O (`O_DIRECT`),
+    /// past the page cache, where the file system takes it. Default:
+    /// `true`. A file system that refuses it gets buffered writes either
+    /// way; `false` is for comparing the two.
+    pub direct_io: bool,
 }
 
 impl Default for StoreOptions {
@@ -219,6 +224,7 @@ impl Default for StoreOptions {
             sync: true,
             verify_writes: true,
             segments: false,
+            direct_io: true,
         }
     }
 }
@@ -235,6 +241,13 @@ impl StoreOptions {
     #[must_use]
     pub fn with_segments(mut self, segments: bool) -> Self {
         self.segments = segments;
+        self
+    }
+
+    /// These options with [`direct_io`](Self::direct_io) set.
+    #[must_use]
+    pub fn with_direct_io(mut self, direct: bool) -> Self {
+        self.direct_io = direct;
         self
     }
 
@@ -391,6 +404,7 @@ impl Store {
             segment::DEFAULT_SEGMENT_LEN,
             options.sync,
             options.verify_writes,
+            options.direct_io,
         )
         .map_err(|source| FileError {
             path: dir.join("segments"),

@@ -8,7 +8,6 @@
 //! Shard files move in with [`Store::migrate`](crate::Store::migrate);
 //! segments with many dead bytes are rewritten by
 //! [`Store::compact`](crate::Store::compact), which uses the scan below.
-//! Still to come: direct I/O.
 //!
 //! # Why
 //!
@@ -60,9 +59,16 @@
 //!   Concurrent appends share that flush: the first to need one leads it,
 //!   the others wait for it (or for the next one, if theirs came too late
 //!   for it). Failure of the flush fails every append it was to cover.
-//! - **Read back, with `verify`.** After the flush, the record's pages are
-//!   dropped from the page cache (`posix_fadvise(DONTNEED)`) and the bytes
-//!   are read again and compared.
+//! - **Written past the page cache.** Records are written with direct I/O
+//!   (`O_DIRECT`, from an aligned buffer: records are whole pages at page
+//!   offsets already), so the kernel neither copies them into the page
+//!   cache nor keeps pages no one will read soon; `perf` had that copy
+//!   among the largest costs of a node's put. A file system that refuses
+//!   direct I/O gets buffered writes, the same bytes.
+//! - **Read back, with `verify`.** After the flush, the bytes are read
+//!   again from the device (directly, or after dropping the record's pages
+//!   from the page cache with `posix_fadvise(DONTNEED)` when written
+//!   buffered) and compared.
 //! - **Reads verify.** [`Segments::read`] checks the record header against
 //!   the location and the bytes against the id; anything else is
 //!   [`Damage`].
@@ -74,9 +80,11 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use cairn_core::Id;
+use cairn_dio::AlignedBuf;
 
 use crate::shards::{Damage, MAX_SHARD_LEN};
 
@@ -134,6 +142,9 @@ pub(crate) enum Scanned {
 struct Writer {
     number: u64,
     file: Arc<File>,
+    /// A second handle on the file, with `O_DIRECT` set, if the file
+    /// system took it and direct writes have not been refused since.
+    direct: Option<Arc<File>>,
     /// Where the next record goes.
     end: u64,
     /// Appends written so far, in this process: a ticket for
@@ -161,6 +172,9 @@ pub(crate) struct Segments {
     max_len: u64,
     sync: bool,
     verify: bool,
+    /// Whether records are written with direct I/O: until the file system
+    /// refuses it once.
+    direct: AtomicBool,
     /// The open segment; `None` until the first append of this open, so
     /// that a store that writes nothing creates no segment.
     writer: Mutex<Option<Writer>>,
@@ -175,12 +189,14 @@ pub(crate) struct Segments {
 
 impl Segments {
     /// Opens `store_dir/segments/`, creating it if needed, and starts a new
-    /// segment after the highest-numbered one there.
+    /// segment after the highest-numbered one there. With `direct`, records
+    /// are written with direct I/O where the file system takes it.
     pub(crate) fn open(
         store_dir: &Path,
         max_len: u64,
         sync: bool,
         verify: bool,
+        direct: bool,
     ) -> io::Result<Self> {
         let dir = store_dir.join("segments");
         fs::create_dir_all(&dir)?;
@@ -190,6 +206,7 @@ impl Segments {
             max_len: max_len.max(HEADER_LEN + ALIGN),
             sync,
             verify,
+            direct: AtomicBool::new(direct && cfg!(target_os = "linux")),
             writer: Mutex::new(None),
             next: std::sync::atomic::AtomicU64::new(last + 1),
             flushes: Mutex::new(Flushes::default()),
@@ -197,6 +214,22 @@ impl Segments {
             #[cfg(test)]
             hold: Mutex::new(()),
         })
+    }
+
+    /// Whether records are being written with direct I/O (see the
+    /// [module docs](self)).
+    pub(crate) fn writes_direct(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
+    }
+
+    /// Stops writing records with direct I/O, as a file system that refuses
+    /// it makes the store do; for tests of that fallback.
+    #[cfg(test)]
+    fn refuse_direct(&self) {
+        self.direct.store(false, Ordering::Relaxed);
+        if let Some(writer) = lock(&self.writer).as_mut() {
+            writer.direct = None;
+        }
     }
 
     /// The number of the segment appends go to now, if one is open.
@@ -237,7 +270,7 @@ impl Segments {
     /// read back and compared).
     pub(crate) fn append(&self, id: &Id, bytes: &[u8]) -> io::Result<Location> {
         let record = encode_record(id, bytes);
-        let (location, file, ticket) = {
+        let (location, file, direct, ticket) = {
             let mut slot = lock(&self.writer);
             let full = slot.as_ref().is_some_and(|writer| {
                 writer.end + record.len() as u64 > self.max_len && writer.end > HEADER_LEN
@@ -253,14 +286,15 @@ impl Segments {
                 Some(writer) if !full => slot.insert(writer),
                 old => {
                     let number = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let mut writer = create_segment(&self.dir, number, self.sync)?;
+                    let mut writer =
+                        create_segment(&self.dir, number, self.sync, self.writes_direct())?;
                     // Tickets count on across segments.
                     writer.written = old.map_or(0, |old| old.written);
                     slot.insert(writer)
                 }
             };
             let offset = writer.end;
-            writer.file.write_all_at(&record, offset)?;
+            let direct = self.write_record(writer, &record, offset)?;
             writer.end += record.len() as u64;
             writer.written += 1;
             let location = Location {
@@ -268,16 +302,22 @@ impl Segments {
                 offset,
                 len: bytes.len() as u64,
             };
-            (location, Arc::clone(&writer.file), writer.written)
+            let reader = if direct { &writer.direct } else { &None };
+            let reader = Arc::clone(reader.as_ref().unwrap_or(&writer.file));
+            (location, reader, direct, writer.written)
         };
         if self.sync {
             self.durable(ticket)?;
         }
         if self.verify {
-            drop_cached_pages(&file, location.offset, location.footprint());
-            let mut back = vec![0; record.len()];
-            file.read_exact_at(&mut back, location.offset)?;
-            if back != record {
+            // The same aligned buffer size for the read, so that a direct
+            // read is aligned as well.
+            let mut back = AlignedBuf::new(record.len());
+            if !direct {
+                drop_cached_pages(&file, location.offset, location.footprint());
+            }
+            file.read_exact_at(back.filled_mut(record.len()), location.offset)?;
+            if back.filled() != record.filled() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("segment {} read back other bytes", location.segment),
@@ -285,6 +325,30 @@ impl Segments {
             }
         }
         Ok(location)
+    }
+
+    /// Writes `record` at `offset` of the open segment: directly if the
+    /// writer has a direct handle, buffered otherwise or if the direct
+    /// write is refused (`EINVAL`: then direct I/O stays off for this
+    /// store). Returns whether the bytes went directly.
+    fn write_record(
+        &self,
+        writer: &mut Writer,
+        record: &AlignedBuf,
+        offset: u64,
+    ) -> io::Result<bool> {
+        if let Some(direct) = &writer.direct {
+            match direct.write_all_at(record.filled(), offset) {
+                Ok(()) => return Ok(true),
+                Err(e) if cairn_dio::is_einval(&e) => {
+                    self.direct.store(false, Ordering::Relaxed);
+                    writer.direct = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        writer.file.write_all_at(record.filled(), offset)?;
+        Ok(false)
     }
 
     /// Waits until append `ticket` is durable, leading a flush if none is
@@ -419,18 +483,19 @@ fn padded(n: u64) -> u64 {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// The record for `id` and `bytes`: header, bytes, zero padding.
-fn encode_record(id: &Id, bytes: &[u8]) -> Vec<u8> {
-    let total = padded(RECORD_HEADER_LEN + bytes.len() as u64) as usize;
-    let mut record = Vec::with_capacity(total);
-    record.extend_from_slice(RECORD_MAGIC);
-    record.extend_from_slice(id.as_bytes());
-    record.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-    record.extend_from_slice(&[0; 12]);
-    let check = header_check(&record);
-    record.extend_from_slice(&check);
-    record.extend_from_slice(bytes);
-    record.resize(total, 0);
+/// The record for `id` and `bytes`: header, bytes, zero padding, in a
+/// buffer aligned for direct I/O.
+fn encode_record(id: &Id, bytes: &[u8]) -> AlignedBuf {
+    let mut header = [0u8; RECORD_HEADER_LEN as usize];
+    header[..8].copy_from_slice(RECORD_MAGIC);
+    header[8..40].copy_from_slice(id.as_bytes());
+    header[40..48].copy_from_slice(&(bytes.len() as u64).to_be_bytes());
+    let check = header_check(&header[..60]);
+    header[60..].copy_from_slice(&check);
+    let mut record = AlignedBuf::new(header.len() + bytes.len());
+    record.fill(&header);
+    record.fill(bytes);
+    record.pad_to_align();
     record
 }
 
@@ -476,12 +541,16 @@ fn list(dir: &Path) -> io::Result<Vec<u64>> {
 /// Creates segment `number` with its header, flushed (with `sync`) along
 /// with the directory entry, so that a record's flush never depends on a
 /// header or a name that could still be lost.
-fn create_segment(dir: &Path, number: u64, sync: bool) -> io::Result<Writer> {
+///
+/// With `direct`, also opens the file a second time for direct I/O; a file
+/// system that refuses it leaves the writer without that handle.
+fn create_segment(dir: &Path, number: u64, sync: bool, direct: bool) -> io::Result<Writer> {
+    let path = segment_path(dir, number);
     let file = File::options()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(segment_path(dir, number))?;
+        .open(&path)?;
     let mut header = vec![0u8; HEADER_LEN as usize];
     header[..8].copy_from_slice(SEGMENT_MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -491,9 +560,18 @@ fn create_segment(dir: &Path, number: u64, sync: bool) -> io::Result<Writer> {
         file.sync_all()?;
         File::open(dir)?.sync_all()?;
     }
+    let direct = if direct {
+        let handle = File::options().read(true).write(true).open(&path)?;
+        cairn_dio::set_direct(&handle, true)
+            .ok()
+            .map(|()| Arc::new(handle))
+    } else {
+        None
+    };
     Ok(Writer {
         number,
         file: Arc::new(file),
+        direct,
         end: HEADER_LEN,
         written: 0,
     })
@@ -541,7 +619,59 @@ mod tests {
     }
 
     fn open(dir: &Path, max_len: u64) -> Segments {
-        Segments::open(dir, max_len, true, true).unwrap()
+        Segments::open(dir, max_len, true, true, true).unwrap()
+    }
+
+    /// Appends records of edge sizes (around a page and a header) and
+    /// returns them with their locations, after checking each reads back.
+    fn append_edge_sizes(segments: &Segments) -> Vec<((Id, Vec<u8>), Location)> {
+        [0, 1, 63, 64, 4031, 4032, 4033, 100_000, 1024 * 1024 + 7]
+            .into_iter()
+            .enumerate()
+            .map(|(n, len)| {
+                let (id, bytes) = shard(n as u64, len);
+                let location = segments.append(&id, &bytes).unwrap();
+                assert_eq!(segments.read(&id, &location).unwrap().unwrap(), bytes);
+                ((id, bytes), location)
+            })
+            .collect()
+    }
+
+    /// Records go to the device with direct I/O where the file system takes
+    /// it (Linux, on the disk the tests build on), and come back intact.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn records_are_written_directly_where_the_file_system_takes_it() {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+        fs::create_dir_all(&target).unwrap();
+        let dir = tempfile::tempdir_in(target).unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let appended = append_edge_sizes(&segments);
+        assert!(lock(&segments.writer).as_ref().unwrap().direct.is_some());
+        assert!(segments.writes_direct());
+        drop(segments);
+        // Reopened (a new segment for appends), every record still reads.
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        for ((id, bytes), location) in appended {
+            assert_eq!(segments.read(&id, &location).unwrap().unwrap(), bytes);
+        }
+    }
+
+    /// A file system that refuses direct I/O gets the same records,
+    /// written buffered, from the next append on.
+    #[test]
+    fn a_refusal_of_direct_io_goes_on_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let (id, bytes) = shard(99, 5000);
+        let first = segments.append(&id, &bytes).unwrap();
+        segments.refuse_direct();
+        let appended = append_edge_sizes(&segments);
+        assert!(!segments.writes_direct());
+        assert!(lock(&segments.writer).as_ref().unwrap().direct.is_none());
+        assert_eq!(segments.read(&id, &first).unwrap().unwrap(), bytes);
+        let scanned = segments.scan(first.segment).unwrap();
+        assert_eq!(scanned.len(), appended.len() + 1, "{scanned:?}");
     }
 
     #[test]

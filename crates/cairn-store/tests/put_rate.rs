@@ -23,10 +23,11 @@
 //! shards by 1 and 8 threads with `verify_writes` on and off, alternating,
 //! three runs of each, medians (`… --ignored --nocapture verify_writes`).
 //!
-//! `files_vs_segments` compares the two shard layouts (issue 17): 1 MiB
-//! and 4 KiB shards by 8 threads, fsync and verify on, alternating, three
-//! runs of each, medians of puts/s and of the process's CPU seconds per
-//! GiB put (`… --ignored --nocapture files_vs_segments`).
+//! `files_vs_segments` compares the two shard layouts (issue 17), segments
+//! written buffered and with direct I/O: 1 MiB and 4 KiB shards by 8
+//! threads, fsync and verify on, alternating, three runs of each, medians
+//! of puts/s and of the process's CPU seconds per GiB put
+//! (`… --ignored --nocapture files_vs_segments`).
 
 mod common;
 
@@ -213,16 +214,26 @@ fn verify_writes_cost() {
 fn files_vs_segments() {
     let time = case_time();
     println!("8 threads, fsync and verify on; medians of 3 alternating runs of {time:?}");
-    println!(
-        "{:<14} {:>12} {:>12} {:>14} {:>14}",
-        "load", "files put/s", "segs put/s", "files CPU s/GiB", "segs CPU s/GiB"
-    );
+    let layouts = [
+        ("files", StoreOptions::default().with_segments(false)),
+        (
+            "segs buffered",
+            StoreOptions::default()
+                .with_segments(true)
+                .with_direct_io(false),
+        ),
+        ("segs direct", StoreOptions::default().with_segments(true)),
+    ];
+    print!("{:<14}", "load");
+    for (name, _) in &layouts {
+        print!(" {:>15} {:>9}", format!("{name} put/s"), "CPU s/GiB");
+    }
+    println!();
     for len in [1 << 20, 4 << 10] {
-        let mut runs = [Vec::new(), Vec::new()];
+        let mut runs = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..3 {
-            for (segments, runs) in [false, true].into_iter().zip(runs.iter_mut()) {
-                let options = StoreOptions::default().with_segments(segments);
-                runs.push(rate_and_cpu(Load::Shards(len), 8, time, options));
+            for ((_, options), runs) in layouts.iter().zip(runs.iter_mut()) {
+                runs.push(rate_and_cpu(Load::Shards(len), 8, time, options.clone()));
             }
         }
         let median = |runs: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
@@ -231,13 +242,14 @@ fn files_vs_segments() {
             v[v.len() / 2]
         };
         let per_gib = |cpu_per_put: f64| cpu_per_put * (1u64 << 30) as f64 / len as f64;
-        println!(
-            "{:<14} {:>12.0} {:>12.0} {:>14.2} {:>14.2}",
-            Load::Shards(len).label(),
-            median(&runs[0], |r| r.0),
-            median(&runs[1], |r| r.0),
-            per_gib(median(&runs[0], |r| r.1)),
-            per_gib(median(&runs[1], |r| r.1)),
-        );
+        print!("{:<14}", Load::Shards(len).label());
+        for runs in &runs {
+            print!(
+                " {:>15.0} {:>9.2}",
+                median(runs, |r| r.0),
+                per_gib(median(runs, |r| r.1))
+            );
+        }
+        println!();
     }
 }
