@@ -457,7 +457,10 @@ fn scrub(dir: &Path, rate: Option<u64>, json: bool) -> Result<()> {
             writeln!(out, "damaged: {}: {}; {whereto}", d.id, d.damage)?;
         }
         for id in &summary.missing {
-            writeln!(out, "missing: {id}: referenced, but no file")?;
+            writeln!(
+                out,
+                "missing: {id}: referenced, but not stored (lost, or quarantined)"
+            )?;
         }
         if summary.unreferenced_removed > 0 || summary.unreferenced_kept > 0 {
             writeln!(
