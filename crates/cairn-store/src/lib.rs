@@ -6,11 +6,14 @@
 //! node's user accounts and their index entries, and the last scrub.
 //!
 //! ```text
-//! <dir>/shards/ab/cd/<id>   shards, one file each (see the `shards` module docs)
 //! <dir>/segments/NNNNNNNN.seg  shards appended to segment files, with
-//!                           `StoreOptions::segments` (see the `segment` module docs)
+//!                           `StoreOptions::segments`, the default (see the
+//!                           `segment` module docs)
+//! <dir>/shards/ab/cd/<id>   shards, one file each: the first layout, still
+//!                           read (see the `shards` module docs)
 //! <dir>/tmp/                writes in progress, deleted at open
-//! <dir>/quarantine/         shard files that failed their hash or a read
+//! <dir>/quarantine/         shard files and copies of segment records that
+//!                           failed their hash or a read
 //! <dir>/meta.redb           the metadata database (see the `meta` module docs)
 //! <dir>/store.lock          locked by the one Store using the directory
 //! ```
@@ -24,12 +27,14 @@
 //!   over a damaged file replaces it ([`PutOutcome::repaired`]). With
 //!   [`StoreOptions::verify_writes`] (the default) every file written is
 //!   read back from the device and compared before the put succeeds.
-//! - **Lost is not claimed.** A shard whose file is gone keeps its
-//!   references (a repair's put restores it at no quota cost, and every
-//!   scrub lists it as missing until then), but
-//!   [`Store::is_present`] says it is not here.
+//! - **Lost is not claimed.** A shard whose bytes are gone (its file
+//!   deleted, its record overwritten or cut off) keeps its references (a
+//!   repair's put restores it at no quota cost, and every scrub lists it as
+//!   missing until then), but [`Store::is_present`] says it is not here.
 //! - **Atomic.** A shard becomes visible by a rename once its bytes are on
-//!   disk; temporary files left by a crash are deleted at the next open.
+//!   disk, or, in a segment, by the commit that records its location once
+//!   its record is flushed; temporary files left by a crash are deleted at
+//!   the next open.
 //! - **Reference counted.** Each user references a shard at most once; the
 //!   file is deleted with its last reference. A user's usage is the sum of
 //!   the lengths of their references, and quotas are checked against it: a
@@ -83,9 +88,10 @@
 //! and deletes the second (once it is an hour old: see
 //! [`ScrubOptions::unreferenced_grace`]).
 //!
-//! Since unreferenced files are deleted, the database must never be
-//! replaced by an empty one while shards exist: [`Store::open`] refuses to
-//! create `meta.redb` when `shards/` holds any shard file
+//! Since unreferenced files are deleted, and segments without live records
+//! too, the database must never be replaced by an empty one while shards
+//! exist: [`Store::open`] refuses to create `meta.redb` when `shards/`
+//! holds any shard file or `segments/` any record
 //! ([`OpenError::MetadataMissing`]).
 //!
 //! # Example
@@ -214,12 +220,12 @@ pub struct StoreOptions {
     pub verify_writes: bool,
     /// Whether new shards are appended to segment files (issue 17's
     /// layout; see the `segment` module docs) rather than written one file
-    /// each. Default: `false`, for now.
+    /// each under `shards/` (the first layout). Default: `true`.
     ///
-    /// Either way the store reads, checks, drops and scrubs shards of both
-    /// layouts, so a store can be opened with either setting at any time.
-    /// Not yet covered in the segment layout: [`Store::iter`] and
-    /// [`count_shards`] list shard files only.
+    /// Either way the store reads, checks, drops, scrubs, lists and counts
+    /// shards of both layouts, so a store can be opened with either
+    /// setting at any time; [`Store::migrate`] moves shard files into
+    /// segments.
     pub segments: bool,
 }
 
@@ -228,7 +234,7 @@ impl Default for StoreOptions {
         Self {
             sync: true,
             verify_writes: true,
-            segments: false,
+            segments: true,
         }
     }
 }
@@ -1034,6 +1040,12 @@ mod tests {
         Store::open(dir, StoreOptions::default()).unwrap()
     }
 
+    /// A store writing shard files (the first layout), for the tests that
+    /// inject failures into shard file I/O (`files.faults`).
+    fn files_store(dir: &Path) -> Store {
+        Store::open(dir, StoreOptions::default().with_segments(false)).unwrap()
+    }
+
     fn put(store: &Store, bytes: &[u8]) -> Id {
         let id = Id::of(bytes);
         store.put("ann", &id, bytes, None).unwrap();
@@ -1045,7 +1057,7 @@ mod tests {
     #[test]
     fn a_scrub_quarantines_an_unreadable_shard_and_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let ids: Vec<Id> = (0..3u8).map(|n| put(&store, &[n; 100])).collect();
         store
             .files
@@ -1075,7 +1087,7 @@ mod tests {
     #[test]
     fn a_get_reports_an_unreadable_shard_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let id = put(&store, b"bad sector");
         store.files.faults.fail_reads(store.files.path(&id), EIO);
         let err = store.get(&id).unwrap_err();
@@ -1100,7 +1112,7 @@ mod tests {
     #[test]
     fn a_write_that_reads_back_wrong_fails_the_put_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         // Empty, and longer than a read block.
         for bytes in [Vec::new(), testdata::seeded_bytes(9, 300_000)] {
             let id = Id::of(&bytes);
@@ -1123,7 +1135,9 @@ mod tests {
         // only by the next read.
         let store = Store::open(
             dir.path(),
-            StoreOptions::default().with_verify_writes(false),
+            StoreOptions::default()
+                .with_segments(false)
+                .with_verify_writes(false),
         )
         .unwrap();
         let bytes = testdata::seeded_bytes(10, 1000);
@@ -1138,7 +1152,7 @@ mod tests {
     #[test]
     fn an_error_about_the_process_leaves_the_file_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let id = put(&store, b"fine");
         store.files.faults.fail_reads(store.files.path(&id), EMFILE);
         assert!(matches!(store.get(&id), Err(GetError::Io { .. })));

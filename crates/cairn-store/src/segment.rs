@@ -1,10 +1,11 @@
 //! Segment files: shards appended to large files, made durable in groups.
 //!
 //! Issue 17's write path. A [`Store`](crate::Store) opened with
-//! [`StoreOptions::segments`](crate::StoreOptions::segments) appends new
-//! shards here and records each one's [`Location`] in the metadata
-//! database (the `meta::locations` module) in the transaction that records
-//! the put; every store reads, drops and scrubs shards of both layouts.
+//! [`StoreOptions::segments`](crate::StoreOptions::segments) (the default)
+//! appends new shards here and records each one's [`Location`] in the
+//! metadata database (the `meta::locations` module) in the transaction that
+//! records the put; every store reads, drops, scrubs, lists and counts
+//! shards of both layouts.
 //! Shard files move in with [`Store::migrate`](crate::Store::migrate);
 //! segments with many dead bytes are rewritten by
 //! [`Store::compact`](crate::Store::compact), which uses the scan below.
