@@ -204,7 +204,10 @@ fn concurrent_users_keep_their_usage_exact() {
                 assert_eq!(files_under(&dir.path().join("shards")), [path]);
             }
             ShardPlace::Segment(at) => {
-                assert_eq!(files_under(&dir.path().join("segments")), [at.path.clone()]);
+                assert_eq!(
+                    files_under(&dir.path().join("segments")),
+                    [at.path.as_path()]
+                );
                 let segment_len = std::fs::metadata(&at.path).unwrap().len();
                 assert_eq!(
                     (at.record_offset, segment_len),
