@@ -111,12 +111,14 @@ fn user(command: UserCommand) -> Result<()> {
                 "Removed user {name}: {} shard references and {} index entries.",
                 removed.references, removed.index_entries
             );
-            let pending = removed.unheld.len() as u64 - removed.files_deleted;
-            if removed.files_deleted > 0 {
-                eprintln!(
-                    "Deleted {} shards nobody else referenced.",
-                    removed.files_deleted
-                );
+            // Records in segments are released with the user, by a store
+            // or an admin; shard files only by a store. (A shard whose
+            // file an interrupted migration left beside its record counts
+            // in both, hence the saturation.)
+            let deleted = removed.files_deleted + removed.records_released;
+            let pending = (removed.unheld.len() as u64).saturating_sub(deleted);
+            if deleted > 0 {
+                eprintln!("Deleted {deleted} shards nobody else referenced.");
             }
             if pending > 0 {
                 eprintln!(
@@ -455,7 +457,10 @@ fn scrub(dir: &Path, rate: Option<u64>, json: bool) -> Result<()> {
             writeln!(out, "damaged: {}: {}; {whereto}", d.id, d.damage)?;
         }
         for id in &summary.missing {
-            writeln!(out, "missing: {id}: referenced, but no file")?;
+            writeln!(
+                out,
+                "missing: {id}: referenced, but not stored (lost, or quarantined)"
+            )?;
         }
         if summary.unreferenced_removed > 0 || summary.unreferenced_kept > 0 {
             writeln!(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use cairn_client::ClientConfig;
+use cairn_store::{Id, ShardPlace};
 use cairn_testing::node::NodeProcess;
 use serde_json::Value;
 
@@ -32,6 +33,11 @@ fn nodes(dir: &Path, schemes: &[&str]) -> Vec<NodeProcess> {
             node
         })
         .collect()
+}
+
+/// The ids of the shards on `node`'s disk, in either layout.
+fn shard_ids(node: &NodeProcess) -> Vec<Id> {
+    node.shards().into_iter().map(|(id, _)| id).collect()
 }
 
 fn addresses(nodes: &[NodeProcess]) -> Vec<String> {
@@ -460,19 +466,19 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     let err = alice.fails(1, &["put", "tree"]);
     assert!(err.contains("pass -r"), "{err}");
 
-    // Everything verifies; then one shard file of c.txt goes missing.
+    // Everything verifies; then one shard of d.bin goes missing.
     let verified = alice.json(&["verify", "--json"]);
     assert_eq!(verified["ok"], 5);
-    let before = nodes[0].shard_files();
+    let before = shard_ids(&nodes[0]);
     alice.write("d.bin", &cairn_testing::seeded_bytes(4, 200_000));
     alice.ok(&["put", "d.bin"]);
-    let new: Vec<PathBuf> = nodes[0]
-        .shard_files()
+    let new: Vec<(Id, ShardPlace)> = nodes[0]
+        .shards()
         .into_iter()
-        .filter(|p| !before.contains(p))
+        .filter(|(id, _)| !before.contains(id))
         .collect();
     assert!(!new.is_empty(), "node 0 got none of d.bin's shards");
-    std::fs::remove_file(&new[0]).unwrap();
+    cairn_testing::damage::remove(&new[0].1);
 
     let out = alice.cairn(&["verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -511,7 +517,8 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
         "{}",
         stdout(&out)
     );
-    assert!(new[0].exists(), "the shard is back on node 0");
+    let back = nodes[0].shard_place(&new[0].0).expect("back on node 0");
+    assert_eq!(Id::of(&cairn_testing::damage::read(&back)), new[0].0);
     alice.ok(&["verify", "d.bin"]);
     let again = alice.json(&["repair", "d.bin", "--json"]);
     assert_eq!(again["repaired"], 0, "{again}");
@@ -521,13 +528,13 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     // A file with every shard gone (its manifest too) cannot be repaired:
     // it is counted among the files checked, named, and `--json` still
     // prints one JSON document and nothing else.
-    let before: Vec<Vec<PathBuf>> = nodes.iter().map(|n| n.shard_files()).collect();
+    let before: Vec<Vec<Id>> = nodes.iter().map(shard_ids).collect();
     alice.write("e.bin", &cairn_testing::seeded_bytes(5, 200_000));
     alice.ok(&["put", "e.bin"]);
     for (node, before) in nodes.iter().zip(&before) {
-        for path in node.shard_files() {
-            if !before.contains(&path) {
-                std::fs::remove_file(path).unwrap();
+        for (id, place) in node.shards() {
+            if !before.contains(&id) {
+                cairn_testing::damage::remove(&place);
             }
         }
     }

@@ -81,7 +81,7 @@ async fn exercise(node: &NodeProcess, scheme: &str, seed: u8) {
     let (id, bytes) = shard(seed, 300_000);
     assert!(alice.put_shard(&id, bytes.clone()).await.unwrap());
     assert_eq!(alice.get_shard(&id).await.unwrap(), bytes);
-    assert!(node.shard_path(&id.to_string()).exists());
+    assert!(node.shard_place(&id).is_some());
     let (absent, _) = shard(seed + 100, 10);
     let has = alice.has_shards(&[id, absent]).await.unwrap();
     assert_eq!(
@@ -135,7 +135,7 @@ async fn exercise(node: &NodeProcess, scheme: &str, seed: u8) {
         alice.drop_shards(&[id]).await.unwrap(),
         vec![Dropped::Deleted]
     );
-    assert!(!node.shard_path(&id.to_string()).exists());
+    assert_eq!(node.shard_place(&id), None);
     let gone = alice.get_shard(&id).await.unwrap_err();
     assert_eq!(gone.code(), Some(ErrorCode::NotFound));
 }
@@ -352,10 +352,13 @@ async fn over_quota_is_refused_and_leaves_nothing_behind() {
     let alice = login(&node, "tcp", "alice").await;
     let (small, bytes) = shard(1, 5 << 20);
     alice.put_shard(&small, bytes).await.unwrap();
+    let segments_before = segment_bytes(node.dir());
     let (big, bytes) = shard(2, 4 << 20);
     let err = alice.put_shard(&big, bytes).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
-    assert!(!node.shard_path(&big.to_string()).exists());
+    assert_eq!(node.shard_place(&big), None);
+    // Not even dead bytes appended to a segment.
+    assert_eq!(segment_bytes(node.dir()), segments_before);
     let tmp: Vec<_> = std::fs::read_dir(node.dir().join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "a partial shard was left in tmp/");
     // The node and the connection go on; Bob has no quota.
@@ -373,10 +376,8 @@ async fn a_shard_corrupted_on_disk_is_never_served_and_is_quarantined() {
     let alice = login(&node, "tcp", "alice").await;
     let (id, bytes) = shard(7, 50_000);
     alice.put_shard(&id, bytes).await.unwrap();
-    let path = node.shard_path(&id.to_string());
-    let mut damaged = std::fs::read(&path).unwrap();
-    damaged[1234] ^= 0x10;
-    std::fs::write(&path, damaged).unwrap();
+    let place = node.shard_place(&id).expect("the shard is stored");
+    cairn_testing::damage::flip_bit(&place, 1234, 4);
 
     for scheme in ["quic", "tcp"] {
         let reader = connect(&node, scheme).await;
@@ -386,7 +387,7 @@ async fn a_shard_corrupted_on_disk_is_never_served_and_is_quarantined() {
             other => panic!("{scheme}: {other:?}"),
         }
     }
-    assert!(!path.exists());
+    assert_eq!(node.shard_place(&id), None);
     let quarantined: Vec<_> = std::fs::read_dir(node.dir().join("quarantine"))
         .unwrap()
         .collect();
@@ -432,28 +433,23 @@ async fn kill_9_during_uploads_loses_nothing_acknowledged_and_serves_nothing_hal
             "acknowledged {id} lost"
         );
     }
-    // Whatever else is on disk is whole: every file hashes to its name.
-    for entry in walk(&node.dir().join("shards")) {
-        let name = entry.file_name().unwrap().to_str().unwrap().to_owned();
-        let id: Id = name.parse().unwrap();
-        assert!(reader.get_shard(&id).await.is_ok(), "{name} is damaged");
+    // Whatever else the node has is whole: every shard it lists (files
+    // and segment records) reads back under its id.
+    for (id, _) in node.shards() {
+        assert!(reader.get_shard(&id).await.is_ok(), "{id} is damaged");
     }
     let tmp: Vec<_> = std::fs::read_dir(node.dir().join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "temporary files survived the restart");
     assert!(node.stop().success());
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
+/// The bytes of every segment file in the store in `dir`, together.
+fn segment_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("segments")).map_or(0, |entries| {
+        entries
+            .map(|entry| entry.unwrap().metadata().unwrap().len())
+            .sum()
+    })
 }
 
 #[tokio::test]
@@ -499,10 +495,8 @@ async fn shutdown_finishes_the_request_in_flight_and_exits_0() {
     assert!(matches!(answer, Response::ShardStored { .. }), "{answer:?}");
     let status = node.wait(Duration::from_secs(15));
     assert!(status.success(), "exit status {status}: {}", node.log());
-    assert_eq!(
-        std::fs::read(node.shard_path(&id.to_string())).unwrap(),
-        bytes
-    );
+    let place = node.shard_place(&id).expect("the upload is stored");
+    assert_eq!(cairn_testing::damage::read(&place), bytes);
     assert!(node.wait_for_log("shutting down"));
     // New connections are refused once it is down, and SIGINT works too.
     assert!(
@@ -550,6 +544,9 @@ async fn a_full_disk_is_refused_cleanly_and_the_node_recovers_when_space_is_free
     };
     let mut node = NodeProcess::init(BIN.as_ref(), &disk.0.join("node"), &["tcp"]);
     node.add_user("bob", PASSPHRASE, None);
+    // Someone else's file on the same disk, for the operator to delete.
+    let ballast = disk.0.join("ballast");
+    std::fs::write(&ballast, vec![1u8; 4 << 20]).unwrap();
     node.start();
     let bob = login(&node, "tcp", "bob").await;
     let mut stored = Vec::new();
@@ -571,16 +568,21 @@ async fn a_full_disk_is_refused_cleanly_and_the_node_recovers_when_space_is_free
         "{error}\n{}",
         node.log()
     );
-    assert!(!node.shard_path(&refused.to_string()).exists());
+    assert_eq!(node.shard_place(&refused), None);
     let tmp: Vec<_> = std::fs::read_dir(node.dir().join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "a partial shard was left behind");
     // The node still serves what it has…
     let first = stored[0];
     assert_eq!(Id::of(&bob.get_shard(&first).await.unwrap()), first);
     bob.info().await.unwrap();
-    // …and takes writes again once space is freed.
-    let freed: Vec<Id> = stored.drain(..stored.len() / 2).collect();
-    bob.drop_shards(&freed).await.unwrap();
+    // …drops references on a full disk…
+    let dropped: Vec<Id> = stored.drain(..stored.len() / 2).collect();
+    bob.drop_shards(&dropped).await.unwrap();
+    assert_eq!(node.shard_place(&dropped[0]), None);
+    // …and takes writes again once space is freed. (Dropping frees none
+    // in a segment, the default layout: the records' bytes are dead until
+    // a compaction rewrites the segment. So the operator frees it.)
+    std::fs::remove_file(&ballast).unwrap();
     let (id, bytes) = shard(200, 1 << 20);
     bob.put_shard(&id, bytes)
         .await

@@ -11,8 +11,8 @@
 //! - a put in flight at the kill (its answer lost) is either absent or
 //!   whole and referenced, never damaged: the client that saw no answer
 //!   retries, and either outcome is safe;
-//! - every file under `shards/` hashes to its name and belongs to a put the
-//!   clients made; `tmp/` is empty.
+//! - every shard the node has (shard files and segment records) hashes to
+//!   its id and belongs to a put the clients made; `tmp/` is empty.
 //!
 //! The moments are drawn from a seeded generator; a failure prints the
 //! seed, and `CAIRN_CRASH_SEED=N` replays it. `cargo test -- --ignored
@@ -171,14 +171,13 @@ async fn crash_cycles(cycles: u64, full_every: u64) {
         assert!(!reader.has_shards(&[unfinished]).await.unwrap().stored[0]);
         reader.close().await;
 
-        // On disk: only known shards, each whole; nothing left in tmp/.
-        for path in files_under(&node.dir().join("shards")) {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            let id: Id = name.parse().unwrap();
-            assert!(known.contains_key(&id), "{context}: unknown file {name}");
+        // On disk: only known shards (files and live segment records),
+        // each whole; nothing left in tmp/.
+        for (id, place) in node.shards() {
+            assert!(known.contains_key(&id), "{context}: unknown shard {id}");
             if full {
-                let on_disk = std::fs::read(&path).unwrap();
-                assert_eq!(Id::of(&on_disk), id, "{context}: {name} damaged on disk");
+                let on_disk = cairn_testing::damage::read(&place);
+                assert_eq!(Id::of(&on_disk), id, "{context}: {id} damaged on disk");
             }
         }
         let tmp = std::fs::read_dir(node.dir().join("tmp")).unwrap().count();
@@ -237,17 +236,4 @@ async fn half_upload(
     stream.write_all(&wire[..wire.len() / 2]).await.unwrap();
     stream.flush().await.unwrap();
     stream
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

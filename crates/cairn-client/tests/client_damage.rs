@@ -1,5 +1,7 @@
-//! Shard files damaged or deleted on a node's disk, and puts of files the
-//! nodes already (partly) hold.
+//! Shards damaged or lost on a node's disk (through `cairn_testing::damage`,
+//! which changes the bytes a read returns, in segments, the nodes' default
+//! layout, or in shard files), and puts of files the nodes already (partly)
+//! hold.
 //!
 //! Bugs these guard against:
 //! - a get that returns, or gives up on, bytes a node's disk corrupted,
@@ -9,18 +11,12 @@
 //! - a put that sends shards the nodes hold (a re-run, a file with a few
 //!   changed chunks), or that does not send one a node lost.
 
-use cairn_client::directory::Health;
-use cairn_testing::cluster::{MIB, TestCluster, remote};
+use std::collections::BTreeSet;
 
-/// Flips one bit in the middle of every file in `files`.
-fn flip_bits(files: &[std::path::PathBuf]) {
-    for file in files {
-        let mut bytes = std::fs::read(file).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x10;
-        std::fs::write(file, bytes).unwrap();
-    }
-}
+use cairn_client::directory::Health;
+use cairn_store::{Id, ShardPlace};
+use cairn_testing::cluster::{MIB, TestCluster, remote};
+use cairn_testing::damage;
 
 /// Files in node `i`'s quarantine.
 fn quarantined(cluster: &TestCluster, i: usize) -> usize {
@@ -39,10 +35,12 @@ async fn a_node_whose_disk_corrupted_every_shard_still_gives_exact_bytes_and_ver
     let report = client.store(&local, &name).await.unwrap();
     let stripes = report.chunks + 1; // the manifest is striped like a chunk
 
-    // Every shard file node 2 holds: one per stripe.
-    let damaged = cluster.shard_files(2);
+    // Every shard node 2 holds: one per stripe.
+    let damaged = cluster.shards(2);
     assert_eq!(damaged.len(), stripes);
-    flip_bits(&damaged);
+    for (_, place) in &damaged {
+        damage::flip_middle_bit(place);
+    }
 
     let out = cluster.path("copy");
     let fetched = client.fetch(&name, &out).await.unwrap();
@@ -82,8 +80,11 @@ async fn a_node_whose_disk_corrupted_every_shard_still_gives_exact_bytes_and_ver
     assert_eq!(client.verify(&name).await.unwrap().health, Health::Ok);
 }
 
+/// A lost shard file is gone; a lost segment record is zeroed, header and
+/// all, which the node notices when asked whether it has the shard (and
+/// quarantines). Either way the node does not claim it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_finds_deleted_shard_files_and_a_second_put_sends_exactly_those() {
+async fn verify_finds_lost_shards_and_a_second_put_sends_exactly_those() {
     let cluster = TestCluster::start();
     let data = cairn_testing::seeded_bytes(51, 4 * MIB + 7);
     let local = cluster.file("data", &data);
@@ -101,9 +102,9 @@ async fn verify_finds_deleted_shard_files_and_a_second_put_sends_exactly_those()
         "{again:?}"
     );
 
-    // One shard file gone from node 0's disk.
-    let on_node_0 = cluster.shard_files(0);
-    std::fs::remove_file(&on_node_0[0]).unwrap();
+    // One shard's bytes gone from node 0's disk.
+    let on_node_0 = cluster.shards(0);
+    damage::remove(&on_node_0[0].1);
     let verified = client.verify(&name).await.unwrap();
     assert_eq!(verified.health, Health::Degraded, "{verified:?}");
     assert_eq!((verified.missing, verified.corrupt), (1, 0), "{verified:?}");
@@ -120,11 +121,11 @@ async fn verify_finds_deleted_shard_files_and_a_second_put_sends_exactly_those()
     );
 
     // Two more, on node 1 and node 3.
-    std::fs::remove_file(&cluster.shard_files(1)[0]).unwrap();
-    std::fs::remove_file(cluster.shard_files(3).last().unwrap()).unwrap();
+    damage::remove(&cluster.shards(1)[0].1);
+    damage::remove(&cluster.shards(3).last().unwrap().1);
     assert_eq!(client.verify(&name).await.unwrap().missing, 3);
 
-    // The node still has the user's reference but not the file: the put
+    // The node still has the user's reference but not the bytes: the put
     // sends exactly the three lost shards, and the file is whole again.
     let repaired = client.store(&local, &name).await.unwrap();
     assert_eq!(
@@ -176,16 +177,14 @@ async fn a_changed_file_sends_only_its_changed_chunks() {
     assert!(std::fs::read(&out).unwrap() == data, "the new version");
 }
 
-/// The ids of the shard files in `files` (named by their id).
-fn ids_of(files: &[std::path::PathBuf]) -> std::collections::BTreeSet<String> {
-    files
-        .iter()
-        .map(|f| f.file_name().unwrap().to_str().unwrap().to_owned())
-        .collect()
+/// The ids among `shards`.
+fn ids_of(shards: &[(Id, ShardPlace)]) -> BTreeSet<String> {
+    shards.iter().map(|(id, _)| id.to_string()).collect()
 }
 
-/// The ids of the files in node `i`'s quarantine (`<id>.<n>`).
-fn quarantined_ids(cluster: &TestCluster, i: usize) -> std::collections::BTreeSet<String> {
+/// The ids of the shards in node `i`'s quarantine (`<id>.<n>` for a file,
+/// `<id>.seg.<n>` for a copy of a segment record).
+fn quarantined_ids(cluster: &TestCluster, i: usize) -> BTreeSet<String> {
     std::fs::read_dir(cluster.nodes[i].dir().join("quarantine"))
         .unwrap()
         .map(|e| {
@@ -195,11 +194,15 @@ fn quarantined_ids(cluster: &TestCluster, i: usize) -> std::collections::BTreeSe
         .collect()
 }
 
-/// A bad disk under one node: random bits flipped in a third of its shard
-/// files, another third truncated at random lengths, the rest deleted.
+/// A bad disk under one node: random bits flipped in a third of its
+/// shards, another third cut short at random lengths, the rest lost.
 /// Guards against a get that returns such bytes or gives up, against a node
 /// that serves them or claims to have them, and against one that deletes
 /// the evidence instead of quarantining it.
+///
+/// The shards cut short are the last third in disk order: in a segment, a
+/// cut (a torn tail) takes every record after it, so the damage is the
+/// same one whichever layout the node wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_disk_that_flips_bits_truncates_and_loses_shards_changes_nothing_a_get_returns() {
     let cluster = TestCluster::start();
@@ -210,34 +213,37 @@ async fn a_bad_disk_that_flips_bits_truncates_and_loses_shards_changes_nothing_a
     client.store(&local, &name).await.unwrap();
 
     let mut rng = fastrand::Rng::with_seed(54);
-    let mut files = cluster.shard_files(1);
-    let all = files.len();
+    let mut shards = cluster.shards(1);
+    let all = shards.len();
     assert!(all >= 9, "{all} shards on node 1");
-    rng.shuffle(&mut files);
-    let (flipped, rest) = files.split_at(all / 3);
-    let (truncated, deleted) = rest.split_at(all / 3);
-    for file in flipped {
-        let mut bytes = std::fs::read(file).unwrap();
+    damage::segment_order(&mut shards);
+    let (rest, truncated) = shards.split_at(all - all / 3);
+    let mut rest = rest.to_vec();
+    rng.shuffle(&mut rest);
+    let (flipped, lost) = rest.split_at(all / 3);
+    for (_, place) in flipped {
+        let len = damage::len(place);
         for _ in 0..rng.usize(1..=8) {
-            let at = rng.usize(..bytes.len());
-            bytes[at] ^= 1 << rng.u8(0..8);
+            damage::flip_bit(place, rng.u64(..len), rng.u8(0..8));
         }
-        std::fs::write(file, bytes).unwrap();
     }
-    for file in truncated {
-        let len = std::fs::metadata(file).unwrap().len();
-        std::fs::File::options()
-            .write(true)
-            .open(file)
-            .unwrap()
-            .set_len(rng.u64(..len))
-            .unwrap();
+    // Last first, so that each cut shortens what is left.
+    for (_, place) in truncated.iter().rev() {
+        damage::truncate(place, rng.u64(..damage::len(place)));
     }
-    for file in deleted {
-        std::fs::remove_file(file).unwrap();
+    for (_, place) in lost {
+        damage::remove(place);
     }
-    let (flipped, truncated, deleted) = (ids_of(flipped), ids_of(truncated), ids_of(deleted));
-    let damaged: std::collections::BTreeSet<String> = flipped.union(&truncated).cloned().collect();
+    // A lost record is damage (its header is gone), read or asked about; a
+    // lost file is simply not there.
+    let lost_is_damage = lost
+        .iter()
+        .all(|(_, place)| matches!(place, ShardPlace::Segment(_)));
+    let (flipped, truncated, lost) = (ids_of(flipped), ids_of(truncated), ids_of(lost));
+    let mut damaged: BTreeSet<String> = flipped.union(&truncated).cloned().collect();
+    if lost_is_damage {
+        damaged.extend(lost.iter().cloned());
+    }
 
     // The get gives the exact bytes; what it read of node 1's damage failed
     // its hash and went to quarantine, and nothing else did.
@@ -252,22 +258,27 @@ async fn a_bad_disk_that_flips_bits_truncates_and_loses_shards_changes_nothing_a
     assert!(fetched.shards_failed >= caught_by_get.len(), "{fetched:?}");
 
     // Asked which shards it has (stat), the node claims none it lost: a
-    // deleted file is not there, and a truncated one has the wrong length,
+    // lost shard is not there, and a truncated one has the wrong length,
     // which sends it to quarantine on the spot. Flipped bits need a read.
     let stat = client.stat(&name).await.unwrap();
-    let not_claimed = deleted.len()
-        + truncated.len()
-        + (caught_by_get.len() - caught_by_get.intersection(&truncated).count());
-    assert_eq!(stat.missing, not_claimed, "{stat:?}");
+    let not_claimed: BTreeSet<&String> = lost
+        .iter()
+        .chain(&truncated)
+        .chain(&caught_by_get)
+        .collect();
+    assert_eq!(stat.missing, not_claimed.len(), "{stat:?}");
     assert!(quarantined_ids(&cluster, 1).is_superset(&truncated));
+    if lost_is_damage {
+        assert!(quarantined_ids(&cluster, 1).is_superset(&lost));
+    }
 
-    // verify reads every shard: now every damaged file is in quarantine,
+    // verify reads every shard: now every damaged one is in quarantine,
     // and every lost shard is reported.
     let verified = client.verify(&name).await.unwrap();
     assert_eq!(verified.health, Health::Degraded, "{verified:?}");
     assert_eq!(verified.missing, all, "{verified:?}");
     assert_eq!(quarantined_ids(&cluster, 1), damaged);
-    assert!(cluster.shard_files(1).is_empty());
+    assert!(cluster.shards(1).is_empty());
 
     // A put of the same file puts back exactly what node 1 lost.
     let again = client.store(&local, &name).await.unwrap();

@@ -15,8 +15,9 @@ async fn fetch(client: &cairn_client::Client, path: &str) -> Result<Vec<u8>, Fet
     Ok(out)
 }
 
+/// Shards stored on all nodes together, in either layout.
 fn shard_count(cluster: &TestCluster) -> usize {
-    cluster.all_shard_files().iter().map(Vec::len).sum()
+    cluster.all_shards().iter().map(Vec::len).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,7 +130,7 @@ async fn with_two_nodes_down_a_put_fails_naming_them_and_leaves_nothing_behind()
     cluster.nodes[1].start();
     cluster.nodes[3].start();
     for node in 0..4 {
-        assert!(cluster.shard_files(node).is_empty(), "node {node}");
+        assert!(cluster.shards(node).is_empty(), "node {node}");
         assert!(
             cluster.index_entries(node, "alice").is_empty(),
             "node {node}"
@@ -270,7 +270,7 @@ async fn a_put_that_loses_too_many_nodes_midway_fails_cleanly_and_its_rerun_resu
             "node {node}"
         );
     }
-    let stored_before: usize = cluster.all_shard_files().iter().map(Vec::len).sum();
+    let stored_before: usize = cluster.all_shards().iter().map(Vec::len).sum();
     assert!(stored_before > 0, "the failed attempt stored some shards");
     client.close().await;
 

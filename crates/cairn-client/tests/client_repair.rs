@@ -10,14 +10,7 @@
 
 use cairn_client::directory::Health;
 use cairn_testing::cluster::{MIB, TestCluster, remote};
-
-/// Flips one bit in the middle of `file`.
-fn flip_bit(file: &std::path::Path) {
-    let mut bytes = std::fs::read(file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x04;
-    std::fs::write(file, bytes).unwrap();
-}
+use cairn_testing::damage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_restores_every_shard_to_a_node_of_its_own_and_a_second_run_does_nothing() {
@@ -37,9 +30,9 @@ async fn repair_restores_every_shard_to_a_node_of_its_own_and_a_second_run_does_
 
     // And then disks went bad: a deleted shard on node 0, a flipped bit on
     // node 1.
-    let files = cluster.all_shard_files();
-    std::fs::remove_file(&files[0][0]).unwrap();
-    flip_bit(&files[1][0]);
+    let shards = cluster.all_shards();
+    damage::remove(&shards[0][0].1);
+    damage::flip_middle_bit(&shards[1][0].1);
 
     let client = cluster.client("alice");
     let report = client.repair(&name).await.unwrap();
@@ -99,16 +92,16 @@ async fn repair_of_a_chunk_with_fewer_than_k_shards_says_it_is_lost() {
     let client = cluster.client("alice");
     client.store(&local, &name).await.unwrap();
 
-    // One chunk plus the manifest: two shard files per node. Take the
-    // chunk's shard away from three nodes; the manifest's stay.
-    let files = cluster.all_shard_files();
-    for node_files in files.iter().take(3) {
-        // The chunk's shard is the larger file (the manifest is tiny).
-        let chunk_file = node_files
+    // One chunk plus the manifest: two shards per node. Take the chunk's
+    // shard away from three nodes; the manifest's stay.
+    for node_shards in cluster.all_shards().iter().take(3) {
+        assert_eq!(node_shards.len(), 2);
+        // The chunk's shard is the larger one (the manifest is tiny).
+        let (_, chunk_shard) = node_shards
             .iter()
-            .max_by_key(|f| std::fs::metadata(f).unwrap().len())
+            .max_by_key(|(_, place)| damage::len(place))
             .unwrap();
-        std::fs::remove_file(chunk_file).unwrap();
+        damage::remove(chunk_shard);
     }
 
     let report = client.repair(&name).await.unwrap();

@@ -52,7 +52,9 @@ pub struct NodeConfig {
     /// Append new shards to segment files (`DIR/segments/`) instead of
     /// writing one file each: fewer files, flushes shared by concurrent
     /// puts (issue 17). Shards of both layouts are read whatever this
-    /// says. Default: false, for now.
+    /// says; `false` keeps writing new shards as files under
+    /// `DIR/shards/`. Default: true (a `node.toml` without the key gets
+    /// segments).
     pub segments: bool,
     /// Read rate of the background scrub, per second. Default: 50M
     /// (50 MiB/s).
@@ -84,7 +86,7 @@ impl Default for NodeConfig {
             body_memory: Size(512 * 1024 * 1024),
             sync: true,
             verify_writes: true,
-            segments: false,
+            segments: true,
             scrub_rate: Size(50 * 1024 * 1024),
             scrub_interval_secs: DEFAULT_SCRUB_INTERVAL_SECS,
             quic_congestion: Congestion::Bbr,
@@ -203,8 +205,9 @@ sync = {sync}
 verify_writes = {verify_writes}
 
 # Append new shards to segment files in DIR/segments/ instead of writing one
-# file per shard under DIR/shards/ (default: false). Shards of both layouts
-# are read either way; `cairn node migrate` moves existing files over.
+# file per shard under DIR/shards/ (default: true; false keeps the old
+# layout for new shards). Shards of both layouts are read either way;
+# `cairn node migrate` moves existing files over.
 segments = {segments}
 
 # The background scrub re-reads every shard, checks it against its hash,
@@ -442,10 +445,11 @@ mod tests {
         );
         let off = NodeConfig::parse(&format!("{old}scrub_interval_secs = 0\n")).unwrap();
         assert_eq!(off.scrub_interval(), None);
-        // Shard files, as before segments existed.
-        assert!(!config.segments);
-        let segments = NodeConfig::parse(&format!("{old}segments = true\n")).unwrap();
-        assert!(segments.segments);
-        assert_eq!(NodeConfig::parse(&segments.to_toml()).unwrap(), segments);
+        // Segments, the default since issue 17, even for a file written
+        // before the key existed; `segments = false` keeps shard files.
+        assert!(config.segments);
+        let files = NodeConfig::parse(&format!("{old}segments = false\n")).unwrap();
+        assert!(!files.segments);
+        assert_eq!(NodeConfig::parse(&files.to_toml()).unwrap(), files);
     }
 }

@@ -10,10 +10,12 @@ use crate::users::RemovedUser;
 /// index entries, usage and the last scrub.
 ///
 /// For operators' commands (`cairn node user …`, `cairn node status`),
-/// which run while the node may be running. An `Admin` opens only
-/// `meta.redb`, which redb shares between processes, and never reads,
-/// writes or deletes a shard file or anything in `tmp/`, so it neither
-/// needs nor takes the store's lock. Any number of `Admin`s can be open
+/// which run while the node may be running, and for tests that look at a
+/// running node's disk ([`shard_place`](Metadata::shard_place),
+/// [`shards`](Metadata::shards)). An `Admin` opens only `meta.redb`, which
+/// redb shares between processes, and never reads, writes or deletes a
+/// shard file, a segment or anything in `tmp/`, so it neither needs nor
+/// takes the store's lock. Any number of `Admin`s can be open
 /// beside one [`Store`](crate::Store), in any processes; each commit is
 /// visible to all of them, and to the store, as soon as it returns.
 ///
@@ -49,7 +51,10 @@ impl Admin {
     /// reference they hold (their usage goes with them; other holders keep
     /// theirs) and all their index entries.
     ///
-    /// Unlike [`Store::remove_user`](crate::Store::remove_user), deletes no
+    /// Like [`Store::remove_user`](crate::Store::remove_user), releases the
+    /// segment records of the shards nobody holds any more, in the same
+    /// transaction ([`RemovedUser::records_released`]): their bytes are
+    /// dead at once, for a compaction. Unlike it, deletes no
     /// file: the shards nobody holds any more are listed in
     /// [`RemovedUser::unheld`] and left on disk, and the node's
     /// [scrub](crate::Store::scrub) deletes them, as it deletes every

@@ -48,18 +48,21 @@ pub enum OpenError {
         dir: PathBuf,
     },
     /// [`Store::open`](crate::Store::open) would have to create the
-    /// metadata database, but `shards/` already holds shard files: the
-    /// database was lost, moved or emptied. Starting with an empty one would
-    /// disown every shard, and a scrub would then delete them all, so
-    /// nothing was changed. Restore `meta.redb` from a backup (or put it
-    /// back); to start afresh instead, move `shards/` aside.
+    /// metadata database, but `shards/` already holds shard files or
+    /// `segments/` records: the database was lost, moved or emptied.
+    /// Starting with an empty one would disown every shard (the open would
+    /// delete the segments, a scrub the files), so nothing was changed.
+    /// Restore `meta.redb` from a backup (or put it back); to start afresh
+    /// instead, move `shards/` and `segments/` aside.
     #[error(
-        "the metadata database {path} is missing or empty, but {shards} shard files exist beside it; refusing to start with a new database, which would disown them (a scrub would delete them all). Nothing was changed: restore meta.redb from a backup, or move shards/ aside to start an empty store"
+        "the metadata database {path} is missing or empty, but {shards} shards exist beside it (in shards/ and segments/); refusing to start with a new database, which would disown them (they would all be deleted). Nothing was changed: restore meta.redb from a backup, or move shards/ and segments/ aside to start an empty store"
     )]
     MetadataMissing {
         /// The metadata database file.
         path: PathBuf,
-        /// How many shard files `shards/` holds.
+        /// How many shard files `shards/` holds plus how many records
+        /// (live or dead: nothing can tell without the database) the
+        /// segments in `segments/` hold.
         shards: u64,
     },
     /// The metadata database was written with a schema this version cannot

@@ -6,11 +6,14 @@
 //! node's user accounts and their index entries, and the last scrub.
 //!
 //! ```text
-//! <dir>/shards/ab/cd/<id>   shards, one file each (see the `shards` module docs)
 //! <dir>/segments/NNNNNNNN.seg  shards appended to segment files, with
-//!                           `StoreOptions::segments` (see the `segment` module docs)
+//!                           `StoreOptions::segments`, the default (see the
+//!                           `segment` module docs)
+//! <dir>/shards/ab/cd/<id>   shards, one file each: the first layout, still
+//!                           read (see the `shards` module docs)
 //! <dir>/tmp/                writes in progress, deleted at open
-//! <dir>/quarantine/         shard files that failed their hash or a read
+//! <dir>/quarantine/         shard files and copies of segment records that
+//!                           failed their hash or a read
 //! <dir>/meta.redb           the metadata database (see the `meta` module docs)
 //! <dir>/store.lock          locked by the one Store using the directory
 //! ```
@@ -24,12 +27,14 @@
 //!   over a damaged file replaces it ([`PutOutcome::repaired`]). With
 //!   [`StoreOptions::verify_writes`] (the default) every file written is
 //!   read back from the device and compared before the put succeeds.
-//! - **Lost is not claimed.** A shard whose file is gone keeps its
-//!   references (a repair's put restores it at no quota cost, and every
-//!   scrub lists it as missing until then), but
-//!   [`Store::is_present`] says it is not here.
+//! - **Lost is not claimed.** A shard whose bytes are gone (its file
+//!   deleted, its record overwritten or cut off) keeps its references (a
+//!   repair's put restores it at no quota cost, and every scrub lists it as
+//!   missing until then), but [`Store::is_present`] says it is not here.
 //! - **Atomic.** A shard becomes visible by a rename once its bytes are on
-//!   disk; temporary files left by a crash are deleted at the next open.
+//!   disk, or, in a segment, by the commit that records its location once
+//!   its record is flushed; temporary files left by a crash are deleted at
+//!   the next open.
 //! - **Reference counted.** Each user references a shard at most once; the
 //!   file is deleted with its last reference. A user's usage is the sum of
 //!   the lengths of their references, and quotas are checked against it: a
@@ -83,9 +88,10 @@
 //! and deletes the second (once it is an hour old: see
 //! [`ScrubOptions::unreferenced_grace`]).
 //!
-//! Since unreferenced files are deleted, the database must never be
-//! replaced by an empty one while shards exist: [`Store::open`] refuses to
-//! create `meta.redb` when `shards/` holds any shard file
+//! Since unreferenced files are deleted, and segments without live records
+//! too, the database must never be replaced by an empty one while shards
+//! exist: [`Store::open`] refuses to create `meta.redb` when `shards/`
+//! holds any shard file or `segments/` any record
 //! ([`OpenError::MetadataMissing`]).
 //!
 //! # Example
@@ -159,19 +165,29 @@ pub use crate::users::{
 use crate::meta::{Added, Opening, Removed, Stored};
 use crate::segment::{Location, Segments};
 use crate::shards::{
-    Checked, FileError, OnDisk, ShardFiles, create_dir_durably, parent_of, sync_dir,
+    Checked, FileError, OnDisk, ShardFileIds, ShardFiles, create_dir_durably, parent_of, sync_dir,
 };
 
-/// The number of shard files in the store directory `dir`, by walking
-/// `dir/shards/`.
+/// The number of shards in the store directory `dir`, in both layouts:
+/// [`Admin::shard_count`](Metadata::shard_count) of an `Admin` opened on
+/// `dir` for the purpose.
 ///
-/// Only lists directories: no file is opened or checked (a damaged shard
-/// counts until a read or scrub quarantines it), and nothing is locked, so
-/// this is safe while a node runs, and counts shards written or removed
-/// meanwhile or not. What [`Shards`] skips is not counted. Fails if
-/// `shards/` cannot be listed, including when it does not exist.
+/// Shard files are counted by walking `dir/shards/`, records in segments
+/// from the metadata database, which is shared between processes. No
+/// shard is read or checked (a damaged shard counts until a read or scrub
+/// quarantines it), and nothing is locked, so this is safe while a node
+/// runs, and counts shards written or removed meanwhile or not. What
+/// [`Shards`] skips is not counted. Fails if `dir` is not a store
+/// (no initialised `meta.redb`), or if `shards/` cannot be listed.
 pub fn count_shards(dir: impl AsRef<Path>) -> io::Result<u64> {
-    Shards::in_dir(&dir.as_ref().join("shards")).try_fold(0, |n, id| id.map(|_| n + 1))
+    Admin::open(dir).map_err(io::Error::other)?.shard_count()
+}
+
+/// The number of shard files (the first layout) in the store directory
+/// `dir`, by walking `dir/shards/`; records in segments are not counted.
+/// Only lists directories, so it needs no database.
+pub(crate) fn count_shard_files(dir: &Path) -> io::Result<u64> {
+    ShardFileIds::in_dir(&dir.join("shards")).try_fold(0, |n, id| id.map(|_| n + 1))
 }
 
 /// How a [`Store`] is opened.
@@ -204,12 +220,12 @@ pub struct StoreOptions {
     pub verify_writes: bool,
     /// Whether new shards are appended to segment files (issue 17's
     /// layout; see the `segment` module docs) rather than written one file
-    /// each. Default: `false`, for now.
+    /// each under `shards/` (the first layout). Default: `true`.
     ///
-    /// Either way the store reads, checks, drops and scrubs shards of both
-    /// layouts, so a store can be opened with either setting at any time.
-    /// Not yet covered in the segment layout: [`Store::iter`] and
-    /// [`count_shards`] list shard files only.
+    /// Either way the store reads, checks, drops, scrubs, lists and counts
+    /// shards of both layouts, so a store can be opened with either
+    /// setting at any time; [`Store::migrate`] moves shard files into
+    /// segments.
     pub segments: bool,
     /// Whether segment appends are written with direct I/O (`O_DIRECT`),
     /// past the page cache, where the file system takes it. Default:
@@ -223,7 +239,7 @@ impl Default for StoreOptions {
         Self {
             sync: true,
             verify_writes: true,
-            segments: false,
+            segments: true,
             direct_io: true,
         }
     }
@@ -277,7 +293,7 @@ pub struct PutOutcome {
 
 /// Where a shard's bytes are in the segment layout: for tests and
 /// operators who need to look at (or, in tests, damage) them. See
-/// [`Store::shard_location`].
+/// [`Metadata::shard_location`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShardLocation {
@@ -287,6 +303,40 @@ pub struct ShardLocation {
     pub offset: u64,
     /// The shard's length in bytes.
     pub len: u64,
+    /// Offset of the shard's record in the segment: its header, which
+    /// names the shard and its length, then the shard's bytes, then zero
+    /// padding. Records start at multiples of 4096 bytes.
+    pub record_offset: u64,
+    /// Length of the whole record (header, shard, padding): the bytes no
+    /// other shard shares.
+    pub record_len: u64,
+}
+
+/// Where a shard's bytes are on disk, in either layout: the bytes a
+/// [`Store::get`] reads and checks. See [`Metadata::shard_place`].
+///
+/// For operators who want to look at a shard, and for tests that damage
+/// one behind the store's back. A place is a snapshot: a put, drop,
+/// migration or compaction may move or remove the bytes right after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShardPlace {
+    /// A shard file of its own (the first layout): the whole file is the
+    /// shard, and no other shard's bytes are in it.
+    File(PathBuf),
+    /// A record in a segment file, which other shards' records share.
+    Segment(ShardLocation),
+}
+
+impl ShardPlace {
+    /// The file holding the shard's bytes (for a segment, shared with
+    /// other shards).
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::File(path) => path,
+            Self::Segment(location) => &location.path,
+        }
+    }
 }
 
 /// What [`Store::drop_ref`] did.
@@ -576,19 +626,6 @@ impl Store {
         }
     }
 
-    /// Where shard `id`'s bytes are, if it is stored in a segment and not
-    /// quarantined; `None` for a shard in its own file, or absent.
-    pub fn shard_location(&self, id: &Id) -> Result<Option<ShardLocation>, QueryError> {
-        Ok(match self.meta.location(id)? {
-            Some(Stored::Live(location)) => Some(ShardLocation {
-                path: self.segments.path(location.segment),
-                offset: location.offset + segment::RECORD_HEADER_LEN,
-                len: location.len,
-            }),
-            Some(Stored::Quarantined(_)) | None => None,
-        })
-    }
-
     /// Whether a file for shard `id` is on disk (not read, not checked; an
     /// error looking counts as absent).
     pub fn contains(&self, id: &Id) -> bool {
@@ -597,25 +634,37 @@ impl Store {
     }
 
     /// Whether shard `id` is here, as far as can be told without reading
-    /// it: a file under its name, of the length recorded when it was put.
-    /// What a node answers when asked which shards it has.
+    /// it: a live record in a segment whose header still names the shard
+    /// and its length and whose segment is long enough to hold it, or a
+    /// file under its name of the length recorded when it was put. What a
+    /// node answers when asked which shards it has.
     ///
-    /// A file of another length is damaged, since shard files never change
-    /// once in place: truncated, typically. It is re-read under the id's
-    /// lock and, if still damaged, moved to quarantine and reported as
-    /// [`GetError::Corrupt`] (the shard is absent from then on). Damage that
-    /// keeps the length (flipped bits) is found only by reading: a
+    /// A record whose header is gone (overwritten) or that its segment no
+    /// longer holds in full (a torn tail), or a file of another length
+    /// (truncated, typically: shard files never change once in place), is
+    /// damaged. It is re-read under the id's lock and, if still damaged,
+    /// quarantined and reported as [`GetError::Corrupt`] (the shard is
+    /// absent from then on). Damage that keeps the header and the length
+    /// (flipped bits in the shard) is found only by reading: a
     /// [`get`](Self::get) or a [`scrub`](Self::scrub). A file nobody
     /// references has no recorded length and counts as present.
     ///
     /// This keeps a node from claiming a shard it has lost, on which a
-    /// client's repair would otherwise rely, for the price of a `stat` and
-    /// a read transaction.
+    /// client's repair would otherwise rely, for the price of a read
+    /// transaction and a `stat` (and, in a segment, a 64-byte read).
     pub fn is_present(&self, id: &Id) -> Result<bool, GetError> {
-        // A record's length is fixed by its header, checked on every read:
-        // present as far as can be told without reading.
-        if let Some(Stored::Live(_)) = self.meta.location(id)? {
-            return Ok(true);
+        if let Some(Stored::Live(location)) = self.meta.location(id)? {
+            // A record is here as far as can be told without reading it if
+            // its header still names it and the segment still holds all
+            // of it. A record overwritten or cut off by a torn segment is
+            // re-read in full, under the lock, and quarantined.
+            if self.segments.looks_intact(id, &location) {
+                return Ok(true);
+            }
+            return present(
+                id,
+                self.quarantine_record_if_damaged::<GetError>(id, &mut |_| {})?,
+            );
         }
         let Some(len) = self.files.len(id)? else {
             return Ok(false);
@@ -625,16 +674,7 @@ impl Store {
             Some(recorded) if recorded == len => return Ok(true),
             Some(_) => {}
         }
-        match self.quarantine_if_damaged(id, &mut |_| {})? {
-            // Replaced by a good file since the look above.
-            (Checked::Intact(_), _) => Ok(true),
-            (Checked::Missing, _) => Ok(false),
-            (Checked::Damaged(damage), quarantined) => Err(GetError::Corrupt {
-                id: *id,
-                damage,
-                quarantined,
-            }),
-        }
+        present(id, self.quarantine_if_damaged(id, &mut |_| {})?)
     }
 
     /// Drops `user`'s reference to shard `id`, deleting the file if it was
@@ -689,10 +729,12 @@ impl Store {
         Ok(removed)
     }
 
-    /// The ids of the shard files on disk, in no particular order. Files
-    /// are listed, not read; see [`Shards`] for what is skipped.
-    pub fn iter(&self) -> Shards {
-        self.files.iter()
+    /// The ids of the shards here, in shard files and in segments, each
+    /// once (as far as a walk beside concurrent changes can tell): files
+    /// are listed and records looked up, nothing is read. See [`Shards`]
+    /// for the order and what is skipped.
+    pub fn iter(&self) -> Shards<'_> {
+        self.meta.shards()
     }
 
     /// Re-reads and re-hashes every shard, quarantines damaged ones,
@@ -977,6 +1019,21 @@ fn got(id: &Id, (checked, quarantined): (Checked, Option<PathBuf>)) -> Result<Ve
     }
 }
 
+/// [`Store::is_present`]'s answer from the locked re-read of a shard that
+/// looked damaged: here if a good copy replaced it meanwhile, absent, or
+/// corrupt with where the damaged bytes went.
+fn present(id: &Id, (checked, quarantined): (Checked, Option<PathBuf>)) -> Result<bool, GetError> {
+    match checked {
+        Checked::Intact(_) => Ok(true),
+        Checked::Missing => Ok(false),
+        Checked::Damaged(damage) => Err(GetError::Corrupt {
+            id: *id,
+            damage,
+            quarantined,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -997,6 +1054,12 @@ mod tests {
         Store::open(dir, StoreOptions::default()).unwrap()
     }
 
+    /// A store writing shard files (the first layout), for the tests that
+    /// inject failures into shard file I/O (`files.faults`).
+    fn files_store(dir: &Path) -> Store {
+        Store::open(dir, StoreOptions::default().with_segments(false)).unwrap()
+    }
+
     fn put(store: &Store, bytes: &[u8]) -> Id {
         let id = Id::of(bytes);
         store.put("ann", &id, bytes, None).unwrap();
@@ -1008,7 +1071,7 @@ mod tests {
     #[test]
     fn a_scrub_quarantines_an_unreadable_shard_and_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let ids: Vec<Id> = (0..3u8).map(|n| put(&store, &[n; 100])).collect();
         store
             .files
@@ -1038,7 +1101,7 @@ mod tests {
     #[test]
     fn a_get_reports_an_unreadable_shard_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let id = put(&store, b"bad sector");
         store.files.faults.fail_reads(store.files.path(&id), EIO);
         let err = store.get(&id).unwrap_err();
@@ -1063,7 +1126,7 @@ mod tests {
     #[test]
     fn a_write_that_reads_back_wrong_fails_the_put_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         // Empty, and longer than a read block.
         for bytes in [Vec::new(), testdata::seeded_bytes(9, 300_000)] {
             let id = Id::of(&bytes);
@@ -1086,7 +1149,9 @@ mod tests {
         // only by the next read.
         let store = Store::open(
             dir.path(),
-            StoreOptions::default().with_verify_writes(false),
+            StoreOptions::default()
+                .with_segments(false)
+                .with_verify_writes(false),
         )
         .unwrap();
         let bytes = testdata::seeded_bytes(10, 1000);
@@ -1101,7 +1166,7 @@ mod tests {
     #[test]
     fn an_error_about_the_process_leaves_the_file_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path());
+        let store = files_store(dir.path());
         let id = put(&store, b"fine");
         store.files.faults.fail_reads(store.files.path(&id), EMFILE);
         assert!(matches!(store.get(&id), Err(GetError::Io { .. })));

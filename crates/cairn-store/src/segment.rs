@@ -1,10 +1,11 @@
 //! Segment files: shards appended to large files, made durable in groups.
 //!
 //! Issue 17's write path. A [`Store`](crate::Store) opened with
-//! [`StoreOptions::segments`](crate::StoreOptions::segments) appends new
-//! shards here and records each one's [`Location`] in the metadata
-//! database (the `meta::locations` module) in the transaction that records
-//! the put; every store reads, drops and scrubs shards of both layouts.
+//! [`StoreOptions::segments`](crate::StoreOptions::segments) (the default)
+//! appends new shards here and records each one's [`Location`] in the
+//! metadata database (the `meta::locations` module) in the transaction that
+//! records the put; every store reads, drops, scrubs, lists and counts
+//! shards of both layouts.
 //! Shard files move in with [`Store::migrate`](crate::Store::migrate);
 //! segments with many dead bytes are rewritten by
 //! [`Store::compact`](crate::Store::compact), which uses the scan below.
@@ -437,45 +438,92 @@ impl Segments {
         Ok(Ok(bytes))
     }
 
+    /// Whether the record of shard `id` at `location` looks intact without
+    /// reading the shard: its header is there and names `id` and the
+    /// length, and the file is long enough to hold the shard. What a store
+    /// can say about a record for the price of one small read, as a file's
+    /// length is for a shard file; flipped bits in the shard need a full
+    /// [`read`](Self::read). Any error looking counts as not intact (the
+    /// caller's full read tells damage from a failure).
+    pub(crate) fn looks_intact(&self, id: &Id, location: &Location) -> bool {
+        let look = || -> io::Result<bool> {
+            let file = File::open(self.path(location.segment))?;
+            if file.metadata()?.len() < location.offset + RECORD_HEADER_LEN + location.len {
+                return Ok(false);
+            }
+            let mut header = [0u8; RECORD_HEADER_LEN as usize];
+            file.read_exact_at(&mut header, location.offset)?;
+            Ok(decode_header(&header) == Some((*id, location.len)))
+        };
+        look().unwrap_or(false)
+    }
+
     /// Lists what segment `number` holds, in file order. Reads only
     /// headers; see [`Scanned`].
     pub(crate) fn scan(&self, number: u64) -> io::Result<Vec<Scanned>> {
-        let file = File::open(self.path(number))?;
-        let file_len = file.metadata()?.len();
-        let mut found = Vec::new();
-        let mut offset = HEADER_LEN;
-        let mut in_garbage = false;
-        let mut header = [0u8; RECORD_HEADER_LEN as usize];
-        while offset + RECORD_HEADER_LEN <= file_len {
-            file.read_exact_at(&mut header, offset)?;
-            match decode_header(&header) {
-                Some((id, len)) => {
-                    in_garbage = false;
-                    let location = Location {
-                        segment: number,
-                        offset,
-                        len,
-                    };
-                    if offset + RECORD_HEADER_LEN + len > file_len {
-                        found.push(Scanned::Truncated { id, offset, len });
-                        break;
-                    }
-                    found.push(Scanned::Record { id, location });
-                    offset += location.footprint();
+        scan(&self.path(number), number)
+    }
+}
+
+/// The number of records whose header is intact in the segments of the
+/// store directory `store_dir`, by scanning every segment's headers (live
+/// or not: without the metadata database, nothing tells them apart). 0
+/// if there is no `segments/`. Opens files for reading only.
+pub(crate) fn count_records(store_dir: &Path) -> io::Result<u64> {
+    let dir = store_dir.join("segments");
+    let numbers = match list(&dir) {
+        Ok(numbers) => numbers,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut count = 0;
+    for number in numbers {
+        let records = scan(&segment_path(&dir, number), number)?;
+        count += records
+            .iter()
+            .filter(|found| matches!(found, Scanned::Record { .. }))
+            .count() as u64;
+    }
+    Ok(count)
+}
+
+/// [`Segments::scan`] of the segment file at `path`, numbered `number`.
+fn scan(path: &Path, number: u64) -> io::Result<Vec<Scanned>> {
+    let file = File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut found = Vec::new();
+    let mut offset = HEADER_LEN;
+    let mut in_garbage = false;
+    let mut header = [0u8; RECORD_HEADER_LEN as usize];
+    while offset + RECORD_HEADER_LEN <= file_len {
+        file.read_exact_at(&mut header, offset)?;
+        match decode_header(&header) {
+            Some((id, len)) => {
+                in_garbage = false;
+                let location = Location {
+                    segment: number,
+                    offset,
+                    len,
+                };
+                if offset + RECORD_HEADER_LEN + len > file_len {
+                    found.push(Scanned::Truncated { id, offset, len });
+                    break;
                 }
-                None => {
-                    // Zero padding at the end of the file is what an
-                    // append in progress leaves; anything else is damage.
-                    if !in_garbage && header.iter().any(|&b| b != 0) {
-                        found.push(Scanned::Garbage { offset });
-                        in_garbage = true;
-                    }
-                    offset += ALIGN;
+                found.push(Scanned::Record { id, location });
+                offset += location.footprint();
+            }
+            None => {
+                // Zero padding at the end of the file is what an
+                // append in progress leaves; anything else is damage.
+                if !in_garbage && header.iter().any(|&b| b != 0) {
+                    found.push(Scanned::Garbage { offset });
+                    in_garbage = true;
                 }
+                offset += ALIGN;
             }
         }
-        Ok(found)
     }
+    Ok(found)
 }
 
 /// `n` rounded up to a multiple of [`ALIGN`].
@@ -518,7 +566,8 @@ fn decode_header(header: &[u8; RECORD_HEADER_LEN as usize]) -> Option<(Id, u64)>
     (len <= MAX_SHARD_LEN as u64).then(|| (Id::from_bytes(id), len))
 }
 
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
+/// The path of segment `number` in `dir`, a store's `segments/`.
+pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:08}.seg"))
 }
 

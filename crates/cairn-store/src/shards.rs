@@ -58,6 +58,8 @@ use std::time::{Duration, SystemTime};
 
 use cairn_core::Id;
 
+use crate::meta::{Metadata, Stored};
+
 /// Largest shard the store accepts, in bytes: a maximal 4 MiB chunk can
 /// never produce more, and 64 MiB leaves room for other codings, plus 64
 /// bytes for a header.
@@ -285,8 +287,7 @@ impl ShardFiles {
 
     /// The final path of a shard: `shards/ab/cd/<64 hex digits>`.
     pub(crate) fn path(&self, id: &Id) -> PathBuf {
-        let hex = id.to_string();
-        self.shards.join(&hex[..2]).join(&hex[2..4]).join(hex)
+        shard_file_path(&self.shards, id)
     }
 
     /// Whether a file exists under the shard's final name.
@@ -555,8 +556,8 @@ impl ShardFiles {
     }
 
     /// Walks `shards/` and yields the id of every well-placed shard file.
-    pub(crate) fn iter(&self) -> Shards {
-        Shards::in_dir(&self.shards)
+    pub(crate) fn iter(&self) -> ShardFileIds {
+        ShardFileIds::in_dir(&self.shards)
     }
 }
 
@@ -738,17 +739,99 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), FileError> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
-/// An iterator over the ids of the shard files in a store, in no particular
-/// order; see [`Store::iter`](crate::Store::iter) and
-/// [`count_shards`](crate::count_shards).
+/// An iterator over the ids of the shards in a store, in both layouts: see
+/// [`Store::iter`](crate::Store::iter).
+///
+/// First the shard files, by walking `shards/` (see below for what is
+/// skipped), leaving out those that also have a live record in a segment
+/// (a migration interrupted after its commit leaves such a file; reads
+/// use the record); then the live records, from the metadata database, a
+/// page at a time in id order. Quarantined records are not listed. Nothing
+/// is read or checked.
 ///
 /// Only regular files at their canonical place (`shards/ab/cd/abcd…`, lower
 /// case) are yielded. Anything else (stray names, files in the wrong fan-out
 /// directory, symbolic links) is skipped and never touched, so a scrub does
-/// not delete what it does not understand. Shards written or removed while
-/// the walk runs may or may not be seen.
+/// not delete what it does not understand.
+///
+/// Shards written or removed while the walk runs may or may not be seen. A
+/// shard that a migration moves from its file into a segment meanwhile is
+/// never missed (the records come after the files), but may be listed
+/// twice.
 #[derive(Debug)]
-pub struct Shards {
+pub struct Shards<'a> {
+    /// The walk over `shards/`; `None` once it is done.
+    files: Option<ShardFileIds>,
+    /// The metadata database, for the records and the files' check.
+    meta: &'a Metadata,
+    /// The current page of live records, in reverse id order (popped from
+    /// the end).
+    page: Vec<Id>,
+    /// The last id of the last page read; `None` before the first.
+    after: Option<Id>,
+    /// The last page was short: no more records.
+    records_done: bool,
+}
+
+/// Live records read from the database per page by [`Shards`].
+const RECORDS_PAGE: usize = 10_000;
+
+impl<'a> Shards<'a> {
+    /// The shards of the store in `shards`, a store's `shards/`, whose
+    /// metadata database is `meta`.
+    pub(crate) fn new(shards: &Path, meta: &'a Metadata) -> Self {
+        Self {
+            files: Some(ShardFileIds::in_dir(shards)),
+            meta,
+            page: Vec::new(),
+            after: None,
+            records_done: false,
+        }
+    }
+}
+
+impl Iterator for Shards<'_> {
+    type Item = io::Result<Id>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(files) = &mut self.files {
+            match files.next() {
+                None => self.files = None,
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(id)) => match self.meta.location(&id) {
+                    // Read from its record: listed with the records.
+                    Ok(Some(Stored::Live(_))) => {}
+                    Ok(_) => return Some(Ok(id)),
+                    Err(e) => return Some(Err(io::Error::other(e))),
+                },
+            }
+        }
+        if self.page.is_empty() && !self.records_done {
+            match self
+                .meta
+                .live_locations_page(self.after.as_ref(), RECORDS_PAGE)
+            {
+                Ok(page) => {
+                    self.records_done = page.len() < RECORDS_PAGE;
+                    self.after = page.last().map(|(id, _)| *id);
+                    self.page = page.into_iter().rev().map(|(id, _)| id).collect();
+                }
+                Err(e) => {
+                    self.records_done = true;
+                    return Some(Err(io::Error::other(e)));
+                }
+            }
+        }
+        self.page.pop().map(Ok)
+    }
+}
+
+/// An iterator over the ids of the shard files in a store, in no particular
+/// order: the first half of [`Shards`], and [`count_shard_files`](crate::count_shard_files).
+/// Yields what [`Shards`] describes; shards written or removed while the
+/// walk runs may or may not be seen.
+#[derive(Debug)]
+pub(crate) struct ShardFileIds {
     /// `shards/`, or the error opening it (yielded once).
     top: Option<io::Result<Level>>,
     /// The current `shards/ab/` and `shards/ab/cd/`.
@@ -756,7 +839,7 @@ pub struct Shards {
     leaf: Option<Level>,
 }
 
-impl Shards {
+impl ShardFileIds {
     /// Walks `shards`, a store's `shards/` directory. Only lists: opens
     /// directories, never files, so it is safe beside a running store.
     pub(crate) fn in_dir(shards: &Path) -> Self {
@@ -779,7 +862,7 @@ struct Level {
     entries: ReadDir,
 }
 
-impl Iterator for Shards {
+impl Iterator for ShardFileIds {
     type Item = io::Result<Id>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -869,6 +952,13 @@ fn shard_id(prefix: &str, entry: &fs::DirEntry) -> io::Result<Option<Id>> {
         return Ok(None);
     }
     Ok(Some(id))
+}
+
+/// The path of shard `id`'s file under `shards`, a store's `shards/`:
+/// `ab/cd/<64 hex digits>`.
+pub(crate) fn shard_file_path(shards: &Path, id: &Id) -> PathBuf {
+    let hex = id.to_string();
+    shards.join(&hex[..2]).join(&hex[2..4]).join(hex)
 }
 
 /// Whether a byte is one of `0-9a-f`, the digits shard paths are made of.

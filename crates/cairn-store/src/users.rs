@@ -224,6 +224,11 @@ pub struct RemovedUser {
     /// [`Admin::remove_user`](crate::Admin::remove_user), which leaves them
     /// to the node's scrub.
     pub files_deleted: u64,
+    /// How many of the `unheld` shards' segment records were released, in
+    /// the transaction that removed the user, by either a store or an
+    /// admin: those shards are gone at once (their bytes are dead, for a
+    /// compaction to reclaim), with nothing left for a scrub.
+    pub records_released: u64,
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cairn_store::{
     Admin, OpenError, ScrubOptions, ScrubRecord, Store, StoreOptions, UserError, count_shards,
 };
-use common::{open, shard, shard_path, tmp_entries, user_record};
+use common::{Layout, open, open_in, place, shard, shard_path, tmp_entries, user_record};
 
 /// Set, for the child process, to the directory it works on.
 const CHILD_DIR: &str = "CAIRN_STORE_TEST_CHILD_DIR";
@@ -155,9 +155,13 @@ fn an_admin_leaves_tmp_and_shards_alone() {
     let admin = Admin::open(dir.path()).unwrap();
     assert_eq!(admin.shard_count().unwrap(), 1);
     assert_eq!(count_shards(dir.path()).unwrap(), 1);
+    // It finds the shard's bytes, where the store put them, and lists it.
+    let at = admin.shard_place(&id).unwrap().expect("the shard is here");
+    assert_eq!(Some(&at), store.shard_place(&id).unwrap().as_ref());
+    assert_eq!(admin.shards().collect::<Result<Vec<_>, _>>().unwrap(), [id]);
     drop(admin);
     assert_eq!(tmp_entries(dir.path()), [in_progress]);
-    assert_eq!(fs::read(shard_path(dir.path(), &id)).unwrap(), bytes);
+    assert_eq!(common::damage::read(&at), bytes);
     drop(store);
 
     // count_shards needs no store at all, and fails on a non-store.
@@ -165,10 +169,15 @@ fn an_admin_leaves_tmp_and_shards_alone() {
     assert!(count_shards(dir.path().join("nowhere")).is_err());
 }
 
+/// An admin cannot delete a shard file (the per-id locks that keep a put
+/// from referencing a file while it is unlinked live in the node), so it
+/// leaves unheld files to the node's scrub. A segment record it releases
+/// in the transaction that removes the user, as a store does: nothing is
+/// unlinked, the record's bytes just become dead.
 #[test]
 fn admin_remove_user_leaves_unheld_files_to_the_scrub() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), Layout::Files);
     let admin = Admin::open(dir.path()).unwrap();
     admin.add_user("ann", &user_record(1, None)).unwrap();
     let (id, bytes) = shard(4, 200);
@@ -177,7 +186,7 @@ fn admin_remove_user_leaves_unheld_files_to_the_scrub() {
     let removed = admin.remove_user("ann").unwrap();
     assert_eq!(removed.references, 1);
     assert_eq!(removed.unheld, [id]);
-    assert_eq!(removed.files_deleted, 0);
+    assert_eq!((removed.files_deleted, removed.records_released), (0, 0));
     assert!(store.user("ann").unwrap().is_none());
     assert_eq!(store.usage("ann").unwrap(), 0);
     // The file stays until the node's scrub finds it unreferenced, and
@@ -199,9 +208,30 @@ fn admin_remove_user_leaves_unheld_files_to_the_scrub() {
 }
 
 #[test]
+fn admin_remove_user_releases_unheld_records_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path(), Layout::Segments);
+    let admin = Admin::open(dir.path()).unwrap();
+    admin.add_user("ann", &user_record(1, None)).unwrap();
+    let (id, bytes) = shard(4, 200);
+    store.put("ann", &id, &bytes, None).unwrap();
+    assert!(admin.shard_location(&id).unwrap().is_some());
+
+    let removed = admin.remove_user("ann").unwrap();
+    assert_eq!(removed.unheld, [id]);
+    assert_eq!((removed.files_deleted, removed.records_released), (0, 1));
+    // Gone for the store at once, with nothing left for the scrub.
+    assert_eq!(store.shard_place(&id).unwrap(), None);
+    assert!(!store.contains(&id));
+    let no_grace = ScrubOptions::default().with_unreferenced_grace(Duration::ZERO);
+    let report = store.scrub(&no_grace).unwrap();
+    assert_eq!((report.shards_checked, report.unreferenced_removed), (0, 0));
+}
+
+#[test]
 fn the_last_scrub_is_recorded_and_read_through_an_admin() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), Layout::Segments);
     let admin = Admin::open(dir.path()).unwrap();
     assert_eq!(admin.last_scrub().unwrap(), None);
 
@@ -211,8 +241,8 @@ fn the_last_scrub_is_recorded_and_read_through_an_admin() {
     for (id, bytes) in [(good, &good_bytes), (bad, &bad_bytes), (lost, &lost_bytes)] {
         store.put("ann", &id, bytes, None).unwrap();
     }
-    fs::write(shard_path(dir.path(), &bad), b"rot").unwrap();
-    fs::remove_file(shard_path(dir.path(), &lost)).unwrap();
+    common::damage::flip_middle_bit(&place(&store, &bad));
+    common::damage::remove(&place(&store, &lost));
 
     let before = unix_now();
     let report = store.scrub(&ScrubOptions::default()).unwrap();
@@ -222,6 +252,8 @@ fn the_last_scrub_is_recorded_and_read_through_an_admin() {
         (before..=after).contains(&record.finished_unix),
         "{record:?}"
     );
+    // Every record in a segment is checked, the lost one's (zeroed) too;
+    // a deleted shard file is not there to check.
     assert_eq!(
         (
             record.shards_checked,
@@ -229,7 +261,7 @@ fn the_last_scrub_is_recorded_and_read_through_an_admin() {
             record.corrupt,
             record.missing
         ),
-        (2, 103, 1, 2),
+        (3, 600, 2, 2),
         "{record:?}"
     );
     assert_eq!(record.corrupt, report.corrupt.len() as u64);

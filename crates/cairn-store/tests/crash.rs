@@ -154,14 +154,18 @@ fn kill_9_during_migration_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let seeds: Vec<u64> = (0..400).collect();
     {
-        let store = Store::open(dir.path(), StoreOptions::default().with_sync(false)).unwrap();
+        // Shard files, the first layout, to migrate from.
+        let options = StoreOptions::default()
+            .with_sync(false)
+            .with_segments(false);
+        let store = Store::open(dir.path(), options).unwrap();
         for seed in &seeds {
             let (id, bytes) = shard(*seed);
             store.put("ann", &id, &bytes, None).unwrap();
         }
     }
-    let files = count_shards(dir.path()).unwrap();
-    assert_eq!(files, seeds.len() as u64);
+    assert_eq!(shard_files(dir.path()), seeds.len());
+    assert_eq!(count_shards(dir.path()).unwrap(), seeds.len() as u64);
     let usage = Store::open(dir.path(), StoreOptions::default())
         .unwrap()
         .usage("ann")
@@ -170,7 +174,7 @@ fn kill_9_during_migration_loses_nothing() {
         run_and_kill("migrate", 0, dir.path(), Duration::from_millis(millis));
         eprintln!(
             "killed after {millis} ms: {} shard files left",
-            count_shards(dir.path()).unwrap()
+            shard_files(dir.path())
         );
         let store = segments(dir.path());
         for seed in &seeds {
@@ -182,7 +186,8 @@ fn kill_9_during_migration_loses_nothing() {
     }
     let store = segments(dir.path());
     store.migrate().unwrap();
-    assert_eq!(count_shards(dir.path()).unwrap(), 0);
+    assert_eq!(shard_files(dir.path()), 0);
+    assert_eq!(count_shards(dir.path()).unwrap(), seeds.len() as u64);
     for seed in &seeds {
         let (id, bytes) = shard(*seed);
         assert_eq!(store.get(&id).unwrap(), bytes);
@@ -238,6 +243,19 @@ fn kill_9_during_compaction_loses_nothing() {
         .compact(&cairn_store::CompactOptions::default().with_max_bytes_per_second(None))
         .unwrap();
     check(&store);
+}
+
+/// The number of shard files (the first layout) in the store in `dir`.
+fn shard_files(dir: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
+                .sum()
+        })
+    }
+    walk(&dir.join("shards"))
 }
 
 /// Copies the files of directory `from` into `to`, recursively.

@@ -1,6 +1,9 @@
 //! Migration from one file per shard to segments (`Store::migrate`):
 //! every referenced shard moves, keeps its bytes, references and usage,
 //! and its file goes; unreferenced and damaged files stay for the scrub.
+//!
+//! The stores migrated from write shard files (`with_segments(false)`),
+//! as every store did before segments became the default.
 
 use std::fs;
 
@@ -10,6 +13,24 @@ use cairn_store::{GetError, ScrubOptions, Store, StoreOptions, count_shards};
 fn shard(seed: u64, len: usize) -> (Id, Vec<u8>) {
     let bytes = testdata::seeded_bytes(seed, len);
     (Id::of(&bytes), bytes)
+}
+
+/// A store writing shard files, the first layout.
+fn open_files(dir: &std::path::Path) -> Store {
+    Store::open(dir, StoreOptions::default().with_segments(false)).unwrap()
+}
+
+/// The number of shard files under the store's `shards/`.
+fn shard_files(dir: &std::path::Path) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
+                .sum()
+        })
+    }
+    walk(&dir.join("shards"))
 }
 
 fn shard_path(dir: &std::path::Path, id: &Id) -> std::path::PathBuf {
@@ -26,7 +47,7 @@ fn shard_files_move_into_segments_and_keep_everything() {
     let shards: Vec<_> = (0..30).map(|n| shard(n, 500 + 311 * n as usize)).collect();
     let usage;
     {
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = open_files(dir.path());
         for (n, (id, bytes)) in shards.iter().enumerate() {
             store.put("ann", id, bytes, None).unwrap();
             if n % 3 == 0 {
@@ -34,6 +55,7 @@ fn shard_files_move_into_segments_and_keep_everything() {
             }
         }
         usage = (store.usage("ann").unwrap(), store.usage("bob").unwrap());
+        assert_eq!(shard_files(dir.path()), 30);
         assert_eq!(count_shards(dir.path()).unwrap(), 30);
     }
     // A damaged file is left for the scrub to report; not moved, not lost.
@@ -42,11 +64,12 @@ fn shard_files_move_into_segments_and_keep_everything() {
     raw[10] ^= 1;
     fs::write(shard_path(dir.path(), damaged), &raw).unwrap();
 
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = open_files(dir.path());
     let report = store.migrate().unwrap();
     assert_eq!(report.migrated, 29, "{report:?}");
     assert_eq!(report.damaged, 1, "{report:?}");
-    assert_eq!(count_shards(dir.path()).unwrap(), 1);
+    assert_eq!(shard_files(dir.path()), 1);
+    assert_eq!(count_shards(dir.path()).unwrap(), 30);
     for (id, bytes) in &shards {
         if id == damaged {
             continue;
@@ -66,7 +89,8 @@ fn shard_files_move_into_segments_and_keep_everything() {
     // Again: the repaired file moves, the rest is done.
     let again = store.migrate().unwrap();
     assert_eq!(again.migrated, 1, "{again:?}");
-    assert_eq!(count_shards(dir.path()).unwrap(), 0);
+    assert_eq!(shard_files(dir.path()), 0);
+    assert_eq!(count_shards(dir.path()).unwrap(), 30);
     let scrub = store.scrub(&ScrubOptions::default()).unwrap();
     assert!(
         scrub.corrupt.is_empty() && scrub.missing.is_empty(),
@@ -82,7 +106,7 @@ fn a_file_left_after_its_location_was_committed_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (id, bytes) = shard(1, 4000);
     {
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = open_files(dir.path());
         store.put("ann", &id, &bytes, None).unwrap();
         store.migrate().unwrap();
     }
@@ -90,7 +114,11 @@ fn a_file_left_after_its_location_was_committed_is_removed() {
     let path = shard_path(dir.path(), &id);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, &bytes).unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = open_files(dir.path());
+    // Listed once (reads use the record), though counted twice.
+    let listed: Vec<Id> = store.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(listed, [id]);
+    assert_eq!(count_shards(dir.path()).unwrap(), 2);
     let report = store.migrate().unwrap();
     assert_eq!(report.already_migrated, 1, "{report:?}");
     assert!(!path.exists());

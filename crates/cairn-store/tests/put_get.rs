@@ -11,25 +11,45 @@ use std::sync::Barrier;
 use std::thread;
 
 use cairn_core::Id;
-use cairn_store::{DropOutcome, GetError, MAX_SHARD_LEN, PutError, PutOutcome};
-use common::{files_under, open, shard, shard_path, tmp_entries};
+use cairn_store::{DropOutcome, GetError, MAX_SHARD_LEN, PutError, PutOutcome, ShardPlace};
+use common::{
+    LAYOUTS, Layout, damage, files_under, open, open_in, place, shard, shard_path, tmp_entries,
+};
 
 #[test]
 fn put_then_get_round_trips() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    for (seed, len) in [(1, 0), (2, 1), (3, 4096), (4, 300_000)] {
-        let (id, bytes) = shard(seed, len);
-        let outcome = store.put("ann", &id, &bytes, None).unwrap();
-        assert!(outcome.stored && outcome.newly_referenced);
-        assert_eq!(store.get(&id).unwrap(), bytes);
-        assert!(store.contains(&id));
-        assert!(store.has_ref("ann", &id).unwrap());
-        assert_eq!(std::fs::read(shard_path(dir.path(), &id)).unwrap(), bytes);
+    for layout in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(dir.path(), layout);
+        for (seed, len) in [(1, 0), (2, 1), (3, 4096), (4, 300_000)] {
+            let (id, bytes) = shard(seed, len);
+            let outcome = store.put("ann", &id, &bytes, None).unwrap();
+            assert!(outcome.stored && outcome.newly_referenced);
+            assert_eq!(store.get(&id).unwrap(), bytes);
+            assert!(store.contains(&id));
+            assert!(store.has_ref("ann", &id).unwrap());
+            // On disk where the store says, in the layout asked for.
+            let at = place(&store, &id);
+            match (&at, layout) {
+                (ShardPlace::Segment(_), Layout::Segments) => {}
+                (ShardPlace::File(path), Layout::Files) => {
+                    assert_eq!(*path, shard_path(dir.path(), &id));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(damage::read(&at), bytes);
+        }
+        assert_eq!(store.usage("ann").unwrap(), 4096 + 300_000 + 1);
+        assert_eq!(store.shard_count().unwrap(), 4);
+        assert!(tmp_entries(dir.path()).is_empty());
     }
-    assert_eq!(store.usage("ann").unwrap(), 4096 + 300_000 + 1);
-    assert_eq!(store.shard_count().unwrap(), 4);
-    assert!(tmp_entries(dir.path()).is_empty());
+}
+
+/// Nothing of a shard anywhere: no shard file, no segment (a store creates
+/// its first one with its first append).
+fn assert_no_shard_bytes(dir: &std::path::Path) {
+    assert!(files_under(&dir.join("shards")).is_empty());
+    assert!(files_under(&dir.join("segments")).is_empty());
 }
 
 #[test]
@@ -65,7 +85,7 @@ fn put_under_the_wrong_id_writes_nothing() {
     );
     assert!(err.to_string().contains(&id.to_string()));
     // Nothing anywhere: no shard, no temporary file, no reference.
-    assert!(files_under(&dir.path().join("shards")).is_empty());
+    assert_no_shard_bytes(dir.path());
     assert!(tmp_entries(dir.path()).is_empty());
     assert!(!store.has_ref("ann", &wrong).unwrap());
     assert_eq!(store.usage("ann").unwrap(), 0);
@@ -81,7 +101,7 @@ fn put_of_an_oversized_shard_is_refused() {
     assert!(
         matches!(err, PutError::TooLarge { len, max } if len == MAX_SHARD_LEN + 1 && max == MAX_SHARD_LEN)
     );
-    assert!(files_under(&dir.path().join("shards")).is_empty());
+    assert_no_shard_bytes(dir.path());
     assert!(tmp_entries(dir.path()).is_empty());
 }
 
@@ -92,19 +112,22 @@ fn paths_are_built_from_ids_only() {
     for evil in ["../../etc/passwd", "/etc/passwd", "..", "", "ab/../../cd"] {
         assert!(evil.parse::<Id>().is_err(), "{evil:?} parsed as an id");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let (id, bytes) = shard(7, 10);
-    store.put("../../etc/passwd", &id, &bytes, None).unwrap();
-    // A user name is a database key, never a path.
-    assert_eq!(
-        files_under(dir.path())
-            .into_iter()
-            .filter(|p| !p.ends_with("meta.redb") && !p.ends_with("store.lock"))
-            .collect::<Vec<_>>(),
-        [shard_path(dir.path(), &id)]
-    );
-    assert_eq!(store.usage("../../etc/passwd").unwrap(), 10);
+    for layout in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(dir.path(), layout);
+        let (id, bytes) = shard(7, 10);
+        store.put("../../etc/passwd", &id, &bytes, None).unwrap();
+        // A user name is a database key, never a path: the one file
+        // written is the shard's (or its segment's).
+        assert_eq!(
+            files_under(dir.path())
+                .into_iter()
+                .filter(|p| !p.ends_with("meta.redb") && !p.ends_with("store.lock"))
+                .collect::<Vec<_>>(),
+            [place(&store, &id).path()]
+        );
+        assert_eq!(store.usage("../../etc/passwd").unwrap(), 10);
+    }
 }
 
 #[test]
@@ -156,27 +179,44 @@ fn concurrent_writers_of_one_shard_all_succeed() {
 #[test]
 fn concurrent_users_keep_their_usage_exact() {
     const THREADS: usize = 8;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let (id, bytes) = shard(200, 5000);
-    let barrier = Barrier::new(THREADS);
-    thread::scope(|s| {
-        for t in 0..THREADS {
-            let (store, barrier, bytes) = (&store, &barrier, &bytes);
-            s.spawn(move || {
-                barrier.wait();
-                // Same user twice per pair of threads.
-                store.put(&format!("u{}", t / 2), &id, bytes, None).unwrap();
-            });
+    for layout in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(dir.path(), layout);
+        let (id, bytes) = shard(200, 5000);
+        let barrier = Barrier::new(THREADS);
+        thread::scope(|s| {
+            for t in 0..THREADS {
+                let (store, barrier, bytes) = (&store, &barrier, &bytes);
+                s.spawn(move || {
+                    barrier.wait();
+                    // Same user twice per pair of threads.
+                    store.put(&format!("u{}", t / 2), &id, bytes, None).unwrap();
+                });
+            }
+        });
+        let users = store.usage_by_user().unwrap();
+        let expected: Vec<_> = (0..THREADS / 2).map(|u| (format!("u{u}"), 5000)).collect();
+        assert_eq!(users, expected);
+        // The bytes were written once: one file, or one record, the
+        // segment's first and only one.
+        match place(&store, &id) {
+            ShardPlace::File(path) => {
+                assert_eq!(files_under(&dir.path().join("shards")), [path]);
+            }
+            ShardPlace::Segment(at) => {
+                assert_eq!(
+                    files_under(&dir.path().join("segments")),
+                    [at.path.as_path()]
+                );
+                let segment_len = std::fs::metadata(&at.path).unwrap().len();
+                assert_eq!(
+                    (at.record_offset, segment_len),
+                    (4096, 4096 + at.record_len)
+                );
+            }
+            other => panic!("{other:?}"),
         }
-    });
-    let users = store.usage_by_user().unwrap();
-    let expected: Vec<_> = (0..THREADS / 2).map(|u| (format!("u{u}"), 5000)).collect();
-    assert_eq!(users, expected);
-    assert_eq!(
-        files_under(&dir.path().join("shards")),
-        [shard_path(dir.path(), &id)]
-    );
+    }
 }
 
 #[test]

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cairn_store::{GetError, OpenError, ScrubOptions, Store, StoreOptions};
-use common::{files_under, open, shard, shard_path, tmp_entries};
+use common::{
+    LAYOUTS, Layout, damage, files_under, open, open_in, place, shard, shard_path, tmp_entries,
+};
 
 #[test]
 fn open_removes_leftover_temp_files() {
@@ -36,8 +38,14 @@ fn open_removes_leftover_temp_files() {
 
 #[test]
 fn stray_files_are_ignored_and_left_alone() {
+    for layout in LAYOUTS {
+        stray_files_are_ignored_and_left_alone_in(layout);
+    }
+}
+
+fn stray_files_are_ignored_and_left_alone_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), layout);
     let (id, bytes) = shard(2, 100);
     store.put("ann", &id, &bytes, None).unwrap();
     let hex = id.to_string();
@@ -74,19 +82,34 @@ fn stray_files_are_ignored_and_left_alone() {
 }
 
 #[test]
-fn scrub_reports_referenced_shards_without_a_file() {
+fn scrub_reports_referenced_shards_without_their_bytes() {
+    for layout in LAYOUTS {
+        scrub_reports_referenced_shards_without_their_bytes_in(layout);
+    }
+}
+
+fn scrub_reports_referenced_shards_without_their_bytes_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), layout);
     let (kept, kept_bytes) = shard(4, 100);
     let (lost, lost_bytes) = shard(5, 200);
     store.put("ann", &kept, &kept_bytes, None).unwrap();
     store.put("bob", &lost, &lost_bytes, None).unwrap();
-    // Deleted behind the store's back (or lost between commit and rename).
-    fs::remove_file(shard_path(dir.path(), &lost)).unwrap();
+    // Deleted behind the store's back (or lost between commit and rename);
+    // in a segment, the record's sectors lost.
+    damage::remove(&place(&store, &lost));
 
     let report = store.scrub(&ScrubOptions::default()).unwrap();
     assert_eq!(report.missing, [lost]);
-    assert_eq!(report.shards_checked, 1);
+    // A deleted file is not there to check; a lost record is checked and
+    // found damaged, and quarantined.
+    let (checked, corrupt) = match layout {
+        Layout::Files => (1, vec![]),
+        Layout::Segments => (2, vec![lost]),
+    };
+    assert_eq!(report.shards_checked, checked, "{layout:?}");
+    let found: Vec<_> = report.corrupt.iter().map(|d| d.id).collect();
+    assert_eq!(found, corrupt, "{layout:?}");
     assert!(matches!(store.get(&lost), Err(GetError::NotFound { .. })));
     // The holder's retry heals it without counting the bytes twice.
     let outcome = store.put("bob", &lost, &lost_bytes, None).unwrap();
@@ -101,10 +124,12 @@ fn scrub_reports_referenced_shards_without_a_file() {
     );
 }
 
+/// A test of the first layout: an unreferenced segment record is dead
+/// bytes, for a compaction (see `compact.rs`), not a file to delete.
 #[test]
 fn scrub_removes_files_nobody_references() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), Layout::Files);
     let (held, held_bytes) = shard(6, 100);
     store.put("ann", &held, &held_bytes, None).unwrap();
     // A crash between a drop's commit and its unlink leaves a well-formed
@@ -143,10 +168,11 @@ fn set_modified_ago(path: &Path, ago: Duration) {
 
 /// The grace period is measured from the file's last modification, and
 /// only an unreferenced file's: a held one is never deleted, however old.
+/// A test of the first layout, as the one above.
 #[test]
 fn the_grace_period_spares_young_unreferenced_files_only() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), Layout::Files);
     let (held, held_bytes) = shard(9, 100);
     store.put("ann", &held, &held_bytes, None).unwrap();
     let day = Duration::from_secs(24 * 60 * 60);
@@ -210,17 +236,26 @@ fn has_tables(path: &Path) -> bool {
 
 /// A lost `meta.redb` beside a full `shards/` used to be replaced by an
 /// empty database, silently; the next scrub then found every shard
-/// unreferenced and deleted them all.
+/// unreferenced and deleted them all. Beside segments it is worse: the
+/// open itself deletes every segment the (new, empty) database says holds
+/// nothing live.
 #[test]
 fn a_lost_database_beside_shards_is_refused_and_nothing_changes() {
+    for layout in LAYOUTS {
+        a_lost_database_beside_shards_is_refused_and_nothing_changes_in(layout);
+    }
+}
+
+fn a_lost_database_beside_shards_is_refused_and_nothing_changes_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let shards: Vec<_> = (20..23).map(|seed| shard(seed, 100)).collect();
-    {
-        let store = open(dir.path());
+    let places: Vec<_> = {
+        let store = open_in(dir.path(), layout);
         for (id, bytes) in &shards {
             store.put("ann", id, bytes, None).unwrap();
         }
-    }
+        shards.iter().map(|(id, _)| place(&store, id)).collect()
+    };
     let db = dir.path().join("meta.redb");
     let leftover = dir.path().join("tmp").join("shard-crashed.tmp");
     fs::write(&leftover, b"half").unwrap();
@@ -243,7 +278,7 @@ fn a_lost_database_beside_shards_is_refused_and_nothing_changes() {
         };
         assert_eq!((path, *n), (&db, 3), "{case}");
         let message = err.to_string();
-        for words in ["missing", "3 shard files", "Nothing was changed"] {
+        for words in ["missing", "3 shards", "Nothing was changed"] {
             assert!(message.contains(words), "{case}: {message}");
         }
         // Nothing changed: no database created (redb itself may touch the
@@ -258,13 +293,17 @@ fn a_lost_database_beside_shards_is_refused_and_nothing_changes() {
             std::slice::from_ref(&leftover),
             "{case}"
         );
-        for (id, bytes) in &shards {
-            assert!(&fs::read(shard_path(dir.path(), id)).unwrap() == bytes);
+        for ((_, bytes), at) in shards.iter().zip(&places) {
+            assert!(at.path().exists(), "{case}: {at:?}");
+            assert!(&damage::read(at) == bytes, "{case}");
         }
     }
 
-    // With shards/ moved aside, a new store starts.
-    fs::rename(dir.path().join("shards"), dir.path().join("shards.old")).unwrap();
+    // With shards/ and segments/ moved aside, a new store starts.
+    for moved in ["shards", "segments"] {
+        let from = dir.path().join(moved);
+        fs::rename(&from, from.with_extension("old")).unwrap();
+    }
     let store = open(dir.path());
     assert!(store.usage_by_user().unwrap().is_empty());
 }

@@ -7,13 +7,19 @@
 
 mod common;
 
-use cairn_store::{DropOutcome, PutError};
-use common::{files_under, open, shard, shard_path, tmp_entries};
+use cairn_store::{DropOutcome, PutError, ShardPlace};
+use common::{LAYOUTS, Layout, open, open_in, segment_bytes, shard, stored_ids, tmp_entries};
 
 #[test]
-fn the_last_reference_deletes_the_file() {
+fn the_last_reference_deletes_the_shard() {
+    for layout in LAYOUTS {
+        the_last_reference_deletes_the_shard_in(layout);
+    }
+}
+
+fn the_last_reference_deletes_the_shard_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), layout);
     let (id, bytes) = shard(1, 1000);
     let first = store.put("ann", &id, &bytes, None).unwrap();
     let second = store.put("bob", &id, &bytes, None).unwrap();
@@ -30,9 +36,15 @@ fn the_last_reference_deletes_the_file() {
     assert_eq!(store.usage("ann").unwrap(), 0);
     assert_eq!(store.usage("bob").unwrap(), 1000);
 
+    let at = common::place(&store, &id);
     assert_eq!(store.drop_ref("bob", &id).unwrap(), DropOutcome::Deleted);
     assert!(!store.contains(&id));
-    assert!(!shard_path(dir.path(), &id).exists());
+    // No file, and no live record: the record's bytes are dead, for a
+    // compaction to reclaim.
+    assert_eq!(store.shard_place(&id).unwrap(), None, "{layout:?}");
+    if let ShardPlace::File(path) = &at {
+        assert!(!path.exists());
+    }
     assert_eq!(store.usage("bob").unwrap(), 0);
     assert!(store.usage_by_user().unwrap().is_empty());
 }
@@ -60,11 +72,18 @@ fn a_user_cannot_drop_someone_elses_reference() {
 
 #[test]
 fn a_put_beyond_the_quota_leaves_nothing() {
+    for layout in LAYOUTS {
+        a_put_beyond_the_quota_leaves_nothing_in(layout);
+    }
+}
+
+fn a_put_beyond_the_quota_leaves_nothing_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), layout);
     let (small, small_bytes) = shard(3, 600);
     let (big, big_bytes) = shard(4, 500);
     store.put("ann", &small, &small_bytes, Some(1000)).unwrap();
+    let segments_before = segment_bytes(dir.path());
 
     let err = store.put("ann", &big, &big_bytes, Some(1000)).unwrap_err();
     let PutError::QuotaExceeded {
@@ -85,10 +104,9 @@ fn a_put_beyond_the_quota_leaves_nothing() {
     assert!(!store.has_ref("ann", &big).unwrap());
     assert_eq!(store.usage("ann").unwrap(), 600);
     assert!(tmp_entries(dir.path()).is_empty());
-    assert_eq!(
-        files_under(&dir.path().join("shards")),
-        [shard_path(dir.path(), &small)]
-    );
+    assert_eq!(stored_ids(dir.path()), [small]);
+    // Not even dead bytes: the put was refused before it appended.
+    assert_eq!(segment_bytes(dir.path()), segments_before, "{layout:?}");
     // Exactly at the quota fits.
     store.put("ann", &big, &big_bytes, Some(1100)).unwrap();
     assert_eq!(store.usage("ann").unwrap(), 1100);
@@ -100,11 +118,13 @@ fn a_put_beyond_the_quota_leaves_nothing() {
 /// `tmp/` is replaced by a plain file, so that any attempt to stage fails
 /// (`ENOTDIR`; file modes would not stop root, as the tests run). A put
 /// that tries to stage reports `Io`; one refused before staging reports
-/// `QuotaExceeded`.
+/// `QuotaExceeded`. A test of the first layout, which stages in `tmp/`;
+/// in the segment layout, see the test above: a refused put appends
+/// nothing.
 #[test]
 fn an_over_quota_put_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), Layout::Files);
     let (held, held_bytes) = shard(9, 600);
     store.put("ann", &held, &held_bytes, Some(1000)).unwrap();
     let tmp = dir.path().join("tmp");

@@ -67,6 +67,7 @@ fn an_unknown_schema_version_is_refused() {
     // Refused before anything was touched.
     assert_eq!(recorded_version(dir.path()), Some(99));
     assert!(!dir.path().join("shards").exists());
+    assert!(!dir.path().join("segments").exists());
     assert!(!dir.path().join("tmp").exists());
 }
 
@@ -78,7 +79,8 @@ fn a_version_1_store_is_upgraded_to_version_2_keeping_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let (id, bytes) = common::shard(7, 100);
     {
-        let store = common::open(dir.path());
+        // Version 1 knew shard files only.
+        let store = common::open_in(dir.path(), common::Layout::Files);
         store.put("ann", &id, &bytes, None).unwrap();
     }
     // Back to what version 1 wrote: no segment tables, version 1.

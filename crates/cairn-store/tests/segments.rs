@@ -41,8 +41,19 @@ fn puts_go_to_segments_and_survive_a_reopen() {
                 .unwrap();
             assert_eq!(on_disk, *bytes);
         }
-        assert_eq!(store.count_shard_files(), 0);
+        assert_eq!(shard_files(dir.path()), 0);
         assert_eq!(store.shard_count().unwrap(), shards.len() as u64);
+        // Listed and counted from the database, as the files are by
+        // walking them.
+        assert_eq!(
+            cairn_store::count_shards(dir.path()).unwrap(),
+            shards.len() as u64
+        );
+        let mut listed: Vec<Id> = store.iter().collect::<Result<_, _>>().unwrap();
+        let mut expected: Vec<Id> = shards.iter().map(|(id, _)| *id).collect();
+        listed.sort_by_key(|id| *id.as_bytes());
+        expected.sort_by_key(|id| *id.as_bytes());
+        assert_eq!(listed, expected);
         // A second put of the same bytes appends nothing.
         let again = store.put("bob", &shards[0].0, &shards[0].1, None).unwrap();
         assert!(!again.stored && again.newly_referenced);
@@ -195,12 +206,16 @@ fn flip(path: &std::path::Path, offset: u64) {
     file.write_all_at(&byte, offset).unwrap();
 }
 
-trait CountFiles {
-    fn count_shard_files(&self) -> u64;
-}
-
-impl CountFiles for Store {
-    fn count_shard_files(&self) -> u64 {
-        cairn_store::count_shards(self.dir()).unwrap()
+/// The number of shard files (the first layout) under the store's
+/// `shards/`.
+fn shard_files(dir: &std::path::Path) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
+                .sum()
+        })
     }
+    walk(&dir.join("shards"))
 }

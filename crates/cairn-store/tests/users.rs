@@ -11,7 +11,7 @@ mod common;
 use cairn_store::{
     DropOutcome, IndexEntry, InvalidNameReason, MAX_USER_NAME_LEN, UserError, UserRecord,
 };
-use common::{open, shard, shard_path, user_record};
+use common::{LAYOUTS, Layout, open, open_in, shard, shard_path, user_record};
 
 fn entry(name: u8, version: u64, data: &[u8]) -> IndexEntry {
     IndexEntry {
@@ -139,8 +139,14 @@ fn invalid_names_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn remove_user_takes_references_usage_and_entries_but_not_shared_shards() {
+    for layout in LAYOUTS {
+        remove_user_takes_references_usage_and_entries_but_not_shared_shards_in(layout);
+    }
+}
+
+fn remove_user_takes_references_usage_and_entries_but_not_shared_shards_in(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_in(dir.path(), layout);
     for (seed, name) in [(1, "ann"), (2, "bob")] {
         store.add_user(name, &user_record(seed, None)).unwrap();
     }
@@ -169,7 +175,12 @@ fn remove_user_takes_references_usage_and_entries_but_not_shared_shards() {
     let mut unheld = vec![own_a, own_b];
     unheld.sort();
     assert_eq!(removed.unheld, unheld);
-    assert_eq!(removed.files_deleted, 2);
+    // Files are deleted after the commit; records released in it.
+    let deleted = match layout {
+        Layout::Files => (2, 0),
+        Layout::Segments => (0, 2),
+    };
+    assert_eq!((removed.files_deleted, removed.records_released), deleted);
 
     // Ann is gone, with everything she had.
     assert_eq!(store.user("ann").unwrap(), None);
@@ -178,6 +189,8 @@ fn remove_user_takes_references_usage_and_entries_but_not_shared_shards() {
         assert!(!store.has_ref("ann", id).unwrap());
     }
     assert!(store.list_index("ann", None, 10).unwrap().is_empty());
+    assert_eq!(store.shard_place(&own_a).unwrap(), None);
+    assert_eq!(store.shard_place(&own_b).unwrap(), None);
     assert!(!shard_path(dir.path(), &own_a).exists());
     assert!(!shard_path(dir.path(), &own_b).exists());
 
@@ -206,14 +219,27 @@ fn remove_user_takes_references_usage_and_entries_but_not_shared_shards() {
 fn remove_user_cleans_up_references_under_a_name_without_a_record() {
     // Store::put takes any name; references under a name that never was,
     // or no longer is, a user can still be removed.
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let (id, bytes) = shard(5, 50);
-    store.put("ghost", &id, &bytes, None).unwrap();
-    let removed = store.remove_user("ghost").unwrap();
-    assert_eq!((removed.references, removed.files_deleted), (1, 1));
-    assert!(store.usage_by_user().unwrap().is_empty());
-    assert!(!store.contains(&id));
+    for layout in LAYOUTS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(dir.path(), layout);
+        let (id, bytes) = shard(5, 50);
+        store.put("ghost", &id, &bytes, None).unwrap();
+        let removed = store.remove_user("ghost").unwrap();
+        let expected = match layout {
+            Layout::Files => (1, 1, 0),
+            Layout::Segments => (1, 0, 1),
+        };
+        assert_eq!(
+            (
+                removed.references,
+                removed.files_deleted,
+                removed.records_released
+            ),
+            expected
+        );
+        assert!(store.usage_by_user().unwrap().is_empty());
+        assert!(!store.contains(&id));
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use cairn_client::{Client, ClientConfig, RemotePath};
 use cairn_core::{KdfParams, UserKeys};
 use cairn_net::NodeAddress;
+use cairn_store::{Id, ShardPlace};
 
 use crate::node::NodeProcess;
 
@@ -171,14 +172,16 @@ impl TestCluster {
             .collect()
     }
 
-    /// The shard files on node `i`'s disk (quarantined ones not counted).
-    pub fn shard_files(&self, i: usize) -> Vec<PathBuf> {
-        self.nodes[i].shard_files()
+    /// The shards on node `i`'s disk and where their bytes are, in id
+    /// order (quarantined ones not listed); see [`crate::damage`] to
+    /// damage them.
+    pub fn shards(&self, i: usize) -> Vec<(Id, ShardPlace)> {
+        self.nodes[i].shards()
     }
 
-    /// The shard files of every node, in node order.
-    pub fn all_shard_files(&self) -> Vec<Vec<PathBuf>> {
-        (0..self.nodes.len()).map(|i| self.shard_files(i)).collect()
+    /// The shards of every node, in node order.
+    pub fn all_shards(&self) -> Vec<Vec<(Id, ShardPlace)>> {
+        (0..self.nodes.len()).map(|i| self.shards(i)).collect()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The harness of cairn's tests against real nodes: node processes on
 //! loopback ([`node`]), a cluster of them with library clients
 //! ([`cluster`]), a node served inside the test's own process
-//! ([`in_process`]) and raw protocol connections ([`raw`]).
+//! ([`in_process`]), raw protocol connections ([`raw`]) and damage to
+//! shards on a node's disk, in either store layout ([`damage`]).
 //!
 //! Nothing here ships: the `cairn` binary does not link it (the fault
 //! proxies that `cairn bench --faults` uses are their own crate,
@@ -10,6 +11,7 @@
 //! the lowest crates' tests do not build a node.
 
 pub mod cluster;
+pub mod damage;
 pub mod in_process;
 pub mod node;
 pub mod raw;

@@ -3,12 +3,13 @@
 //! returning errors (a test cannot go on without its node), logs every
 //! request, and prints the node's log when something goes wrong.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use cairn_net::Scheme;
 use cairn_node::local::LocalNode;
+use cairn_store::{Id, ShardPlace};
 
 /// A node directory and, while it runs, its process.
 #[derive(Debug)]
@@ -126,34 +127,16 @@ impl NodeProcess {
         false
     }
 
-    /// The shard files in the node's store, sorted (quarantined ones not
-    /// counted).
-    pub fn shard_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, files);
-                } else {
-                    files.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.dir().join("shards"), &mut files);
-        files.sort();
-        files
+    /// The shards in the node's store and where their bytes are (shard
+    /// files and segment records), in id order; quarantined ones are not
+    /// listed. Works while the node runs. See [`crate::damage`].
+    pub fn shards(&self) -> Vec<(Id, ShardPlace)> {
+        crate::damage::shards(self.dir())
     }
 
-    /// The path of shard `hex` in the node's store.
-    pub fn shard_path(&self, hex: &str) -> PathBuf {
-        self.dir()
-            .join("shards")
-            .join(&hex[..2])
-            .join(&hex[2..4])
-            .join(hex)
+    /// Where shard `id`'s bytes are in the node's store now, in either
+    /// layout; `None` if it has none here.
+    pub fn shard_place(&self, id: &Id) -> Option<ShardPlace> {
+        crate::damage::place(self.dir(), id)
     }
 }

@@ -15,14 +15,16 @@
 //! quarantined). Nothing here touches a segment file: a compaction reads
 //! these tables to choose what to rewrite.
 //!
-//! Until the store writes segments, nothing records a location and these
-//! tables stay empty.
+//! A store that has only ever written shard files (`segments = false`)
+//! records no location, and these tables stay empty.
 
 use cairn_core::Id;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::Metadata;
-use crate::segment::Location;
+use crate::error::QueryError;
+use crate::segment::{Location, RECORD_HEADER_LEN};
+use crate::{ShardLocation, ShardPlace, Shards};
 
 /// Shard id → encoded [`Stored`] location.
 pub(super) const LOCATIONS: TableDefinition<&[u8; Id::LEN], &[u8]> =
@@ -80,6 +82,52 @@ impl Stored {
 }
 
 impl Metadata {
+    /// Where shard `id`'s bytes are in a segment, if it has a live record
+    /// there; `None` for a shard in its own file, quarantined, or absent.
+    /// See [`shard_place`](Self::shard_place) for either layout.
+    pub fn shard_location(&self, id: &Id) -> Result<Option<ShardLocation>, QueryError> {
+        Ok(match self.location(id)? {
+            Some(Stored::Live(location)) => Some(self.shard_location_of(&location)),
+            Some(Stored::Quarantined(_)) | None => None,
+        })
+    }
+
+    /// Where shard `id`'s bytes are, in either layout: its live record in
+    /// a segment if it has one, else its shard file if there is one, else
+    /// `None`. These are the bytes a [`Store::get`](crate::Store::get)
+    /// reads: a shard that an interrupted migration left both in a file
+    /// and in a segment is read from the segment.
+    ///
+    /// Reads only the metadata database and looks the file up (nothing is
+    /// read or checked), so it works from an [`Admin`](crate::Admin) beside
+    /// a running node. The answer may be stale by the time it is used.
+    pub fn shard_place(&self, id: &Id) -> Result<Option<ShardPlace>, QueryError> {
+        if let Some(location) = self.shard_location(id)? {
+            return Ok(Some(ShardPlace::Segment(location)));
+        }
+        let path = crate::shards::shard_file_path(&self.dir.join("shards"), id);
+        Ok(path.is_file().then_some(ShardPlace::File(path)))
+    }
+
+    /// The public description of a live record's place.
+    fn shard_location_of(&self, location: &Location) -> ShardLocation {
+        ShardLocation {
+            path: crate::segment::segment_path(&self.dir.join("segments"), location.segment),
+            offset: location.offset + RECORD_HEADER_LEN,
+            len: location.len,
+            record_offset: location.offset,
+            record_len: location.footprint(),
+        }
+    }
+
+    /// The ids of the shards here, in shard files and in segments: see
+    /// [`Shards`] (and [`Store::iter`](crate::Store::iter), the same walk).
+    /// Lists files and looks up records, reading no shard, so it works
+    /// from an [`Admin`](crate::Admin) beside a running node.
+    pub fn shards(&self) -> Shards<'_> {
+        Shards::new(&self.dir.join("shards"), self)
+    }
+
     /// Where shard `id`'s record is, if it has one.
     pub(crate) fn location(&self, id: &Id) -> Result<Option<Stored>, redb::Error> {
         self.run(|db| {

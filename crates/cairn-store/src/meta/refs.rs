@@ -249,12 +249,12 @@ impl Metadata {
     }
 
     /// The number of shards here: shard files on disk, by walking them
-    /// all (see [`count_shards`](crate::count_shards)), plus live records
-    /// in segments. A shard whose file an interrupted migration left
-    /// beside its segment copy counts twice until the next migration
-    /// removes the file.
+    /// all, plus live records in segments. Nothing is read or checked; see
+    /// [`count_shards`](crate::count_shards). A shard whose file an
+    /// interrupted migration left beside its segment copy counts twice
+    /// until the next migration removes the file.
     pub fn shard_count(&self) -> std::io::Result<u64> {
-        let files = crate::count_shards(&self.dir)?;
+        let files = crate::count_shard_files(&self.dir)?;
         let records = self.live_record_count().map_err(std::io::Error::other)?;
         Ok(files + records)
     }

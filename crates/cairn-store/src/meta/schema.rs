@@ -76,12 +76,15 @@ pub(super) fn is_missing_or_empty(path: &Path) -> Result<bool, OpenError> {
 }
 
 /// Refuses to create a new database (at `path`) in `dir` if `dir/shards/`
-/// holds any shard file: the old database was lost, and a new, empty one
-/// would disown every shard (see [`OpenError::MetadataMissing`]).
+/// holds any shard file or `dir/segments/` any record: the old database was
+/// lost, and a new, empty one would disown every shard (see
+/// [`OpenError::MetadataMissing`]). For segments this matters even more
+/// than for files: the open itself deletes every segment that the
+/// database says holds nothing live.
 pub(super) fn refuse_if_shards_exist(dir: &Path, path: &Path) -> Result<(), OpenError> {
     let shards_dir = dir.join("shards");
-    let shards = match crate::count_shards(dir) {
-        Ok(shards) => shards,
+    let files = match crate::count_shard_files(dir) {
+        Ok(files) => files,
         // A new store: no `shards/` yet.
         Err(e) if e.kind() == io::ErrorKind::NotFound && !shards_dir.exists() => 0,
         Err(source) => {
@@ -91,6 +94,11 @@ pub(super) fn refuse_if_shards_exist(dir: &Path, path: &Path) -> Result<(), Open
             });
         }
     };
+    let records = crate::segment::count_records(dir).map_err(|source| OpenError::Io {
+        path: dir.join("segments"),
+        source,
+    })?;
+    let shards = files + records;
     if shards == 0 {
         return Ok(());
     }

@@ -5,7 +5,7 @@ use cairn_core::Id;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::index::INDEX;
-use super::locations::release_location_in;
+use super::locations::{Stored, release_location_in};
 use super::refs::{HOLDERS, REFS, USAGE, first_holder};
 use super::{FIRST_KEY, LAST_KEY, Metadata};
 use crate::error::{QueryError, UserError};
@@ -98,7 +98,8 @@ impl Metadata {
 
     /// Removes, in one transaction, user `name`'s record, references (with
     /// their usage and holder entries) and index entries, and lists the
-    /// shards nobody holds any more. Deletes no file: that is the caller's
+    /// shards nobody holds any more, releasing their segment records (whose
+    /// bytes are then dead). Deletes no file: that is the caller's
     /// business. Refused as `NoSuchUser` only if there was nothing at all
     /// under the name, so that references left by puts for a name without
     /// a record can be cleaned up too.
@@ -124,7 +125,9 @@ impl Metadata {
                     removed.references += 1;
                     if first_holder(&holders, &id)?.is_none() {
                         // `refs` is ordered by id within a user, so this is too.
-                        release_location_in(&txn, &id)?;
+                        if let Some(Stored::Live(_)) = release_location_in(&txn, &id)? {
+                            removed.records_released += 1;
+                        }
                         removed.unheld.push(id);
                     }
                 }
