@@ -125,6 +125,7 @@ mod error;
 pub mod index;
 mod meta;
 pub mod migrate;
+mod pace;
 mod record;
 pub mod scrub;
 mod segment;
@@ -148,6 +149,7 @@ pub use crate::error::{
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
 pub use crate::meta::Metadata;
 pub use crate::migrate::MigrateReport;
+pub use crate::pace::Stop;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
 };
