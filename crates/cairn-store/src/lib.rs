@@ -148,7 +148,7 @@ pub use crate::error::{
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
 pub use crate::meta::Metadata;
-pub use crate::migrate::MigrateReport;
+pub use crate::migrate::{MigrateOptions, MigrateReport};
 pub use crate::pace::Stop;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
