@@ -186,7 +186,7 @@ fn log_report(report: &ScrubReport, took: Duration) {
 }
 
 /// An error with its causes, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
