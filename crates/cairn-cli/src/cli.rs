@@ -336,10 +336,35 @@ pub enum NodeCommand {
     /// file removed, so the command can be killed at any moment and run
     /// again. Files nobody references and damaged files stay for the
     /// scrub.
+    ///
+    /// A running node with `segments = true` does the same by itself, in
+    /// the background, at migrate_rate (node.toml); this command is for a
+    /// stopped node, at full speed.
     Migrate {
         /// The node's directory.
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Compact a stopped node's segment files now: rewrite each segment in
+    /// which at least the given share of the bytes is dead (left by dropped
+    /// or damaged shards), moving its live shards to a new segment, and
+    /// delete segments with nothing live. Safe to kill at any moment.
+    ///
+    /// A running node compacts by itself in the background (see
+    /// compact_interval_secs, compact_dead_percent and compact_rate in
+    /// node.toml).
+    Compact {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Rewrite segments at least this many percent dead, 1 to 100
+        /// [default: compact_dead_percent of node.toml]
+        #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+        dead_percent: Option<u8>,
+        /// Most bytes of live shards copied per second: 50M, 1G, …
+        /// [default: as fast as the disk allows]
+        #[arg(long, value_name = "SIZE")]
+        rate: Option<Size>,
     },
 }
 

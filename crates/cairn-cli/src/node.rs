@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use cairn_core::{AuthKey, KdfParams};
 use cairn_node::server::{Listeners, run as serve};
 use cairn_node::{Node, auth, dir};
-use cairn_store::{Admin, OpenError, ScrubOptions, Store, StoreOptions};
+use cairn_store::{Admin, CompactOptions, OpenError, ScrubOptions, Store, StoreOptions};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -26,6 +26,11 @@ pub fn run(command: NodeCommand) -> Result<()> {
         NodeCommand::Status { dir, json } => status(&dir, json),
         NodeCommand::Scrub { dir, rate, json } => scrub(&dir, rate.map(|r| r.0), json),
         NodeCommand::Migrate { dir } => migrate(&dir),
+        NodeCommand::Compact {
+            dir,
+            dead_percent,
+            rate,
+        } => compact(&dir, dead_percent, rate.map(|r| r.0)),
     }
 }
 
@@ -392,6 +397,41 @@ fn migrate(dir: &Path) -> Result<()> {
         report.already_migrated,
         report.unreferenced,
         report.damaged
+    );
+    Ok(())
+}
+
+/// `cairn node compact`: one compaction of a stopped node's segments.
+fn compact(dir: &Path, dead_percent: Option<u8>, rate: Option<u64>) -> Result<()> {
+    let (_identity, config) = dir::load(dir)?;
+    let options = StoreOptions::default()
+        .with_sync(config.sync)
+        .with_verify_writes(config.verify_writes)
+        .with_segments(config.segments);
+    let store = Store::open(dir, options).map_err(|e| match e {
+        OpenError::Locked { path } => anyhow::anyhow!(
+            "the node in {} is running ({} is locked): stop it first, or let it compact itself in the background (compact_interval_secs in node.toml)",
+            dir.display(),
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("cannot open the store in {}", dir.display())),
+    })?;
+    let dead_share = dead_percent.map_or(config.compact_dead_share(), |p| f64::from(p) / 100.0);
+    let report = store
+        .compact(
+            &CompactOptions::default()
+                .with_dead_share(dead_share)
+                .with_max_bytes_per_second(rate),
+        )
+        .with_context(|| format!("the compaction of {} failed", dir.display()))?;
+    println!(
+        "compacted {}: {} segments rewritten, {} segment files deleted ({} freed), {} live shards moved ({})",
+        dir.display(),
+        report.segments_rewritten,
+        report.segments_removed,
+        size(report.bytes_freed),
+        report.records_moved,
+        size(report.bytes_moved),
     );
     Ok(())
 }

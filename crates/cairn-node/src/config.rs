@@ -68,7 +68,25 @@ pub struct NodeConfig {
     /// long mobile paths), where Cubic keeps a few percent (see
     /// `cairn_net::quic`).
     pub quic_congestion: Congestion,
+    /// Rate of the background migration of shard files into segments,
+    /// which a node with [`segments`](Self::segments) on runs at start-up
+    /// while shard files remain, in bytes of shards moved per second.
+    /// Default: 50M (50 MiB/s).
+    pub migrate_rate: Size,
+    /// Seconds between background compactions of the segments; 0 turns
+    /// them off. Default: 3600 (an hour). See [`crate::maintenance`].
+    pub compact_interval_secs: u64,
+    /// The share of a segment, in percent, that must be dead (dropped or
+    /// damaged shards) for a compaction to rewrite it; 100 deletes only
+    /// segments with nothing live. From 1 to 100. Default: 50.
+    pub compact_dead_percent: u8,
+    /// Rate of the background compaction, in bytes of live shards copied
+    /// per second. Default: 50M (50 MiB/s).
+    pub compact_rate: Size,
 }
+
+/// Default [`NodeConfig::compact_interval_secs`]: an hour.
+pub const DEFAULT_COMPACT_INTERVAL_SECS: u64 = 60 * 60;
 
 /// Default [`NodeConfig::scrub_interval_secs`]: a week.
 pub const DEFAULT_SCRUB_INTERVAL_SECS: u64 = 7 * 24 * 60 * 60;
@@ -90,6 +108,10 @@ impl Default for NodeConfig {
             scrub_rate: Size(50 * 1024 * 1024),
             scrub_interval_secs: DEFAULT_SCRUB_INTERVAL_SECS,
             quic_congestion: Congestion::Bbr,
+            migrate_rate: Size(50 * 1024 * 1024),
+            compact_interval_secs: DEFAULT_COMPACT_INTERVAL_SECS,
+            compact_dead_percent: 50,
+            compact_rate: Size(50 * 1024 * 1024),
         }
     }
 }
@@ -155,6 +177,24 @@ impl NodeConfig {
                 "scrub_rate must be at least 1 (to turn the background scrub off, set scrub_interval_secs = 0)"
                     .into(),
             );
+        }
+        if self.migrate_rate.0 == 0 {
+            return invalid(
+                "migrate_rate must be at least 1 (the migration cannot be turned off while segments = true; set segments = false to keep shard files)"
+                    .into(),
+            );
+        }
+        if self.compact_rate.0 == 0 {
+            return invalid(
+                "compact_rate must be at least 1 (to turn background compaction off, set compact_interval_secs = 0)"
+                    .into(),
+            );
+        }
+        if !(1..=100).contains(&self.compact_dead_percent) {
+            return invalid(format!(
+                "compact_dead_percent must be between 1 and 100, not {}",
+                self.compact_dead_percent
+            ));
         }
         Ok(())
     }
@@ -228,6 +268,23 @@ scrub_interval_secs = {scrub_interval}
 # random (Wi-Fi, long mobile or satellite paths), where "cubic" falls to a
 # few percent.
 quic_congestion = "{quic_congestion}"
+
+# With segments = true, shard files left under DIR/shards/ are moved into
+# segments in the background from start-up on, while the node serves; a kill
+# at any moment loses nothing, and the next start goes on. Rate in bytes of
+# shards moved per second (default: "50M"). `cairn node migrate` does the
+# same while the node is stopped, at full speed.
+migrate_rate = "{migrate_rate}"
+
+# Dropped shards leave dead bytes in their segments. Every this many seconds
+# (default: 3600, an hour; 0 turns it off) the node rewrites the segments in
+# which at least compact_dead_percent of the bytes are dead (default: 50; 100
+# only deletes segments with nothing live), copying their live shards at
+# compact_rate per second (default: "50M") and then deleting them. The first
+# compaction runs 5 minutes after start-up (or after the interval, if shorter).
+compact_interval_secs = {compact_interval}
+compact_dead_percent = {compact_dead_percent}
+compact_rate = "{compact_rate}"
 "#,
             listen = listen.join(", "),
             public_read = self.public_read,
@@ -243,6 +300,10 @@ quic_congestion = "{quic_congestion}"
             scrub_rate = self.scrub_rate,
             scrub_interval = self.scrub_interval_secs,
             quic_congestion = self.quic_congestion,
+            migrate_rate = self.migrate_rate,
+            compact_interval = self.compact_interval_secs,
+            compact_dead_percent = self.compact_dead_percent,
+            compact_rate = self.compact_rate,
         )
     }
 
@@ -265,6 +326,17 @@ quic_congestion = "{quic_congestion}"
     /// off.
     pub fn scrub_interval(&self) -> Option<Duration> {
         (self.scrub_interval_secs > 0).then(|| Duration::from_secs(self.scrub_interval_secs))
+    }
+
+    /// The time between background compactions, or `None` if they are off.
+    pub fn compact_interval(&self) -> Option<Duration> {
+        (self.compact_interval_secs > 0).then(|| Duration::from_secs(self.compact_interval_secs))
+    }
+
+    /// The share of a segment that must be dead for a compaction to
+    /// rewrite it, from 0.01 to 1.
+    pub fn compact_dead_share(&self) -> f64 {
+        f64::from(self.compact_dead_percent) / 100.0
     }
 
     /// The host names and addresses the node listens on, for its
@@ -398,6 +470,10 @@ mod tests {
             "scrub_rate",
             "scrub_interval_secs",
             "quic_congestion",
+            "migrate_rate",
+            "compact_interval_secs",
+            "compact_dead_percent",
+            "compact_rate",
         ] {
             assert!(text.contains(&format!("\n{key} = ")), "{key}");
         }
@@ -415,6 +491,40 @@ mod tests {
         let err = NodeConfig::parse(&format!("{ok}quic_congestion = \"reno\"\n")).unwrap_err();
         assert!(err.to_string().contains("cubic"), "{err}");
         assert!(NodeConfig::parse(&format!("{ok}quic_congestion = \"BBR\"\n")).is_err());
+    }
+
+    /// The maintenance settings: defaults when absent (older files), each
+    /// written back, and impossible values refused with the setting named.
+    #[test]
+    fn maintenance_settings_default_round_trip_and_are_checked() {
+        let ok = "listen = [\"tcp://127.0.0.1:1\"]\n";
+        let config = NodeConfig::parse(ok).unwrap();
+        assert_eq!(config.migrate_rate, Size(50 << 20));
+        assert_eq!(config.compact_interval(), Some(Duration::from_secs(3600)));
+        assert_eq!(config.compact_dead_share(), 0.5);
+        assert_eq!(config.compact_rate, Size(50 << 20));
+
+        let set = NodeConfig::parse(&format!(
+            "{ok}migrate_rate = \"1M\"\ncompact_interval_secs = 0\ncompact_dead_percent = 80\ncompact_rate = 4096\n"
+        ))
+        .unwrap();
+        assert_eq!(set.migrate_rate, Size(1 << 20));
+        assert_eq!(set.compact_interval(), None);
+        assert_eq!(set.compact_dead_share(), 0.8);
+        assert_eq!(set.compact_rate, Size(4096));
+        assert_eq!(NodeConfig::parse(&set.to_toml()).unwrap(), set);
+
+        for (bad, named) in [
+            ("migrate_rate = 0", "migrate_rate"),
+            ("compact_rate = \"0M\"", "compact_rate"),
+            ("compact_dead_percent = 0", "compact_dead_percent"),
+            ("compact_dead_percent = 101", "compact_dead_percent"),
+            ("compact_dead_percent = 0.5", "compact_dead_percent"),
+            ("compact_interval_secs = -1", "compact_interval_secs"),
+        ] {
+            let err = NodeConfig::parse(&format!("{ok}{bad}\n")).unwrap_err();
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+        }
     }
 
     #[test]

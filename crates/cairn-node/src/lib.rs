@@ -6,12 +6,15 @@
 //! - [`service`]: what each request does, whatever the transport,
 //! - [`server`]: the transports, limits and graceful shutdown,
 //! - [`scrub`]: the background scrub of a running node,
+//! - [`maintenance`]: the background migration into segments, and their
+//!   compaction,
 //! - [`local`]: nodes as child processes, for the demo, benchmarks and tests.
 
 pub mod auth;
 pub mod config;
 pub mod dir;
 pub mod local;
+pub mod maintenance;
 pub mod scrub;
 pub mod server;
 pub mod service;

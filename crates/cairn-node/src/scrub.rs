@@ -3,7 +3,7 @@
 //! [`background`] runs full passes of [`Store::scrub`] for as long as the
 //! node serves: each re-reads every shard at `scrub_rate` bytes per second,
 //! quarantines the damaged ones, and lists the referenced shards that have
-//! no file (see `cairn_store::scrub`). A pass starts `scrub_interval_secs`
+//! no bytes stored (see `cairn_store::scrub`). A pass starts `scrub_interval_secs`
 //! after the previous one finished, as recorded in the store's
 //! `last_scrub` (so the schedule survives restarts, and `cairn node
 //! status` shows the last full pass); a node never scrubbed starts its
@@ -159,7 +159,7 @@ fn log_report(report: &ScrubReport, took: Duration) {
     }
     for id in report.missing.iter().take(MISSING_LOGGED) {
         warn!(
-            "shard {id} is missing: referenced, but no file (its owners' repair must put it back)"
+            "shard {id} is missing: referenced, but not stored (lost, or quarantined; its owners' repair must put it back)"
         );
     }
     if report.missing.len() > MISSING_LOGGED {
@@ -186,7 +186,7 @@ fn log_report(report: &ScrubReport, took: Duration) {
 }
 
 /// An error with its causes, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -20,15 +20,21 @@
 //! A live record whose header is damaged is not seen by the scan and keeps
 //! its segment alive; the scrub (which walks locations, not headers)
 //! quarantines it, and the next compaction deletes the segment.
+//!
+//! A running node compacts in the background (`cairn_node::maintenance`)
+//! and stops it on shutdown through [`CompactOptions::stop`]: between two
+//! records, the moves copied so far are committed (each still only if
+//! live where it was) and the compaction returns with
+//! [`CompactReport::stopped`]; the segment it was working on stays, its
+//! remaining records still read from it, for the next compaction.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::Store;
 use crate::meta::Stored;
+use crate::pace::{self, Stop, Throttle};
 use crate::segment::{HEADER_LEN, Scanned};
 use crate::shards::FileError;
 
@@ -43,6 +49,9 @@ pub struct CompactOptions {
     /// the disk allows. Default: 50 MB/s, so that a node serving requests
     /// is not starved.
     pub max_bytes_per_second: Option<u64>,
+    /// A handle another thread can stop the compaction with (see the
+    /// [module docs](self)). Default: none.
+    pub stop: Option<Stop>,
 }
 
 impl Default for CompactOptions {
@@ -50,6 +59,7 @@ impl Default for CompactOptions {
         Self {
             dead_share: 0.5,
             max_bytes_per_second: Some(50_000_000),
+            stop: None,
         }
     }
 }
@@ -68,6 +78,13 @@ impl CompactOptions {
         self.max_bytes_per_second = rate;
         self
     }
+
+    /// These options with [`stop`](Self::stop) set.
+    #[must_use]
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
+        self
+    }
 }
 
 /// What [`Store::compact`] did.
@@ -82,6 +99,12 @@ pub struct CompactReport {
     pub records_moved: u64,
     /// Bytes of the shards moved.
     pub bytes_moved: u64,
+    /// Length of the segment files deleted: what the disk got back, less
+    /// the space the moved records took in the open segment.
+    pub bytes_freed: u64,
+    /// The compaction was stopped through [`CompactOptions::stop`] before
+    /// it went through every segment.
+    pub stopped: bool,
 }
 
 /// Why [`Store::compact`] stopped. What it moved so far stays moved.
@@ -123,17 +146,23 @@ impl Store {
             .list()
             .map_err(io_error(self.dir.join("segments")))?;
         numbers.sort_unstable();
-        let started = Instant::now();
+        let mut throttle = Throttle::new(options.max_bytes_per_second, options.stop.clone());
+        let stopped = || pace::stopped(options.stop.as_ref());
         for number in numbers {
+            if stopped() {
+                report.stopped = true;
+                break;
+            }
             if self.segments.open_number() == Some(number) {
                 continue;
             }
             let path = self.segments.path(number);
-            let used = match self.segments.len(number) {
-                Ok(len) => len.saturating_sub(HEADER_LEN),
+            let file_len = match self.segments.len(number) {
+                Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(CompactError::Io { path, source }),
             };
+            let used = file_len.saturating_sub(HEADER_LEN);
             let live_bytes = live.get(&number).copied().unwrap_or(0);
             if live_bytes > 0 {
                 let dead = used.saturating_sub(live_bytes);
@@ -142,6 +171,10 @@ impl Store {
                 }
                 let mut moves = Vec::new();
                 for scanned in self.segments.scan(number).map_err(io_error(path.clone()))? {
+                    if stopped() {
+                        report.stopped = true;
+                        break;
+                    }
                     let Scanned::Record { id, location } = scanned else {
                         continue;
                     };
@@ -156,7 +189,7 @@ impl Store {
                                 .map_err(io_error(self.dir.join("segments")))?;
                             moves.push((id, location, new));
                             report.bytes_moved += location.len;
-                            pace(options.max_bytes_per_second, started, report.bytes_moved);
+                            throttle.consume(location.len);
                         }
                         Err(_) => {
                             // Quarantined (and reported by the next scrub
@@ -165,7 +198,12 @@ impl Store {
                         }
                     }
                 }
+                // Stopped half way, what was copied is still moved: it is
+                // as safe as a whole segment's moves, and not wasted.
                 report.records_moved += self.meta.relocate(&moves)?;
+                if report.stopped {
+                    break;
+                }
                 report.segments_rewritten += 1;
                 let left = self
                     .meta
@@ -178,6 +216,7 @@ impl Store {
             }
             self.segments.remove(number).map_err(io_error(path))?;
             report.segments_removed += 1;
+            report.bytes_freed += file_len;
         }
         Ok(report)
     }
@@ -202,15 +241,5 @@ impl Store {
             }
         }
         Ok(())
-    }
-}
-
-/// Sleeps as long as needed for `bytes` copied since `started` to stay
-/// within `rate` bytes per second.
-fn pace(rate: Option<u64>, started: Instant, bytes: u64) {
-    let Some(rate) = rate else { return };
-    let due = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
-    if let Some(wait) = due.checked_sub(started.elapsed()) {
-        thread::sleep(wait);
     }
 }

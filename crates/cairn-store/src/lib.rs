@@ -131,6 +131,7 @@ mod error;
 pub mod index;
 mod meta;
 pub mod migrate;
+mod pace;
 mod record;
 pub mod scrub;
 mod segment;
@@ -153,7 +154,8 @@ pub use crate::error::{
 };
 pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
 pub use crate::meta::Metadata;
-pub use crate::migrate::MigrateReport;
+pub use crate::migrate::{MigrateOptions, MigrateReport};
+pub use crate::pace::Stop;
 pub use crate::scrub::{
     DamagedShard, ScrubError, ScrubOptions, ScrubRecord, ScrubReport, ScrubStop,
 };

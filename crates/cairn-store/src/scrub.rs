@@ -47,15 +47,13 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cairn_core::Id;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RecordError;
+use crate::pace::{Stop, Throttle};
 use crate::record::{self, Place};
 use crate::shards::{Checked, Damage, FileError};
 use crate::{Store, Unreferenced};
@@ -96,36 +94,9 @@ impl Default for ScrubOptions {
     }
 }
 
-/// Stops a running scrub from another thread (see the [module docs](self)).
-/// Clones share one flag; two handles are equal when they share it.
-#[derive(Debug, Clone, Default)]
-pub struct ScrubStop(Arc<AtomicBool>);
-
-impl ScrubStop {
-    /// A handle, not stopped.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks every scrub given a clone of this handle to stop, now and
-    /// from now on.
-    pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`stop`](Self::stop) was called.
-    pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl PartialEq for ScrubStop {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for ScrubStop {}
+/// Stops a running scrub from another thread (see the [module docs](self)):
+/// the store's one [`Stop`] handle, under the name it first had.
+pub type ScrubStop = Stop;
 
 impl ScrubOptions {
     /// These options with [`unreferenced_grace`](Self::unreferenced_grace)
@@ -152,7 +123,7 @@ impl ScrubOptions {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(ScrubStop::is_stopped)
+        crate::pace::stopped(self.stop.as_ref())
     }
 }
 
@@ -313,52 +284,6 @@ impl From<FileError> for ScrubError {
     }
 }
 
-/// Longest single sleep of the throttle: how late a stop can be noticed.
-const PAUSE_SLICE: Duration = Duration::from_millis(100);
-
-/// Keeps a reader at or below a byte rate by sleeping.
-#[derive(Debug)]
-struct Throttle {
-    rate: Option<u64>,
-    start: Instant,
-    /// Bytes read since `start`.
-    consumed: u64,
-    /// Sleeping ends early, and for good, once this is stopped.
-    stop: Option<ScrubStop>,
-}
-
-impl Throttle {
-    fn new(rate: Option<u64>, stop: Option<ScrubStop>) -> Self {
-        Self {
-            rate: rate.map(|r| r.max(1)),
-            start: Instant::now(),
-            consumed: 0,
-            stop,
-        }
-    }
-
-    /// Records `bytes` read and sleeps until reading them was allowed, in
-    /// slices, returning at once when stopped.
-    fn consume(&mut self, bytes: u64) {
-        self.consumed = self.consumed.saturating_add(bytes);
-        let Some(rate) = self.rate else { return };
-        // In u128 so that no rate or byte count can overflow; rounded up so
-        // the bound holds exactly.
-        let nanos = (u128::from(self.consumed) * 1_000_000_000).div_ceil(u128::from(rate));
-        let due = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        loop {
-            if self.stop.as_ref().is_some_and(ScrubStop::is_stopped) {
-                return;
-            }
-            let elapsed = self.start.elapsed();
-            if due <= elapsed {
-                return;
-            }
-            thread::sleep((due - elapsed).min(PAUSE_SLICE));
-        }
-    }
-}
-
 /// Held shards read from the database at a time when looking for missing
 /// files: 320 KB of ids per read transaction, whatever the store's size.
 const HOLDERS_PAGE: usize = 10_000;
@@ -496,17 +421,9 @@ pub(crate) fn run(store: &Store, options: &ScrubOptions) -> Result<ScrubReport, 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::thread;
 
-    #[test]
-    fn throttle_sleeps_until_the_bytes_are_due() {
-        let start = Instant::now();
-        let mut throttle = Throttle::new(Some(10_000), None);
-        throttle.consume(1_000);
-        throttle.consume(1_000);
-        // 2,000 bytes at 10,000 bytes/s take at least 0.2 s.
-        assert!(start.elapsed() >= Duration::from_millis(200));
-    }
+    use super::*;
 
     #[test]
     fn a_scrub_record_round_trips() {
@@ -550,22 +467,6 @@ mod tests {
         }
     }
 
-    /// A stop must end a pause that would otherwise last a quarter of an
-    /// hour: a node shutting down cannot wait for its scrub's pacing.
-    #[test]
-    fn a_stop_ends_the_throttles_pause() {
-        let stop = ScrubStop::new();
-        let mut throttle = Throttle::new(Some(1), Some(stop.clone()));
-        thread::scope(|s| {
-            s.spawn(|| {
-                thread::sleep(Duration::from_millis(200));
-                stop.stop();
-            });
-            throttle.consume(1000);
-        });
-        assert!(stop.is_stopped());
-    }
-
     /// A scrub stopped half way returns `Stopped` and records nothing: a
     /// partial pass must not pass for a full one in `node status`.
     #[test]
@@ -594,14 +495,5 @@ mod tests {
         assert!(matches!(store.scrub(&options), Err(ScrubError::Stopped)));
         let report = store.scrub(&ScrubOptions::default()).unwrap();
         assert_eq!(report.shards_checked, 4);
-    }
-
-    #[test]
-    fn unbounded_throttle_never_sleeps() {
-        let start = Instant::now();
-        let mut throttle = Throttle::new(None, None);
-        throttle.consume(u64::MAX);
-        throttle.consume(u64::MAX);
-        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

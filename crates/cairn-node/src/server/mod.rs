@@ -7,8 +7,9 @@
 //! Then it stops accepting, lets every connection finish the requests it
 //! has started, for at most the configured grace period, and returns.
 //!
-//! Beside the transports it runs the [background scrub](crate::scrub),
-//! stopped with them.
+//! Beside the transports it runs the [background scrub](crate::scrub), the
+//! background [migration and compaction](crate::maintenance), all stopped
+//! with them.
 //!
 //! Limits that hold whatever the transport:
 //! - at most `max_connections` connections at once; more are refused at
@@ -267,6 +268,16 @@ pub async fn run(
     }
 
     shared.tracker.spawn(crate::scrub::background(
+        node.shared_store(),
+        config.clone(),
+        shared.shutdown.clone(),
+    ));
+    shared.tracker.spawn(crate::maintenance::migration(
+        node.shared_store(),
+        config.clone(),
+        shared.shutdown.clone(),
+    ));
+    shared.tracker.spawn(crate::maintenance::compaction(
         node.shared_store(),
         config.clone(),
         shared.shutdown.clone(),
