@@ -45,7 +45,7 @@ fn node_with_shard_files(dir: &Path, count: u64, len: usize) -> (NodeProcess, Ha
         store.put(USER, id, bytes, None).unwrap();
     }
     drop(store);
-    assert_eq!(shard_files(node.dir()), count);
+    assert_eq!(cairn_testing::damage::shard_files(node.dir()), count);
     (node, shards)
 }
 
@@ -120,7 +120,7 @@ async fn a_node_migrates_its_shard_files_in_the_background_while_serving() {
     let reader = connect(&node).await;
     let mut read_during = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while shard_files(node.dir()) > 0
+    while cairn_testing::damage::shard_files(node.dir()) > 0
         && !node.log().contains("migration: done")
         && Instant::now() < deadline
     {
@@ -141,7 +141,11 @@ async fn a_node_migrates_its_shard_files_in_the_background_while_serving() {
         "{}",
         node.log()
     );
-    assert_eq!(shard_files(node.dir()), 0, "shard files left");
+    assert_eq!(
+        cairn_testing::damage::shard_files(node.dir()),
+        0,
+        "shard files left"
+    );
     assert_all_served(&reader, &shards, "after the migration").await;
     reader.close().await;
 
@@ -179,11 +183,11 @@ async fn a_kill_during_the_background_migration_loses_nothing() {
     }
     let dir_path = node.dir().to_owned();
     let half_way = wait_until(Duration::from_secs(10), || {
-        shard_files(&dir_path) <= total * 3 / 4
+        cairn_testing::damage::shard_files(&dir_path) <= total * 3 / 4
     });
     assert!(half_way, "the migration did not start:\n{}", node.log());
     node.kill();
-    let left = shard_files(node.dir());
+    let left = cairn_testing::damage::shard_files(node.dir());
     assert!(
         left > 0,
         "the migration ended before the kill; slow it down further"
@@ -198,7 +202,11 @@ async fn a_kill_during_the_background_migration_loses_nothing() {
         "the migration did not finish after the restart:\n{}",
         node.log()
     );
-    assert_eq!(shard_files(node.dir()), 0, "shard files left");
+    assert_eq!(
+        cairn_testing::damage::shard_files(node.dir()),
+        0,
+        "shard files left"
+    );
     assert_all_served(&reader, &shards, "after the migration").await;
     let ids: Vec<Id> = shards.keys().copied().collect();
     let has = reader.has_shards(&ids).await.unwrap();
@@ -338,19 +346,4 @@ fn node_compact_compacts_a_stopped_node_and_refuses_a_running_one() {
     for (id, bytes) in &shards[7..] {
         assert_eq!(store.get(id).unwrap(), *bytes);
     }
-}
-
-/// The number of shard files (the first layout) under the store's
-/// `shards/`: what a migration has yet to move. (`count_shards` counts
-/// shards in both layouts.)
-fn shard_files(dir: &std::path::Path) -> u64 {
-    fn walk(dir: &std::path::Path) -> u64 {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
 }

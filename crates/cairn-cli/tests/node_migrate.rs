@@ -42,31 +42,18 @@ fn node_with_shards(dir: &Path, count: u64) -> (NodeProcess, Vec<(Id, Vec<u8>)>)
     (node, shards)
 }
 
-/// The number of shard files under the store's `shards/`.
-fn shard_files(dir: &Path) -> usize {
-    fn walk(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
-}
-
 #[test]
 fn migrate_moves_every_shard_file_into_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (node, shards) = node_with_shards(dir.path(), 20);
     let node_dir = node.dir().to_str().unwrap();
-    assert_eq!(shard_files(node.dir()), 20);
+    assert_eq!(cairn_testing::damage::shard_files(node.dir()), 20);
     assert_eq!(count_shards(node.dir()).unwrap(), 20);
 
     let (code, out, err) = cairn(&["node", "migrate", "--dir", node_dir]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("migrated 20 shard files"), "{out}");
-    assert_eq!(shard_files(node.dir()), 0);
+    assert_eq!(cairn_testing::damage::shard_files(node.dir()), 0);
     assert_eq!(count_shards(node.dir()).unwrap(), 20);
 
     let (code, out, err) = cairn(&["node", "scrub", "--json", "--dir", node_dir]);

@@ -10,6 +10,8 @@
 //! put is acknowledged only once its record and its reference are both
 //! durable, and that a migration can be killed at any moment.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -164,7 +166,7 @@ fn kill_9_during_migration_loses_nothing() {
             store.put("ann", &id, &bytes, None).unwrap();
         }
     }
-    assert_eq!(shard_files(dir.path()), seeds.len());
+    assert_eq!(common::damage::shard_files(dir.path()), seeds.len() as u64);
     assert_eq!(count_shards(dir.path()).unwrap(), seeds.len() as u64);
     let usage = Store::open(dir.path(), StoreOptions::default())
         .unwrap()
@@ -174,7 +176,7 @@ fn kill_9_during_migration_loses_nothing() {
         run_and_kill("migrate", 0, dir.path(), Duration::from_millis(millis));
         eprintln!(
             "killed after {millis} ms: {} shard files left",
-            shard_files(dir.path())
+            common::damage::shard_files(dir.path())
         );
         let store = segments(dir.path());
         for seed in &seeds {
@@ -186,7 +188,7 @@ fn kill_9_during_migration_loses_nothing() {
     }
     let store = segments(dir.path());
     store.migrate().unwrap();
-    assert_eq!(shard_files(dir.path()), 0);
+    assert_eq!(common::damage::shard_files(dir.path()), 0);
     assert_eq!(count_shards(dir.path()).unwrap(), seeds.len() as u64);
     for seed in &seeds {
         let (id, bytes) = shard(*seed);
@@ -243,19 +245,6 @@ fn kill_9_during_compaction_loses_nothing() {
         .compact(&cairn_store::CompactOptions::default().with_max_bytes_per_second(None))
         .unwrap();
     check(&store);
-}
-
-/// The number of shard files (the first layout) in the store in `dir`.
-fn shard_files(dir: &Path) -> usize {
-    fn walk(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
 }
 
 /// Copies the files of directory `from` into `to`, recursively.

@@ -5,6 +5,8 @@
 //! The stores migrated from write shard files (`with_segments(false)`),
 //! as every store did before segments became the default.
 
+mod common;
+
 use std::fs;
 
 use cairn_core::Id;
@@ -18,19 +20,6 @@ fn shard(seed: u64, len: usize) -> (Id, Vec<u8>) {
 /// A store writing shard files, the first layout.
 fn open_files(dir: &std::path::Path) -> Store {
     Store::open(dir, StoreOptions::default().with_segments(false)).unwrap()
-}
-
-/// The number of shard files under the store's `shards/`.
-fn shard_files(dir: &std::path::Path) -> usize {
-    fn walk(dir: &std::path::Path) -> usize {
-        fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
 }
 
 fn shard_path(dir: &std::path::Path, id: &Id) -> std::path::PathBuf {
@@ -55,7 +44,7 @@ fn shard_files_move_into_segments_and_keep_everything() {
             }
         }
         usage = (store.usage("ann").unwrap(), store.usage("bob").unwrap());
-        assert_eq!(shard_files(dir.path()), 30);
+        assert_eq!(common::damage::shard_files(dir.path()), 30);
         assert_eq!(count_shards(dir.path()).unwrap(), 30);
     }
     // A damaged file is left for the scrub to report; not moved, not lost.
@@ -68,7 +57,7 @@ fn shard_files_move_into_segments_and_keep_everything() {
     let report = store.migrate().unwrap();
     assert_eq!(report.migrated, 29, "{report:?}");
     assert_eq!(report.damaged, 1, "{report:?}");
-    assert_eq!(shard_files(dir.path()), 1);
+    assert_eq!(common::damage::shard_files(dir.path()), 1);
     assert_eq!(count_shards(dir.path()).unwrap(), 30);
     for (id, bytes) in &shards {
         if id == damaged {
@@ -89,7 +78,7 @@ fn shard_files_move_into_segments_and_keep_everything() {
     // Again: the repaired file moves, the rest is done.
     let again = store.migrate().unwrap();
     assert_eq!(again.migrated, 1, "{again:?}");
-    assert_eq!(shard_files(dir.path()), 0);
+    assert_eq!(common::damage::shard_files(dir.path()), 0);
     assert_eq!(count_shards(dir.path()).unwrap(), 30);
     let scrub = store.scrub(&ScrubOptions::default()).unwrap();
     assert!(

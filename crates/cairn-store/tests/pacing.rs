@@ -4,6 +4,8 @@
 //! per file, and a job stopped half way has lost nothing, left the rest
 //! for the next run, and the next run finishes.
 
+mod common;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -77,7 +79,10 @@ fn a_stopped_migration_leaves_the_rest_in_files_and_the_next_one_finishes() {
     assert!(started.elapsed() < Duration::from_secs(3), "stopped late");
     assert!(report.stopped, "{report:?}");
     assert!(report.migrated > 0 && report.migrated < 40, "{report:?}");
-    assert_eq!(shard_files(dir.path()), 40 - report.migrated);
+    assert_eq!(
+        common::damage::shard_files(dir.path()),
+        40 - report.migrated
+    );
     for (id, bytes) in &shards {
         assert_eq!(store.get(id).unwrap(), *bytes);
     }
@@ -87,7 +92,7 @@ fn a_stopped_migration_leaves_the_rest_in_files_and_the_next_one_finishes() {
 
     let rest = store.migrate().unwrap();
     assert_eq!(rest.migrated, 40 - report.migrated, "{rest:?}");
-    assert_eq!(shard_files(dir.path()), 0);
+    assert_eq!(common::damage::shard_files(dir.path()), 0);
     drop(store);
     let store = open_segments(dir.path());
     for (id, bytes) in &shards {
@@ -156,19 +161,4 @@ fn a_stopped_compaction_keeps_what_it_moved_and_the_next_one_finishes() {
     for (id, _) in dropped {
         assert!(store.get(id).is_err());
     }
-}
-
-/// The number of shard files (the first layout) under the store's
-/// `shards/`: what a migration has yet to move. (`count_shards` counts
-/// shards in both layouts.)
-fn shard_files(dir: &std::path::Path) -> u64 {
-    fn walk(dir: &std::path::Path) -> u64 {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
 }

@@ -7,6 +7,8 @@
 //! (`corruption.rs`, `recovery.rs`) for the new layout, and that a store
 //! reads both layouts whichever one it writes.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::FileExt;
 
@@ -41,7 +43,7 @@ fn puts_go_to_segments_and_survive_a_reopen() {
                 .unwrap();
             assert_eq!(on_disk, *bytes);
         }
-        assert_eq!(shard_files(dir.path()), 0);
+        assert_eq!(common::damage::shard_files(dir.path()), 0);
         assert_eq!(store.shard_count().unwrap(), shards.len() as u64);
         // Listed and counted from the database, as the files are by
         // walking them.
@@ -204,18 +206,4 @@ fn flip(path: &std::path::Path, offset: u64) {
     file.read_exact_at(&mut byte, offset).unwrap();
     byte[0] ^= 0x04;
     file.write_all_at(&byte, offset).unwrap();
-}
-
-/// The number of shard files (the first layout) under the store's
-/// `shards/`.
-fn shard_files(dir: &std::path::Path) -> usize {
-    fn walk(dir: &std::path::Path) -> usize {
-        fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .map(|entry| entry.unwrap().path())
-                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
-                .sum()
-        })
-    }
-    walk(&dir.join("shards"))
 }

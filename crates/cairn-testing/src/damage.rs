@@ -36,6 +36,21 @@ use std::path::Path;
 
 use cairn_store::{Admin, Id, ShardPlace};
 
+/// The number of shard files (the first layout) under the store's
+/// `shards/` in `dir`: what a migration has yet to move. (`count_shards`
+/// counts the shards of both layouts.)
+pub fn shard_files(dir: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| if path.is_dir() { walk(&path) } else { 1 })
+                .sum()
+        })
+    }
+    walk(&dir.join("shards"))
+}
+
 /// The shards in the store in `dir` and where their bytes are, in id
 /// order: shard files and live segment records (quarantined ones are not
 /// listed). Works beside a running node.
