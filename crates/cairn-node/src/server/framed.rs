@@ -40,7 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Shared;
 use crate::service::Session;
@@ -56,24 +56,7 @@ pub(crate) async fn accept_loop(
     tls: Arc<rustls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                warn!("accepting a tcp:// connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            warn!(%peer, "connection refused: max_connections reached");
-            continue;
-        };
+    while let Some((tcp, peer, permit)) = shared.accept(&listener, "tcp://").await {
         let (shared, acceptor) = (shared.clone(), acceptor.clone());
         shared.tracker.clone().spawn(async move {
             if let Err(e) = connection(tcp, peer, &shared, &acceptor, permit).await {

@@ -57,7 +57,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Shared;
 use crate::service::{Caller, Session};
@@ -100,24 +100,7 @@ pub(crate) async fn accept_loop(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let router = router(api.clone());
     let shared = &api.shared;
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                warn!("accepting an https:// connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-            warn!(%peer, "connection refused: max_connections reached");
-            continue;
-        };
+    while let Some((tcp, peer, permit)) = shared.accept(&listener, "https://").await {
         let (shared_, acceptor, router) = (shared.clone(), acceptor.clone(), router.clone());
         shared.tracker.spawn(async move {
             if let Err(e) = connection(tcp, peer, &shared_, &acceptor, router, permit).await {

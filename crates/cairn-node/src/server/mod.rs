@@ -173,6 +173,40 @@ impl Shared {
             .expect("the budget is never closed")
     }
 
+    /// Waits for the next TCP connection on `listener` that may be served:
+    /// one with a `max_connections` permit (a connection beyond the limit
+    /// is dropped at once and logged). `None` once shutdown begins.
+    /// Accepting can fail for reasons of the whole process (out of file
+    /// descriptors and the like): that is logged and waited out, not spun on.
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+        scheme: &str,
+    ) -> Option<(
+        tokio::net::TcpStream,
+        SocketAddr,
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
+        loop {
+            let accepted = tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!("accepting a {scheme} connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.connections.clone().try_acquire_owned() {
+                Ok(permit) => return Some((tcp, peer, permit)),
+                Err(_) => warn!(%peer, "{scheme} connection refused: max_connections reached"),
+            }
+        }
+    }
+
     /// Reads one request frame, whole, within the request timeout, holding
     /// room in the body budget for it (from its length field on, before
     /// the body is read). The permit is released when the caller drops it,
