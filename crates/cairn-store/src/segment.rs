@@ -104,6 +104,11 @@ pub(crate) const DEFAULT_SEGMENT_LEN: u64 = 256 * 1024 * 1024;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"CAIRNSEG";
 const RECORD_MAGIC: &[u8; 8] = b"CAIRNREC";
+/// Aligned buffers kept for later appends, at most this many...
+const SPARE_BUFFERS: usize = 16;
+/// ...of at most this many bytes each (a 4 MiB shard's record; larger ones
+/// are rare and freed).
+const SPARE_BUFFER_LEN: usize = 4 * 1024 * 1024 + ALIGN as usize;
 
 /// Where a record lives: what the metadata database will keep per shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +188,10 @@ pub(crate) struct Segments {
     next: std::sync::atomic::AtomicU64,
     flushes: Mutex<Flushes>,
     flushed: Condvar,
+    /// Aligned buffers of earlier appends, for the next ones: a new one is
+    /// zeroed, and two per append (the record and its read-back) cost a
+    /// node about 4 % of its CPU during puts of 1 MiB shards.
+    spare: Mutex<Vec<AlignedBuf>>,
     /// Held by a test to stop flushes from starting.
     #[cfg(test)]
     hold: Mutex<()>,
@@ -212,6 +221,7 @@ impl Segments {
             next: std::sync::atomic::AtomicU64::new(last + 1),
             flushes: Mutex::new(Flushes::default()),
             flushed: Condvar::new(),
+            spare: Mutex::new(Vec::new()),
             #[cfg(test)]
             hold: Mutex::new(()),
         })
@@ -270,7 +280,38 @@ impl Segments {
     /// `id`) and returns its location once durable (and, with `verify`,
     /// read back and compared).
     pub(crate) fn append(&self, id: &Id, bytes: &[u8]) -> io::Result<Location> {
-        let record = encode_record(id, bytes);
+        let record = encode_record(
+            self.buffer(RECORD_HEADER_LEN as usize + bytes.len()),
+            id,
+            bytes,
+        );
+        let appended = self.append_record(&record, bytes.len() as u64);
+        self.recycle(record);
+        appended
+    }
+
+    /// An empty aligned buffer of at least `capacity` bytes: a spare one if
+    /// there is one.
+    fn buffer(&self, capacity: usize) -> AlignedBuf {
+        let mut spare = lock(&self.spare);
+        match spare.iter().position(|buf| buf.capacity() >= capacity) {
+            Some(at) => spare.swap_remove(at),
+            None => AlignedBuf::new(capacity),
+        }
+    }
+
+    /// Keeps `buf` for a later [`buffer`](Self::buffer), if there is room.
+    fn recycle(&self, mut buf: AlignedBuf) {
+        let mut spare = lock(&self.spare);
+        if buf.capacity() <= SPARE_BUFFER_LEN && spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            spare.push(buf);
+        }
+    }
+
+    /// [`append`](Self::append) of an encoded record of a shard of `len`
+    /// bytes.
+    fn append_record(&self, record: &AlignedBuf, len: u64) -> io::Result<Location> {
         let (location, file, direct, ticket) = {
             let mut slot = lock(&self.writer);
             let full = slot.as_ref().is_some_and(|writer| {
@@ -295,13 +336,13 @@ impl Segments {
                 }
             };
             let offset = writer.end;
-            let direct = self.write_record(writer, &record, offset)?;
+            let direct = self.write_record(writer, record, offset)?;
             writer.end += record.len() as u64;
             writer.written += 1;
             let location = Location {
                 segment: writer.number,
                 offset,
-                len: bytes.len() as u64,
+                len,
             };
             let reader = if direct { &writer.direct } else { &None };
             let reader = Arc::clone(reader.as_ref().unwrap_or(&writer.file));
@@ -313,12 +354,15 @@ impl Segments {
         if self.verify {
             // The same aligned buffer size for the read, so that a direct
             // read is aligned as well.
-            let mut back = AlignedBuf::new(record.len());
+            let mut back = self.buffer(record.len());
             if !direct {
                 drop_cached_pages(&file, location.offset, location.footprint());
             }
-            file.read_exact_at(back.filled_mut(record.len()), location.offset)?;
-            if back.filled() != record.filled() {
+            let read = file.read_exact_at(back.filled_mut(record.len()), location.offset);
+            let same = back.filled() == record.filled();
+            self.recycle(back);
+            read?;
+            if !same {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("segment {} read back other bytes", location.segment),
@@ -416,13 +460,10 @@ impl Segments {
         if location.len > MAX_SHARD_LEN as u64 {
             return Ok(Err(Damage::Oversized { len: location.len }));
         }
-        let mut buf = vec![0; (RECORD_HEADER_LEN + location.len) as usize];
-        if let Err(e) = file.read_exact_at(&mut buf, location.offset) {
-            return Ok(Err(unreadable(&e)));
-        }
-        let mut header = [0u8; RECORD_HEADER_LEN as usize];
-        header.copy_from_slice(&buf[..RECORD_HEADER_LEN as usize]);
-        let bytes = buf.split_off(RECORD_HEADER_LEN as usize);
+        let (header, bytes) = match read_header_and_shard(file, location) {
+            Ok(read) => read,
+            Err(e) => return Ok(Err(unreadable(&e))),
+        };
         match decode_header(&header) {
             Some((found, len)) if found == *id && len == location.len => {}
             _ => {
@@ -533,18 +574,40 @@ fn padded(n: u64) -> u64 {
 
 /// The record for `id` and `bytes`: header, bytes, zero padding, in a
 /// buffer aligned for direct I/O.
-fn encode_record(id: &Id, bytes: &[u8]) -> AlignedBuf {
+fn encode_record(mut record: AlignedBuf, id: &Id, bytes: &[u8]) -> AlignedBuf {
     let mut header = [0u8; RECORD_HEADER_LEN as usize];
     header[..8].copy_from_slice(RECORD_MAGIC);
     header[8..40].copy_from_slice(id.as_bytes());
     header[40..48].copy_from_slice(&(bytes.len() as u64).to_be_bytes());
     let check = header_check(&header[..60]);
     header[60..].copy_from_slice(&check);
-    let mut record = AlignedBuf::new(header.len() + bytes.len());
+    record.clear();
     record.fill(&header);
     record.fill(bytes);
     record.pad_to_align();
     record
+}
+
+/// The header and the shard bytes of the record at `location`, read from
+/// `file` straight into the vector that is returned: not zeroed first, and
+/// not copied out of a buffer that holds the header as well (a node reads a
+/// GiB of shards per GiB served). Fewer bytes than the record holds is an
+/// `UnexpectedEof`.
+fn read_header_and_shard(
+    mut file: File,
+    location: &Location,
+) -> io::Result<([u8; RECORD_HEADER_LEN as usize], Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = usize::try_from(location.len).map_err(io::Error::other)?;
+    let mut header = [0u8; RECORD_HEADER_LEN as usize];
+    file.seek(SeekFrom::Start(location.offset))?;
+    file.read_exact(&mut header)?;
+    let mut bytes = Vec::with_capacity(len);
+    file.take(location.len).read_to_end(&mut bytes)?;
+    if bytes.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok((header, bytes))
 }
 
 /// The check bytes of a record header's first 60 bytes.
@@ -684,6 +747,30 @@ mod tests {
                 ((id, bytes), location)
             })
             .collect()
+    }
+
+    /// A record encoded into a spare buffer that held a longer record
+    /// carries none of the old bytes: smaller shards after larger ones read
+    /// back and scan as themselves.
+    #[test]
+    fn spare_buffers_carry_nothing_of_earlier_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = open(dir.path(), DEFAULT_SEGMENT_LEN);
+        let shards: Vec<_> = [1024 * 1024 + 7, 100_000, 4033, 64, 1, 0]
+            .into_iter()
+            .enumerate()
+            .map(|(n, len)| shard(n as u64 + 50, len))
+            .collect();
+        let mut locations = Vec::new();
+        for (id, bytes) in &shards {
+            locations.push(segments.append(id, bytes).unwrap());
+            assert!(!lock(&segments.spare).is_empty(), "the buffers are kept");
+        }
+        for ((id, bytes), location) in shards.iter().zip(&locations) {
+            assert_eq!(segments.read(id, location).unwrap().unwrap(), *bytes);
+        }
+        let scanned = segments.scan(locations[0].segment).unwrap();
+        assert_eq!(scanned.len(), shards.len(), "{scanned:?}");
     }
 
     /// Records go to the device with direct I/O where the file system takes
