@@ -460,7 +460,7 @@ impl Segments {
         if location.len > MAX_SHARD_LEN as u64 {
             return Ok(Err(Damage::Oversized { len: location.len }));
         }
-        let (header, bytes) = match read_header_and_shard(file, location) {
+        let (header, bytes) = match read_header_and_shard(&file, location) {
             Ok(read) => read,
             Err(e) => return Ok(Err(unreadable(&e))),
         };
@@ -594,18 +594,22 @@ fn encode_record(mut record: AlignedBuf, id: &Id, bytes: &[u8]) -> AlignedBuf {
 /// GiB of shards per GiB served). Fewer bytes than the record holds is an
 /// `UnexpectedEof`.
 fn read_header_and_shard(
-    mut file: File,
+    file: &File,
     location: &Location,
 ) -> io::Result<([u8; RECORD_HEADER_LEN as usize], Vec<u8>)> {
-    use std::io::{Read, Seek, SeekFrom};
     let len = usize::try_from(location.len).map_err(io::Error::other)?;
     let mut header = [0u8; RECORD_HEADER_LEN as usize];
-    file.seek(SeekFrom::Start(location.offset))?;
-    file.read_exact(&mut header)?;
+    file.read_exact_at(&mut header, location.offset)?;
     let mut bytes = Vec::with_capacity(len);
-    file.take(location.len).read_to_end(&mut bytes)?;
-    if bytes.len() != len {
-        return Err(io::ErrorKind::UnexpectedEof.into());
+    let body = location.offset + RECORD_HEADER_LEN;
+    while bytes.len() < len {
+        let at = body + bytes.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut bytes), at) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok((header, bytes))
 }

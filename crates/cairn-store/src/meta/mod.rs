@@ -247,6 +247,22 @@ struct Handle {
     generation: u64,
 }
 
+/// The most memory the database's page cache takes. redb's default is
+/// 1 GiB, which a node with a large store would fill over time (a scrub
+/// reads every record): a million shards' database is about 306 MiB.
+/// Lookups of hot shards and index entries stay cached; cold ones read the
+/// file, which the kernel caches as well.
+const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+/// How the database is opened, every time: several writers at once (the
+/// store's and an `Admin`'s), and a bounded cache.
+fn builder() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
+
 impl Metadata {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
@@ -258,8 +274,7 @@ impl Metadata {
     /// writing the current one into a new database.
     pub(crate) fn open(dir: &Path, opening: Opening) -> Result<Self, OpenError> {
         let path = dir.join("meta.redb");
-        let mut builder = Builder::new();
-        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let builder = builder();
         let opened = match opening {
             Opening::CreateIfMissing => {
                 // Before redb creates (or initialises) the file, so that a
@@ -503,8 +518,7 @@ impl Metadata {
         // The failed handle goes first: its file and locks must be closed
         // before the file is opened again.
         handle.db = None;
-        let mut builder = Builder::new();
-        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let builder = builder();
         // Never `create`: the file was there a moment ago, and must not be
         // replaced by an empty database if it has gone.
         handle.db = Some(builder.open(&self.path)?);
