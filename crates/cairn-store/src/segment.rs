@@ -460,7 +460,12 @@ impl Segments {
         if location.len > MAX_SHARD_LEN as u64 {
             return Ok(Err(Damage::Oversized { len: location.len }));
         }
-        let (header, bytes) = match read_header_and_shard(&file, location) {
+        let read = if self.writes_direct() && cairn_dio::set_direct(&file, true).is_ok() {
+            self.read_directly(&file, location)
+        } else {
+            read_header_and_shard(&file, location)
+        };
+        let (header, bytes) = match read {
             Ok(read) => read,
             Err(e) => return Ok(Err(unreadable(&e))),
         };
@@ -477,6 +482,27 @@ impl Segments {
             return Ok(Err(Damage::Mismatch { actual }));
         }
         Ok(Ok(bytes))
+    }
+
+    /// [`read_header_and_shard`] with direct I/O: the whole record (it is
+    /// whole pages at a page offset) from the device into a spare aligned
+    /// buffer, and the shard copied out of it.
+    fn read_directly(
+        &self,
+        file: &File,
+        location: &Location,
+    ) -> io::Result<([u8; RECORD_HEADER_LEN as usize], Vec<u8>)> {
+        let footprint = usize::try_from(location.footprint()).map_err(io::Error::other)?;
+        let mut record = self.buffer(footprint);
+        let read = file.read_exact_at(record.filled_mut(footprint), location.offset);
+        let got = read.map(|()| {
+            let (header, rest) = record.filled().split_at(RECORD_HEADER_LEN as usize);
+            let header: [u8; RECORD_HEADER_LEN as usize] =
+                header.try_into().expect("a header's length");
+            (header, rest[..location.len as usize].to_vec())
+        });
+        self.recycle(record);
+        got
     }
 
     /// Whether the record of shard `id` at `location` looks intact without
