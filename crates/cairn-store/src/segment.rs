@@ -461,7 +461,13 @@ impl Segments {
             return Ok(Err(Damage::Oversized { len: location.len }));
         }
         let read = if self.writes_direct() && cairn_dio::set_direct(&file, true).is_ok() {
-            self.read_directly(&file, location)
+            match self.read_directly(&file, location) {
+                // Refused after all (this handle, this file system): that
+                // says nothing about the record, so read it buffered.
+                Err(e) if cairn_dio::is_einval(&e) => cairn_dio::set_direct(&file, false)
+                    .and_then(|()| read_header_and_shard(&file, location)),
+                read => read,
+            }
         } else {
             read_header_and_shard(&file, location)
         };
