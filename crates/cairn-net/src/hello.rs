@@ -139,11 +139,14 @@ mod tests {
         assert_eq!(client_hello(&mut client, &[9, 1]).await.unwrap(), 1);
         assert_eq!(node.await.unwrap().unwrap(), 1);
 
-        // Old and new meet on version 1 either way round; new and new on 2.
+        // Old and new meet on the old one's newest version either way
+        // round; new and new on 3.
         for (client_versions, node_versions, chosen) in [
             (&[1u8][..], VERSIONS, 1),
             (VERSIONS, &[1u8][..], 1),
-            (VERSIONS, VERSIONS, 2),
+            (&[2u8, 1][..], VERSIONS, 2),
+            (VERSIONS, &[2u8, 1][..], 2),
+            (VERSIONS, VERSIONS, 3),
         ] {
             let (mut client, mut server) = tokio::io::duplex(1024);
             let node = tokio::spawn(async move { server_hello(&mut server, node_versions).await });

@@ -33,6 +33,8 @@ pub(crate) struct HttpsClient {
     base: String,
     limits: Limits,
     request_timeout: Duration,
+    /// The newest protocol version the node's health answer named.
+    protocol: u8,
     login: Mutex<Option<Arc<Login>>>,
 }
 
@@ -93,11 +95,12 @@ impl HttpsClient {
             .pool_idle_timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| ClientError::Protocol(format!("HTTPS client: {}", chain(&e))))?;
-        let client = Self {
+        let mut client = Self {
             http,
             base: format!("https://{}", address.authority()),
             limits: options.limits,
             request_timeout: options.request_timeout,
+            protocol: 0,
             login: Mutex::new(None),
         };
         let health = Op::Health.route();
@@ -114,7 +117,18 @@ impl HttpsClient {
                 answer.status()
             )));
         }
+        let body = client
+            .body(answer, health.answer.max_len(&client.limits))
+            .await?;
+        client.protocol = rest::health_protocol(&body)
+            .map_err(|e| ClientError::Protocol(format!("{address}: {}: {e}", health.path)))?;
         Ok(client)
+    }
+
+    /// The newest protocol version the node speaks, as its health answer
+    /// said when the client connected.
+    pub(crate) fn protocol(&self) -> u8 {
+        self.protocol
     }
 
     fn url(&self, path: &str) -> String {

@@ -40,6 +40,12 @@
 //!   encodes to the same bytes in version 2. A client sends a ping, and a
 //!   node sends an unsolicited pong, only on a connection whose hello chose
 //!   version 2 or later: a version 1 peer would refuse the unknown variant.
+//! - **3** ([`FOLDER_VERSION`]): an index that scales. Adds
+//!   [`Request::PutEntry`], [`Request::ListFolder`], [`Request::Changes`]
+//!   and [`Response::ChangeList`], appended after the version 2 variants,
+//!   so every version 1 and 2 message keeps its bytes. A client sends them
+//!   only on a connection whose hello chose version 3 or later (see
+//!   [Folders and the change feed](self#folders-and-the-change-feed-version-3)).
 //!
 //! # Liveness (`tcp://`, version 2)
 //!
@@ -69,6 +75,35 @@
 //! `quic://` needs none of this (each packet is authenticated on its own,
 //! so a corrupted one is a lost one and QUIC resends it); `https://` has
 //! no in-band probe in HTTP/1.1 (see [`crate::client`]).
+//!
+//! # Folders and the change feed (version 3)
+//!
+//! Nodes still learn no names. With [`Request::PutEntry`] a client gives
+//! each index entry two more opaque things:
+//!
+//! - a [`FolderTag`]: the client's keyed hash of the entry's parent folder
+//!   path. The node only groups entries by it: [`Request::ListFolder`]
+//!   lists one folder's entries. It tells the node which of a user's
+//!   entries share a folder (so how many folders there are and how many
+//!   entries each holds), and nothing of how folders nest: a folder's tag
+//!   is a keyed hash of its own path, unrelated to its parent's tag.
+//! - a summary length: the first `summary_len` bytes of the entry's data
+//!   (at most [`MAX_SUMMARY_LEN`]) are a small sealed summary, which is all
+//!   a listing or the change feed returns of the entry; the rest (an
+//!   inline file's bytes, say) comes back only from [`Request::GetIndex`].
+//!
+//! Each stored put takes the node's next change number; the node keeps
+//! one row per live name (its latest change), so [`Request::Changes`]
+//! answers what changed after a number the client saw, each name once. A
+//! deletion removes the row: readers learn of removals from tombstone
+//! entries, which are puts. [`Response::ChangeList`] names the node's
+//! feed (a random number chosen when its database got the feed): a client
+//! that sees another feed than before reads the feed again from 0, since
+//! the node was replaced or wiped.
+//!
+//! Entries put by older clients ([`Request::PutIndex`]) are in
+//! [`LEGACY_FOLDER`] and all summary; [`Request::ListIndex`] still lists
+//! every entry with its whole data.
 
 use std::fmt;
 use std::time::Duration;
@@ -79,11 +114,16 @@ use serde::{Deserialize, Serialize};
 use crate::identity::NodeId;
 
 /// The protocol versions this build speaks, newest first.
-pub const VERSIONS: &[u8] = &[2, 1];
+pub const VERSIONS: &[u8] = &[3, 2, 1];
 
 /// The first version with [`Request::Ping`] and [`Response::Pong`] (see the
 /// [module docs](self#liveness-tcp-version-2)).
 pub const PING_VERSION: u8 = 2;
+
+/// The first version with folders, summaries and the change feed
+/// ([`Request::PutEntry`], [`Request::ListFolder`], [`Request::Changes`];
+/// see the [module docs](self#folders-and-the-change-feed-version-3)).
+pub const FOLDER_VERSION: u8 = 3;
 
 /// How often a node sends an unsolicited [`Response::Pong`] on a `tcp://`
 /// connection of version 2 while it reads a request or holds off reading.
@@ -92,6 +132,18 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Name of an index entry: 32 opaque bytes (the client's HMAC of a path).
 pub type IndexName = [u8; 32];
+
+/// The folder an index entry is listed in: 32 opaque bytes (the client's
+/// keyed hash of the entry's parent folder path; version 3).
+pub type FolderTag = [u8; 32];
+
+/// The folder of entries put without one ([`Request::PutIndex`], and every
+/// entry a node held before version 3).
+pub const LEGACY_FOLDER: FolderTag = [0; 32];
+
+/// Longest summary of an index entry, in bytes: what a folder listing or
+/// the change feed returns of it (version 3).
+pub const MAX_SUMMARY_LEN: usize = 8 * 1024;
 
 /// A user's auth key as sent to log in. Never printed.
 #[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
@@ -170,12 +222,79 @@ pub enum Request {
     /// Asks for a sign of life (version 2). Answered by [`Response::Pong`] on
     /// the same stream, ahead of any request still running.
     Ping,
+    /// Stores the body as the logged-in user's index entry `name` at
+    /// `version`, listed in folder `folder`, its first `summary_len` bytes
+    /// being its summary (version 3). The version rules are
+    /// [`Request::PutIndex`]'s: refused below the stored version, a repeat
+    /// if the stored version has the same data (whatever its folder), a
+    /// conflict if it has other data. Refused with
+    /// [`ErrorCode::BadRequest`] if `summary_len` exceeds the body, and
+    /// [`ErrorCode::TooLarge`] if it exceeds [`MAX_SUMMARY_LEN`]. Answered
+    /// by [`Response::IndexStored`].
+    PutEntry {
+        /// Entry name.
+        name: IndexName,
+        /// Entry version.
+        version: u64,
+        /// The folder it is listed in.
+        folder: FolderTag,
+        /// How many of the body's first bytes are its summary.
+        summary_len: u32,
+    },
+    /// Lists the logged-in user's entries in folder `folder`, in name
+    /// order, after `after` (version 3). Answered by [`Response::IndexList`]
+    /// whose entries' data are their summaries only.
+    ListFolder {
+        /// The folder.
+        folder: FolderTag,
+        /// List names strictly after this one.
+        after: Option<IndexName>,
+        /// At most this many entries (the node may return fewer).
+        limit: u32,
+    },
+    /// The logged-in user's entries changed after change number `since`, in
+    /// change order, each name once (its latest change), optionally only
+    /// those in folder `folder` (version 3). Answered by
+    /// [`Response::ChangeList`].
+    Changes {
+        /// Changes after this number (0: from the start of the feed).
+        since: u64,
+        /// Only entries in this folder.
+        folder: Option<FolderTag>,
+        /// At most this many entries (the node may return fewer).
+        limit: u32,
+    },
 }
 
 impl Request {
     /// Whether the request carries a body.
     pub fn has_body(&self) -> bool {
-        matches!(self, Self::PutShard { .. } | Self::PutIndex { .. })
+        matches!(
+            self,
+            Self::PutShard { .. } | Self::PutIndex { .. } | Self::PutEntry { .. }
+        )
+    }
+
+    /// The first protocol version with this request: a client sends it
+    /// only on a connection whose hello chose that version or a later one
+    /// (an older node would refuse the message as malformed).
+    pub fn since_version(&self) -> u8 {
+        match self {
+            Self::Login { .. }
+            | Self::Info
+            | Self::PutShard { .. }
+            | Self::GetShard { .. }
+            | Self::HasShards { .. }
+            | Self::DropShards { .. }
+            | Self::PutIndex { .. }
+            | Self::GetIndex { .. }
+            | Self::ListIndex { .. }
+            | Self::DeleteIndex { .. } => 1,
+            Self::Ping => PING_VERSION,
+            Self::PutEntry { .. } | Self::ListFolder { .. } | Self::Changes { .. } => {
+                FOLDER_VERSION
+            }
+        }
     }
 
     /// A short name for logs.
@@ -192,6 +311,9 @@ impl Request {
             Self::ListIndex { .. } => "list-index",
             Self::DeleteIndex { .. } => "delete-index",
             Self::Ping => "ping",
+            Self::PutEntry { .. } => "put-entry",
+            Self::ListFolder { .. } => "list-folder",
+            Self::Changes { .. } => "changes",
         }
     }
 }
@@ -255,6 +377,24 @@ pub enum Response {
     /// stream 0, a node's own keep-alive while it is busy with the
     /// connection (see the [module docs](self#liveness-tcp-version-2)).
     Pong,
+    /// A page of the change feed (version 3): the summaries of the entries
+    /// follow one another in the body, in order, with the lengths given
+    /// here.
+    ChangeList {
+        /// The node's feed: a random number chosen when its database got
+        /// the feed. Another one than before means the node was replaced or
+        /// wiped: read again from 0.
+        feed: u64,
+        /// Name, version, change number and summary length of each entry,
+        /// in change order.
+        entries: Vec<(IndexName, u64, u64, u32)>,
+        /// Where to go on from: the `since` of the next request. The
+        /// highest change number the node examined (at least the `since`
+        /// asked), even when a folder filter skipped it.
+        next: u64,
+        /// Whether changes after `next` may exist.
+        more: bool,
+    },
 }
 
 /// What happened to one dropped reference.
@@ -467,21 +607,54 @@ mod tests {
         assert_eq!(ErrorCode::HashMismatch.http_status(), 422);
     }
 
-    /// Version 2 appended its variants: every version 1 message keeps its
-    /// bytes, so a version 1 peer reads what a version 2 build sends it.
+    /// Versions 2 and 3 appended their variants: every version 1 and 2
+    /// message keeps its bytes, so an older peer reads what a newer build
+    /// sends it.
     #[test]
-    fn version_2_keeps_the_version_1_encodings() {
+    fn newer_versions_keep_the_older_encodings() {
         let error = Response::Error(ErrorBody::new(ErrorCode::NotFound, "x"));
         assert_eq!(postcard::to_allocvec(&error).unwrap()[0], 10);
         let delete = Request::DeleteIndex { name: [0; 32] };
         assert_eq!(postcard::to_allocvec(&delete).unwrap()[0], 9);
         assert_eq!(postcard::to_allocvec(&Request::Ping).unwrap(), [10]);
         assert_eq!(postcard::to_allocvec(&Response::Pong).unwrap(), [11]);
-        assert_eq!(VERSIONS[0], PING_VERSION);
-        assert!(
-            VERSIONS.contains(&1),
-            "version 1 peers must still be served"
-        );
+        // Version 3, after them.
+        let put = Request::PutEntry {
+            name: [0; 32],
+            version: 1,
+            folder: LEGACY_FOLDER,
+            summary_len: 0,
+        };
+        assert_eq!(postcard::to_allocvec(&put).unwrap()[0], 11);
+        let list = Request::ListFolder {
+            folder: LEGACY_FOLDER,
+            after: None,
+            limit: 1,
+        };
+        assert_eq!(postcard::to_allocvec(&list).unwrap()[0], 12);
+        let changes = Request::Changes {
+            since: 0,
+            folder: None,
+            limit: 1,
+        };
+        assert_eq!(postcard::to_allocvec(&changes).unwrap()[0], 13);
+        let page = Response::ChangeList {
+            feed: 1,
+            entries: Vec::new(),
+            next: 0,
+            more: false,
+        };
+        assert_eq!(postcard::to_allocvec(&page).unwrap()[0], 12);
+        assert_eq!(VERSIONS[0], FOLDER_VERSION);
+        assert_eq!(put.since_version(), FOLDER_VERSION);
+        assert_eq!(Request::Ping.since_version(), PING_VERSION);
+        assert_eq!(delete.since_version(), 1);
+        for old in [1, PING_VERSION] {
+            assert!(
+                VERSIONS.contains(&old),
+                "version {old} peers must still be served"
+            );
+        }
     }
 
     #[test]

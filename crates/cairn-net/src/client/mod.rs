@@ -67,7 +67,8 @@ use crate::frame::{self, FrameError, HandshakeError};
 use crate::https::HttpsClient;
 use crate::identity::NodeId;
 use crate::protocol::{
-    AuthKeyBytes, Dropped, ErrorBody, IndexName, Limits, NodeInfo, Request, Response, VERSIONS,
+    AuthKeyBytes, Dropped, ErrorBody, FolderTag, IndexName, Limits, NodeInfo, Request, Response,
+    VERSIONS,
 };
 use crate::tls::{self, ALPN_CAIRN, ALPN_HTTP1, NodeIdMismatch, Pin};
 use tcp::TcpConnection;
@@ -210,11 +211,45 @@ pub struct IndexPage {
     pub more: bool,
 }
 
+/// A page of a node's change feed ([`Connection::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// The node's feed: a random number chosen when its database got the
+    /// feed. Another one than before means the node was replaced or wiped:
+    /// read again from 0.
+    pub feed: u64,
+    /// The entries changed, in change order, each name once.
+    pub entries: Vec<Changed>,
+    /// The `since` of the next request: the highest change number the node
+    /// examined, at least the `since` asked (also when a folder filter
+    /// skipped the rows it examined).
+    pub next: u64,
+    /// Whether changes after `next` may exist.
+    pub more: bool,
+}
+
+/// One entry of a [`ChangePage`]: its latest change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The entry's name.
+    pub name: IndexName,
+    /// Its version.
+    pub version: u64,
+    /// Its change number on the node.
+    pub seq: u64,
+    /// Its summary (the first bytes of its sealed data, as it was put).
+    pub summary: Bytes,
+}
+
 /// A connection to one node.
 #[derive(Debug, Clone)]
 pub struct Connection {
     address: NodeAddress,
     node_id: NodeId,
+    /// The protocol version spoken: the one the hello chose (`tcp://`,
+    /// `quic://`), or the newest the node's health answer names
+    /// (`https://`).
+    protocol: u8,
     options: ClientOptions,
     transport: Transport,
     /// Answers received, node errors included (shared by the clones).
@@ -264,10 +299,13 @@ impl Connection {
                 }
                 Scheme::Quic => quic::connect(address, tls, options)
                     .await
-                    .map(Transport::Quic),
+                    .map(|(connection, version)| (Transport::Quic(connection), version)),
                 Scheme::Https => HttpsClient::connect(address, tls, options)
                     .await
-                    .map(|client| Transport::Https(Arc::new(client))),
+                    .map(|client| {
+                        let version = client.protocol();
+                        (Transport::Https(Arc::new(client)), version)
+                    }),
             }
         })
         .await;
@@ -309,13 +347,13 @@ impl Connection {
     }
 
     /// The connection made (or not) within the connect timeout, with the
-    /// node id the TLS verifier saw.
+    /// protocol version it speaks, and the node id the TLS verifier saw.
     fn connected(
         address: &NodeAddress,
         options: &ClientOptions,
         pin: Pin,
         seen: Option<NodeId>,
-        transport: Result<Result<Transport, ClientError>, tokio::time::error::Elapsed>,
+        transport: Result<Result<(Transport, u8), ClientError>, tokio::time::error::Elapsed>,
     ) -> Result<Self, ClientError> {
         let transport = transport.map_err(|_| ClientError::Timeout {
             what: format!("connecting to {address}"),
@@ -332,6 +370,7 @@ impl Connection {
             }
             (transport, _, _) => transport?,
         };
+        let (transport, protocol) = transport;
         let node_id = match (address.node_id, seen) {
             (Some(id), _) | (None, Some(id)) => id,
             (None, None) => return Err(ClientError::Protocol("no certificate seen".into())),
@@ -339,6 +378,7 @@ impl Connection {
         Ok(Self {
             address: address.clone(),
             node_id,
+            protocol,
             options: options.clone(),
             transport,
             answers: Arc::new(AtomicU64::new(0)),
@@ -374,16 +414,34 @@ impl Connection {
         &self.address
     }
 
+    /// The protocol version the connection speaks: the one its hello chose
+    /// (`tcp://`, `quic://`), or the newest the node's health answer names
+    /// (`https://`; a node that names none is taken as version 2).
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
     /// Sends `request` with `body` and waits for the answer. A node error
     /// becomes [`ClientError::Node`].
     ///
     /// # Errors
-    /// [`ClientError`] for a broken connection, a timeout or a node error.
+    /// [`ClientError`] for a broken connection, a timeout or a node error;
+    /// [`ClientError::Protocol`], without sending anything, for a request
+    /// newer than the [protocol](Self::protocol) the connection speaks.
     pub async fn call(
         &self,
         request: Request,
         body: Bytes,
     ) -> Result<(Response, Bytes), ClientError> {
+        let needed = request.since_version();
+        if needed > self.protocol {
+            return Err(ClientError::Protocol(format!(
+                "the node at {} speaks protocol {}; {} needs {needed}: upgrade the node",
+                self.address,
+                self.protocol,
+                request.kind()
+            )));
+        }
         let what = format!("{} to {}", request.kind(), self.address);
         let answer = tokio::time::timeout(self.options.request_timeout, async {
             match &self.transport {
@@ -563,6 +621,105 @@ impl Connection {
         }
     }
 
+    /// Stores index entry `name` at `version` in folder `folder`, the first
+    /// `summary_len` bytes of `data` being its summary (what folder
+    /// listings and the change feed return); returns the version it
+    /// replaced. Needs protocol version 3
+    /// ([`FOLDER_VERSION`](crate::protocol::FOLDER_VERSION)).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] on a connection of an older version;
+    /// [`ClientError::Node`] with `Conflict` if a newer (or a different
+    /// equal) version is stored, `BadRequest` if `summary_len` exceeds the
+    /// data, `TooLarge` if it exceeds
+    /// [`MAX_SUMMARY_LEN`](crate::protocol::MAX_SUMMARY_LEN); otherwise as
+    /// [`call`](Self::call).
+    pub async fn put_entry(
+        &self,
+        name: &IndexName,
+        version: u64,
+        folder: &FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> Result<Option<u64>, ClientError> {
+        let request = Request::PutEntry {
+            name: *name,
+            version,
+            folder: *folder,
+            summary_len,
+        };
+        match self.call(request, data).await? {
+            (Response::IndexStored { replaced }, _) => Ok(replaced),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// A page of the entries in folder `folder` after `after`, in name
+    /// order; each entry's data is its summary only. Needs protocol version
+    /// 3.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] on a connection of an older version;
+    /// otherwise as [`call`](Self::call).
+    pub async fn list_folder(
+        &self,
+        folder: &FolderTag,
+        after: Option<&IndexName>,
+        limit: u32,
+    ) -> Result<IndexPage, ClientError> {
+        let request = Request::ListFolder {
+            folder: *folder,
+            after: after.copied(),
+            limit,
+        };
+        match self.call(request, Bytes::new()).await? {
+            (Response::IndexList { entries, more }, body) => Ok(IndexPage {
+                entries: split_index_list(entries, body)?,
+                more,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// A page of the node's change feed: the entries changed after change
+    /// number `since` (0: all), optionally only those in folder `folder`,
+    /// each with its summary. Pass the page's [`next`](ChangePage::next) as
+    /// the next `since`. Needs protocol version 3.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] on a connection of an older version, or
+    /// for a page whose `next` is below `since`; otherwise as
+    /// [`call`](Self::call).
+    pub async fn changes(
+        &self,
+        since: u64,
+        folder: Option<&FolderTag>,
+        limit: u32,
+    ) -> Result<ChangePage, ClientError> {
+        let request = Request::Changes {
+            since,
+            folder: folder.copied(),
+            limit,
+        };
+        match self.call(request, Bytes::new()).await? {
+            (
+                Response::ChangeList {
+                    feed,
+                    entries,
+                    next,
+                    more,
+                },
+                body,
+            ) if next >= since => Ok(ChangePage {
+                feed,
+                entries: split_change_list(entries, body)?,
+                next,
+                more,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
     /// Deletes index entry `name`; returns the version deleted.
     ///
     /// # Errors
@@ -614,6 +771,35 @@ pub fn split_index_list(
     Ok(out)
 }
 
+/// The entries of a page of the change feed: the summary of each, in
+/// order, cut from `body` by the lengths the message gives. Public for the
+/// fuzz targets.
+///
+/// # Errors
+/// [`ClientError::Protocol`] if the body is shorter than the lengths add
+/// up to.
+pub fn split_change_list(
+    entries: Vec<(IndexName, u64, u64, u32)>,
+    mut body: Bytes,
+) -> Result<Vec<Changed>, ClientError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, version, seq, len) in entries {
+        let len = len as usize;
+        if len > body.len() {
+            return Err(ClientError::Protocol(
+                "change list body shorter than its entries".into(),
+            ));
+        }
+        out.push(Changed {
+            name,
+            version,
+            seq,
+            summary: body.split_to(len),
+        });
+    }
+    Ok(out)
+}
+
 fn unexpected(response: &Response) -> ClientError {
     ClientError::Protocol(format!("{response:?}"))
 }
@@ -634,7 +820,7 @@ async fn tcp_handshake<S>(
     address: &NodeAddress,
     tls: rustls::ClientConfig,
     options: &ClientOptions,
-) -> Result<Transport, ClientError>
+) -> Result<(Transport, u8), ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -652,9 +838,10 @@ where
             address: address.to_string(),
             source,
         })?;
-    Ok(Transport::Tcp(Arc::new(TcpConnection::start(
-        stream, version, options,
-    ))))
+    Ok((
+        Transport::Tcp(Arc::new(TcpConnection::start(stream, version, options))),
+        version,
+    ))
 }
 
 async fn resolve(address: &NodeAddress) -> Result<SocketAddr, ClientError> {

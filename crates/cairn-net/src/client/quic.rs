@@ -12,11 +12,13 @@ use crate::address::NodeAddress;
 use crate::frame;
 use crate::protocol::{Limits, Request, Response, VERSIONS};
 
+/// A QUIC connection to the node at `address`, and the protocol version
+/// its hello chose.
 pub(super) async fn connect(
     address: &NodeAddress,
     tls: rustls::ClientConfig,
     options: &ClientOptions,
-) -> Result<quinn::Connection, ClientError> {
+) -> Result<(quinn::Connection, u8), ClientError> {
     let socket = resolve(address).await?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Protocol(format!("QUIC configuration: {e}")))?;
@@ -55,7 +57,7 @@ pub(super) async fn connect(
         .map_err(|e| error(address, e))?;
     let (send, recv) = connection.open_bi().await.map_err(|e| error(address, e))?;
     let mut stream = tokio::io::join(recv, send);
-    frame::client_hello(&mut stream, VERSIONS)
+    let version = frame::client_hello(&mut stream, VERSIONS)
         .await
         .map_err(|source| ClientError::Handshake {
             address: address.to_string(),
@@ -63,7 +65,7 @@ pub(super) async fn connect(
         })?;
     let (_, mut send) = stream.into_inner();
     let _ = send.finish();
-    Ok(connection)
+    Ok((connection, version))
 }
 
 fn error(address: &NodeAddress, cause: quinn::ConnectionError) -> ClientError {

@@ -10,12 +10,14 @@ use tracing::warn;
 use utoipa::ToSchema;
 
 use super::json::{
-    DropsJson, HaveJson, HealthJson, IndexDeletedJson, IndexEntryJson, IndexListJson,
-    IndexStoredJson, InfoJson, LoginJson, ShardStoredJson, decode_data, encode_data,
+    ChangeJson, ChangeListJson, DropsJson, HaveJson, HealthJson, IndexDeletedJson, IndexEntryJson,
+    IndexListJson, IndexStoredJson, InfoJson, LoginJson, ShardStoredJson, decode_data, encode_data,
     index_name_hex, parse_index_name,
 };
 use super::route::{Answer, Op, Route, VERSION_HEADER};
-use crate::protocol::{Dropped, ErrorBody, ErrorCode, NodeInfo, Response};
+use crate::protocol::{
+    Dropped, ErrorBody, ErrorCode, FOLDER_VERSION, NodeInfo, Response, VERSIONS,
+};
 
 /// A successful answer as it goes over HTTP: what the node sends.
 #[derive(Debug)]
@@ -51,7 +53,7 @@ pub enum AnswerError {
     /// An index entry came without its version.
     #[error("no {VERSION_HEADER} header in the answer")]
     NoVersion,
-    /// An entry of an index listing does not decode.
+    /// An entry of an index listing or change feed page does not decode.
     #[error("index listing: bad {0}")]
     Listing(&'static str),
     /// The route answers nothing a protocol response holds.
@@ -140,6 +142,34 @@ fn json_of(response: Response, mut body: Bytes) -> Result<(u16, Vec<u8>, String)
                 .collect();
             json(200, &IndexListJson { entries, more })
         }
+        Response::ChangeList {
+            feed,
+            entries,
+            next,
+            more,
+        } => {
+            let entries = entries
+                .into_iter()
+                .map(|(name, version, seq, len)| {
+                    let len = (len as usize).min(body.len());
+                    ChangeJson {
+                        name: index_name_hex(&name),
+                        version,
+                        seq,
+                        data: encode_data(&body.split_to(len)),
+                    }
+                })
+                .collect();
+            json(
+                200,
+                &ChangeListJson {
+                    feed,
+                    entries,
+                    next,
+                    more,
+                },
+            )
+        }
         Response::LoggedIn { user } => {
             let token = String::from_utf8_lossy(&body).into_owned();
             json(200, &LoginJson::bearer(user, token))
@@ -196,7 +226,8 @@ impl Route {
                 let IndexDeletedJson { version } = parse(&body)?;
                 (Response::IndexDeleted { version }, none)
             }
-            Op::ListIndex => list_response(parse(&body)?)?,
+            Op::ListIndex | Op::ListFolder => list_response(parse(&body)?)?,
+            Op::Changes => change_list_response(parse(&body)?)?,
             Op::Login => {
                 let login: LoginJson = parse(&body)?;
                 (
@@ -242,4 +273,44 @@ pub fn list_response(list: IndexListJson) -> Result<(Response, Bytes), AnswerErr
         },
         body.freeze(),
     ))
+}
+
+/// A page of the change feed as the framed transports carry it: names,
+/// versions, change numbers and lengths in the message, the summaries one
+/// after another in the body. Public for the fuzz targets.
+///
+/// # Errors
+/// [`AnswerError::Listing`] for a name or summary that does not decode.
+pub fn change_list_response(list: ChangeListJson) -> Result<(Response, Bytes), AnswerError> {
+    let mut entries = Vec::with_capacity(list.entries.len());
+    let mut body = BytesMut::new();
+    for entry in list.entries {
+        let name = parse_index_name(&entry.name).ok_or(AnswerError::Listing("name"))?;
+        let data = decode_data(&entry.data).ok_or(AnswerError::Listing("data"))?;
+        let len = u32::try_from(data.len()).map_err(|_| AnswerError::Listing("data length"))?;
+        entries.push((name, entry.version, entry.seq, len));
+        body.extend_from_slice(&data);
+    }
+    Ok((
+        Response::ChangeList {
+            feed: list.feed,
+            entries,
+            next: list.next,
+            more: list.more,
+        },
+        body.freeze(),
+    ))
+}
+
+/// The protocol version a client speaks with a node over `https://`, from
+/// the body of the node's health answer: the newest version both speak.
+/// A node that names none is older than version 3 (which added the
+/// field), and is taken as version 2.
+///
+/// # Errors
+/// [`AnswerError::Json`] for a body that is not [`HealthJson`].
+pub fn health_protocol(body: &[u8]) -> Result<u8, AnswerError> {
+    let health: HealthJson = parse(body)?;
+    let newest = health.protocol.unwrap_or(FOLDER_VERSION - 1);
+    Ok(newest.min(VERSIONS[0]))
 }

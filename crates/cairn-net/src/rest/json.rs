@@ -123,13 +123,45 @@ pub struct IndexEntryJson {
     pub data: String,
 }
 
-/// Answer to `GET /v1/index`: a page of the caller's entries in name order.
+/// Answer to `GET /v1/index`: a page of the caller's entries in name
+/// order; and to `GET /v1/folders/{folder}`: a page of the entries of one
+/// folder, each entry's data being its summary only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IndexListJson {
     /// The entries.
     pub entries: Vec<IndexEntryJson>,
     /// Whether entries after the last one may exist: ask again with
     /// `after` = the last name.
+    pub more: bool,
+}
+
+/// One entry of a page of the change feed: its latest change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeJson {
+    /// The entry's name, 64 hex digits.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// Its change number on this node.
+    pub seq: u64,
+    /// Its summary, base64url without padding.
+    pub data: String,
+}
+
+/// Answer to `GET /v1/changes`: the caller's entries changed after
+/// `since`, in change order, each once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeListJson {
+    /// The node's feed: a random number chosen when its database got the
+    /// feed. Another one than before means the node was replaced or wiped:
+    /// read again from `since=0`.
+    pub feed: u64,
+    /// The entries.
+    pub entries: Vec<ChangeJson>,
+    /// The `since` of the next request: the highest change number the node
+    /// examined.
+    pub next: u64,
+    /// Whether changes after `next` may exist.
     pub more: bool,
 }
 
@@ -214,13 +246,20 @@ pub struct HealthJson {
     /// Always `ok`.
     #[schema(example = "ok")]
     pub status: String,
+    /// The newest protocol version the node speaks, which says which
+    /// routes it serves. Nodes before version 3 leave it out: read that as
+    /// version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 3)]
+    pub protocol: Option<u8>,
 }
 
 impl HealthJson {
-    /// The one answer there is.
+    /// This node's answer: up, speaking this build's newest version.
     pub fn ok() -> Self {
         Self {
             status: "ok".into(),
+            protocol: Some(crate::protocol::VERSIONS[0]),
         }
     }
 }
@@ -258,12 +297,14 @@ pub fn error_code(name: &str) -> Option<ErrorCode> {
     ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
 }
 
-/// An index name as it appears in paths: 64 lowercase hex digits.
+/// An index name (or a folder tag) as it appears in paths and queries: 64
+/// lowercase hex digits.
 pub fn index_name_hex(name: &IndexName) -> String {
     data_encoding::HEXLOWER.encode(name)
 }
 
-/// Parses an index name from 64 hex digits (either case).
+/// Parses an index name (or a folder tag) from 64 hex digits (either
+/// case).
 pub fn parse_index_name(text: &str) -> Option<IndexName> {
     if text.len() != 64 {
         return None;

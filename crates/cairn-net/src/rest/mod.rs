@@ -16,19 +16,27 @@
 //! | `HEAD /v1/shards/{id}` | — | 200 if the node stores it, 404 if not; no body |
 //! | `POST /v1/shards/have` | [`IdsJson`] | [`HaveJson`] |
 //! | `POST /v1/shards/drop` | [`IdsJson`] | [`DropsJson`] |
-//! | `PUT /v1/index/{name}?version=N` | the entry's data | [`IndexStoredJson`] |
+//! | `PUT /v1/index/{name}?version=N&folder={folder}&summary_len=L` | the entry's data | [`IndexStoredJson`] |
 //! | `GET /v1/index/{name}` | — | the entry's data, its version in the [`VERSION_HEADER`] header |
 //! | `DELETE /v1/index/{name}` | — | [`IndexDeletedJson`] |
 //! | `GET /v1/index?after={name}&limit=N` | — | [`IndexListJson`] |
+//! | `GET /v1/folders/{folder}?after={name}&limit=N` | — | [`IndexListJson`] of summaries |
+//! | `GET /v1/changes?since=N&folder={folder}&limit=N` | — | [`ChangeListJson`] |
 //! | `POST /v1/login` | HTTP Basic credentials | [`LoginJson`] |
 //! | `GET /v1/info` | — | [`InfoJson`] |
 //! | `GET /v1/health` | — | [`HealthJson`] |
 //! | `GET /v1/openapi.json` | — | the OpenAPI 3.1 description of all of the above |
 //!
-//! Shard ids and index names are 64 hex digits (32 bytes); anything else
-//! is refused with 400 before it reaches the store. A `PUT` of an index
-//! entry may give the version in the [`VERSION_HEADER`] header instead of
-//! the query.
+//! Shard ids, index names and folder tags are 64 hex digits (32 bytes);
+//! anything else is refused with 400 before it reaches the store. A `PUT`
+//! of an index entry may give the version in the [`VERSION_HEADER`] header
+//! instead of the query. Its `folder` and `summary_len` (protocol version
+//! 3, [`Request::PutEntry`]) are optional: without either it is a
+//! [`Request::PutIndex`] (the legacy folder, all of the data as summary);
+//! with one, the other defaults the same way. A node of version 3 says so
+//! in its health answer ([`HealthJson::protocol`]); older ones serve
+//! neither the version 3 routes nor the put's new parameters (which they
+//! ignore).
 //!
 //! # The table
 //!
@@ -75,6 +83,8 @@
 //!
 //! [`ErrorCode::http_status`]: crate::protocol::ErrorCode::http_status
 //! [`Request`]: crate::protocol::Request
+//! [`Request::PutEntry`]: crate::protocol::Request::PutEntry
+//! [`Request::PutIndex`]: crate::protocol::Request::PutIndex
 
 mod answer;
 mod credentials;
@@ -83,12 +93,12 @@ mod openapi;
 mod request;
 mod route;
 
-pub use answer::{AnswerError, Reply, list_response};
+pub use answer::{AnswerError, Reply, change_list_response, health_protocol, list_response};
 pub use credentials::{Credentials, TOKEN_LIFETIME_SECS, basic_credentials, decode_auth_key};
 pub use json::{
-    DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson, IndexDeletedJson,
-    IndexEntryJson, IndexListJson, IndexStoredJson, InfoJson, LoginJson, ShardStoredJson,
-    decode_data, encode_data, error_code, index_name_hex, parse_index_name,
+    ChangeJson, ChangeListJson, DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson,
+    IndexDeletedJson, IndexEntryJson, IndexListJson, IndexStoredJson, InfoJson, LoginJson,
+    ShardStoredJson, decode_data, encode_data, error_code, index_name_hex, parse_index_name,
 };
 pub use openapi::openapi;
 pub use request::{Call, CallBody, Head, HeadParts};

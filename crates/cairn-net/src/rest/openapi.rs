@@ -15,12 +15,13 @@ use utoipa::openapi::{
 use utoipa::{OpenApi as _, PartialSchema, ToSchema};
 
 use super::json::{
-    DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson, IndexDeletedJson,
-    IndexEntryJson, IndexListJson, IndexStoredJson, InfoJson, LoginJson, Octets, ShardStoredJson,
+    ChangeJson, ChangeListJson, DroppedJson, DropsJson, ErrorJson, HaveJson, HealthJson, IdsJson,
+    IndexDeletedJson, IndexEntryJson, IndexListJson, IndexStoredJson, InfoJson, LoginJson, Octets,
+    ShardStoredJson,
 };
-use super::route::{Answer, Auth, Body, Query, ROUTES, Route, VERSION_HEADER};
+use super::route::{Answer, Auth, Body, MAX_SUMMARY_QUERY, Query, ROUTES, Route, VERSION_HEADER};
 
-/// The pattern of shard ids and index names.
+/// The pattern of shard ids, index names and folder tags.
 const HEX_32: &str = "^[0-9a-fA-F]{64}$";
 
 /// The OpenAPI 3.1 description of the API.
@@ -33,7 +34,7 @@ pub fn openapi() -> OpenApi {
         .title("cairn storage node")
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
-            "Stores and serves encrypted shards and index entries. Shard ids and index names are 64 hex digits. Errors are {\"error\": code, \"message\": text}.",
+            "Stores and serves encrypted shards and index entries. Shard ids, index names and folder tags are 64 hex digits. Errors are {\"error\": code, \"message\": text}.",
         ))
         .license(Some(
             LicenseBuilder::new()
@@ -135,15 +136,29 @@ fn parameters(route: &Route) -> Vec<Parameter> {
         // The cairn-version header may stand in for the query, which
         // OpenAPI cannot say ("one of two parameters is required"): the
         // document names the query as required, the way clients send it.
-        Query::Version => parameters.push(
-            parameter(
-                "version",
+        Query::Entry => {
+            parameters.push(
+                parameter(
+                    "version",
+                    ParameterIn::Query,
+                    "The entry's version (a client that cannot set the query may send the cairn-version header instead)",
+                    integer(KnownFormat::UInt64, u64::MAX),
+                )
+                .required(Required::True),
+            );
+            parameters.push(parameter(
+                "folder",
                 ParameterIn::Query,
-                "The entry's version (a client that cannot set the query may send the cairn-version header instead)",
-                integer(KnownFormat::UInt64, u64::MAX),
-            )
-            .required(Required::True),
-        ),
+                "The tag of the folder the entry is listed in (64 hex digits; default: the legacy folder, all zeros)",
+                hex_string(),
+            ));
+            parameters.push(parameter(
+                "summary_len",
+                ParameterIn::Query,
+                "How many of the data's first bytes are the entry's summary, which folder listings and the change feed return (default: all of the data; more than the data is refused with 400)",
+                integer(KnownFormat::UInt32, MAX_SUMMARY_QUERY),
+            ));
+        }
         Query::Page => {
             parameters.push(parameter(
                 "after",
@@ -151,18 +166,38 @@ fn parameters(route: &Route) -> Vec<Parameter> {
                 "List names strictly after this one (64 hex digits)",
                 hex_string(),
             ));
+            parameters.push(limit());
+        }
+        Query::Changes => {
             parameters.push(parameter(
-                "limit",
+                "since",
                 ParameterIn::Query,
-                "At most this many entries (default 1000; more is taken as 1000)",
-                integer(KnownFormat::UInt32, u32::MAX.into()),
+                "List changes after this change number (default 0: from the start); pass the last answer's next",
+                integer(KnownFormat::UInt64, u64::MAX),
             ));
+            parameters.push(parameter(
+                "folder",
+                ParameterIn::Query,
+                "Only entries in the folder of this tag (64 hex digits)",
+                hex_string(),
+            ));
+            parameters.push(limit());
         }
     }
     parameters
         .into_iter()
         .map(ParameterBuilder::build)
         .collect()
+}
+
+/// The `limit` of a page.
+fn limit() -> ParameterBuilder {
+    parameter(
+        "limit",
+        ParameterIn::Query,
+        "At most this many entries (default 1000; more is taken as 1000)",
+        integer(KnownFormat::UInt32, u32::MAX.into()),
+    )
 }
 
 fn parameter(
@@ -252,6 +287,8 @@ fn components() -> utoipa::openapi::Components {
     IndexDeletedJson,
     IndexEntryJson,
     IndexListJson,
+    ChangeJson,
+    ChangeListJson,
     LoginJson,
     InfoJson,
     HealthJson,

@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 use super::credentials::{Credentials, basic_credentials};
 use super::json::{IdsJson, index_name_hex, parse_index_name};
 use super::route::{Body, Op, Route, VERSION_HEADER};
-use crate::protocol::{ErrorBody, ErrorCode, IndexName, Request};
+use crate::protocol::{
+    ErrorBody, ErrorCode, FolderTag, IndexName, LEGACY_FOLDER, MAX_SUMMARY_LEN, Request,
+};
 
 /// A request as it goes over HTTP: what the client sends.
 pub struct Call {
@@ -60,14 +62,42 @@ impl Call {
                 Some(index_name_hex(name)),
                 Some(format!("version={version}")),
             ),
+            Request::PutEntry {
+                name,
+                version,
+                folder,
+                summary_len,
+            } => (
+                Some(index_name_hex(name)),
+                Some(format!(
+                    "version={version}&folder={}&summary_len={summary_len}",
+                    index_name_hex(folder)
+                )),
+            ),
             Request::GetIndex { name } | Request::DeleteIndex { name } => {
                 (Some(index_name_hex(name)), None)
             }
-            Request::ListIndex { after, limit } => (
+            Request::ListIndex { after, limit } => (None, Some(page_query(after.as_ref(), *limit))),
+            Request::ListFolder {
+                folder,
+                after,
+                limit,
+            } => (
+                Some(index_name_hex(folder)),
+                Some(page_query(after.as_ref(), *limit)),
+            ),
+            Request::Changes {
+                since,
+                folder,
+                limit,
+            } => (
                 None,
-                Some(match after {
-                    Some(after) => format!("after={}&limit={limit}", index_name_hex(after)),
-                    None => format!("limit={limit}"),
+                Some(match folder {
+                    Some(folder) => format!(
+                        "since={since}&folder={}&limit={limit}",
+                        index_name_hex(folder)
+                    ),
+                    None => format!("since={since}&limit={limit}"),
                 }),
             ),
             Request::Login { .. }
@@ -103,6 +133,14 @@ impl Call {
     }
 }
 
+/// The query of a page: `after={name}&limit=N`, or `limit=N`.
+fn page_query(after: Option<&IndexName>, limit: u32) -> String {
+    match after {
+        Some(after) => format!("after={}&limit={limit}", index_name_hex(after)),
+        None => format!("limit={limit}"),
+    }
+}
+
 /// What the node takes from a request's head, before its body.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeadParts<'a> {
@@ -125,6 +163,9 @@ pub struct Head {
     route: &'static Route,
     /// The request; batches of ids are filled in from the body.
     request: Request,
+    /// An entry put with a folder but no summary length: its summary is
+    /// all of the body, whose length the head does not know.
+    summary_is_body: bool,
 }
 
 fn bad_request(message: impl Into<String>) -> ErrorBody {
@@ -141,6 +182,22 @@ fn index_name(param: Option<&str>) -> Result<IndexName, ErrorBody> {
     let text = param.unwrap_or_default();
     parse_index_name(text)
         .ok_or_else(|| bad_request(format!("{text:?} is not an index name (64 hex digits)")))
+}
+
+fn folder_tag(param: Option<&str>) -> Result<FolderTag, ErrorBody> {
+    let text = param.unwrap_or_default();
+    parse_index_name(text)
+        .ok_or_else(|| bad_request(format!("{text:?} is not a folder tag (64 hex digits)")))
+}
+
+/// The value of `key` in a query, 64 hex digits, if it is there.
+fn query_hex(query: Option<&str>, key: &str) -> Result<Option<[u8; 32]>, ErrorBody> {
+    query_value::<String>(query, key)?
+        .map(|text| {
+            parse_index_name(&text)
+                .ok_or_else(|| bad_request(format!("{key}={text:?} is not 64 hex digits")))
+        })
+        .transpose()
 }
 
 /// The value of `key` in a query, percent-decoded, if it is there.
@@ -177,6 +234,7 @@ impl Route {
     /// [`ErrorCode::Unauthorized`] for a login without Basic credentials;
     /// [`ErrorCode::Internal`] for `/v1/openapi.json`, which is no request.
     pub fn head(&'static self, parts: HeadParts<'_>) -> Result<Head, ErrorBody> {
+        let mut summary_is_body = false;
         let request = match self.op {
             Op::PutShard => Request::PutShard {
                 id: shard_id(parts.param)?,
@@ -192,9 +250,29 @@ impl Route {
             Op::PutIndex => {
                 let name = index_name(parts.param)?;
                 let version = query_value(parts.query, "version")?;
-                Request::PutIndex {
-                    name,
-                    version: version.map_or_else(|| version_header(parts.version), Ok)?,
+                let version = version.map_or_else(|| version_header(parts.version), Ok)?;
+                let folder = query_hex(parts.query, "folder")?;
+                let summary_len = query_value::<u32>(parts.query, "summary_len")?;
+                if let Some(len) = summary_len
+                    && len as usize > MAX_SUMMARY_LEN
+                {
+                    // The document's bound on the query: malformed, as a
+                    // limit past u32 is (over tcp:// it is `TooLarge`).
+                    return Err(bad_request(format!(
+                        "summary_len={len} is more than a node keeps ({MAX_SUMMARY_LEN})"
+                    )));
+                }
+                match (folder, summary_len) {
+                    (None, None) => Request::PutIndex { name, version },
+                    (folder, summary_len) => {
+                        summary_is_body = summary_len.is_none();
+                        Request::PutEntry {
+                            name,
+                            version,
+                            folder: folder.unwrap_or(LEGACY_FOLDER),
+                            summary_len: summary_len.unwrap_or(0),
+                        }
+                    }
                 }
             }
             Op::GetIndex => Request::GetIndex {
@@ -203,21 +281,21 @@ impl Route {
             Op::DeleteIndex => Request::DeleteIndex {
                 name: index_name(parts.param)?,
             },
-            Op::ListIndex => {
-                let limit = query_value(parts.query, "limit")?;
-                let after = query_value::<String>(parts.query, "after")?
-                    .map(|text| {
-                        parse_index_name(&text).ok_or_else(|| {
-                            bad_request(format!("after={text:?} is not an index name"))
-                        })
-                    })
-                    .transpose()?;
-                Request::ListIndex {
-                    after,
-                    // The node's page size caps it.
-                    limit: limit.unwrap_or(u32::MAX),
-                }
-            }
+            Op::ListIndex => Request::ListIndex {
+                after: query_hex(parts.query, "after")?,
+                // The node's page size caps it.
+                limit: query_value(parts.query, "limit")?.unwrap_or(u32::MAX),
+            },
+            Op::ListFolder => Request::ListFolder {
+                folder: folder_tag(parts.param)?,
+                after: query_hex(parts.query, "after")?,
+                limit: query_value(parts.query, "limit")?.unwrap_or(u32::MAX),
+            },
+            Op::Changes => Request::Changes {
+                since: query_value(parts.query, "since")?.unwrap_or(0),
+                folder: query_hex(parts.query, "folder")?,
+                limit: query_value(parts.query, "limit")?.unwrap_or(u32::MAX),
+            },
             Op::Login => {
                 let Credentials::Basic { user, auth_key } =
                     Credentials::parse(parts.authorization)?
@@ -241,6 +319,7 @@ impl Route {
         Ok(Head {
             route: self,
             request,
+            summary_is_body,
         })
     }
 }
@@ -269,6 +348,11 @@ impl Head {
     /// a shard or an entry's data as it came, or nothing once a batch of
     /// ids was read from the body.
     ///
+    /// An index put is [`Request::PutIndex`] without `folder` and
+    /// `summary_len`, else [`Request::PutEntry`], in which a missing
+    /// `folder` is [`LEGACY_FOLDER`] and a missing `summary_len` all of the
+    /// body.
+    ///
     /// # Errors
     /// [`ErrorCode::BadRequest`] for a batch of ids that is not
     /// [`IdsJson`] of 64-hex-digit ids.
@@ -277,6 +361,11 @@ impl Head {
             (Request::HasShards { ids } | Request::DropShards { ids }, Body::Ids) => {
                 *ids = parse_ids(&body)?;
                 Ok((self.request, Bytes::new()))
+            }
+            (Request::PutEntry { summary_len, .. }, _) if self.summary_is_body => {
+                // A body longer than a u32 is refused for its size anyway.
+                *summary_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+                Ok((self.request, body))
             }
             _ => Ok((self.request, body)),
         }

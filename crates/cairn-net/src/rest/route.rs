@@ -2,7 +2,7 @@
 
 use http::Method;
 
-use crate::protocol::{Limits, Request};
+use crate::protocol::{Limits, MAX_SUMMARY_LEN, Request};
 
 /// Prefix of every route.
 pub const API_PREFIX: &str = "/v1";
@@ -28,7 +28,8 @@ pub enum Op {
     HaveShards,
     /// Drops references to a batch of shards ([`Request::DropShards`]).
     DropShards,
-    /// Stores an index entry ([`Request::PutIndex`]).
+    /// Stores an index entry ([`Request::PutIndex`], or
+    /// [`Request::PutEntry`] with a folder or a summary length).
     PutIndex,
     /// Reads an index entry ([`Request::GetIndex`]).
     GetIndex,
@@ -36,6 +37,11 @@ pub enum Op {
     DeleteIndex,
     /// Lists index entries ([`Request::ListIndex`]).
     ListIndex,
+    /// Lists one folder's entries, with their summaries
+    /// ([`Request::ListFolder`]).
+    ListFolder,
+    /// A page of the change feed ([`Request::Changes`]).
+    Changes,
     /// Checks Basic credentials and hands out a token ([`Request::Login`]).
     Login,
     /// About the node ([`Request::Info`]).
@@ -49,7 +55,9 @@ pub enum Op {
 impl Op {
     /// The route a client sends `request` as. Every request has one:
     /// [`Request::HasShards`] goes as `POST /v1/shards/have` (`HEAD` asks
-    /// for one id only), and [`Request::Ping`] as the health check.
+    /// for one id only), [`Request::Ping`] as the health check, and
+    /// [`Request::PutEntry`] as an index put with a folder and a summary
+    /// length.
     pub fn of(request: &Request) -> Self {
         match request {
             Request::Login { .. } => Self::Login,
@@ -58,11 +66,13 @@ impl Op {
             Request::GetShard { .. } => Self::GetShard,
             Request::HasShards { .. } => Self::HaveShards,
             Request::DropShards { .. } => Self::DropShards,
-            Request::PutIndex { .. } => Self::PutIndex,
+            Request::PutIndex { .. } | Request::PutEntry { .. } => Self::PutIndex,
             Request::GetIndex { .. } => Self::GetIndex,
             Request::ListIndex { .. } => Self::ListIndex,
             Request::DeleteIndex { .. } => Self::DeleteIndex,
             Request::Ping => Self::Health,
+            Request::ListFolder { .. } => Self::ListFolder,
+            Request::Changes { .. } => Self::Changes,
         }
     }
 
@@ -83,6 +93,8 @@ impl Op {
             Self::GetIndex => "get_index",
             Self::DeleteIndex => "delete_index",
             Self::ListIndex => "list_index",
+            Self::ListFolder => "list_folder",
+            Self::Changes => "changes",
             Self::Login => "login",
             Self::Info => "info",
             Self::Health => "health",
@@ -123,6 +135,8 @@ pub enum Param {
     Shard,
     /// An index entry's name, `{name}`.
     Index,
+    /// A folder tag, `{folder}`.
+    Folder,
 }
 
 impl Param {
@@ -131,6 +145,7 @@ impl Param {
         match self {
             Self::Shard => "id",
             Self::Index => "name",
+            Self::Folder => "folder",
         }
     }
 }
@@ -140,10 +155,15 @@ impl Param {
 pub enum Query {
     /// Nothing (any query is ignored).
     None,
-    /// `?version=N`, required unless the [`VERSION_HEADER`] header gives it.
-    Version,
+    /// An index put: `?version=N`, required unless the [`VERSION_HEADER`]
+    /// header gives it; `&folder={tag}&summary_len=L`, each optional (see
+    /// [`Head::request`](super::Head::request) for what their absence
+    /// means).
+    Entry,
     /// `?after={name}&limit=N`, both optional.
     Page,
+    /// `?since=N&folder={tag}&limit=N`, each optional.
+    Changes,
 }
 
 /// What a route's request body holds.
@@ -224,9 +244,12 @@ const SHARD_ID: &str = "The shard id, 64 hex digits";
 const ENTRY_NAME: &str = "The entry's name, 64 hex digits";
 const NO_CREDENTIALS: &str = "No or wrong credentials";
 
+/// The largest `summary_len` a query may give, for the OpenAPI document.
+pub(super) const MAX_SUMMARY_QUERY: u64 = MAX_SUMMARY_LEN as u64;
+
 /// The routes, in the order of [`Op`]: the one map between protocol
 /// requests and the REST API.
-pub static ROUTES: [Route; 13] = [
+pub static ROUTES: [Route; 15] = [
     Route {
         op: Op::PutShard,
         method: Method::PUT,
@@ -352,18 +375,21 @@ pub static ROUTES: [Route; 13] = [
         method: Method::PUT,
         path: "/v1/index/{name}",
         param: Some(Param::Index),
-        query: Query::Version,
+        query: Query::Entry,
         body: Body::IndexData,
         auth: Auth::User,
         answer: Answer::Json("IndexStoredJson"),
         doc: Doc {
             tag: "index",
-            summary: "Stores one of the caller's index entries.",
+            summary: "Stores one of the caller's index entries, listed in a folder (by default the\nlegacy folder, all zeros) with its first summary_len bytes as its summary (by\ndefault all of it).",
             param: ENTRY_NAME,
             body: "The entry's (sealed) data; may be empty",
             statuses: &[
                 (200, "Stored"),
-                (400, "Malformed name or version"),
+                (
+                    400,
+                    "Malformed name, version, folder or summary length; or a summary longer than the data",
+                ),
                 (401, NO_CREDENTIALS),
                 (
                     409,
@@ -432,6 +458,48 @@ pub static ROUTES: [Route; 13] = [
             body: "",
             statuses: &[
                 (200, "A page of entries"),
+                (400, "Malformed query"),
+                (401, NO_CREDENTIALS),
+            ],
+        },
+    },
+    Route {
+        op: Op::ListFolder,
+        method: Method::GET,
+        path: "/v1/folders/{folder}",
+        param: Some(Param::Folder),
+        query: Query::Page,
+        body: Body::None,
+        auth: Auth::User,
+        answer: Answer::Json("IndexListJson"),
+        doc: Doc {
+            tag: "index",
+            summary: "Lists the caller's index entries in one folder in name order, each with its\nsummary only.",
+            param: "The folder's tag, 64 hex digits",
+            body: "",
+            statuses: &[
+                (200, "A page of entries"),
+                (400, "Malformed folder or query"),
+                (401, NO_CREDENTIALS),
+            ],
+        },
+    },
+    Route {
+        op: Op::Changes,
+        method: Method::GET,
+        path: "/v1/changes",
+        param: None,
+        query: Query::Changes,
+        body: Body::None,
+        auth: Auth::User,
+        answer: Answer::Json("ChangeListJson"),
+        doc: Doc {
+            tag: "index",
+            summary: "The caller's index entries changed after a change number, in change order,\neach once with its summary: a page of the node's change feed.",
+            param: "",
+            body: "",
+            statuses: &[
+                (200, "A page of the change feed"),
                 (400, "Malformed query"),
                 (401, NO_CREDENTIALS),
             ],

@@ -8,7 +8,9 @@ use cairn_core::Id;
 
 use super::*;
 use crate::identity::NodeId;
-use crate::protocol::{AuthKeyBytes, Dropped, ErrorCode, Limits, NodeInfo, Request, Response};
+use crate::protocol::{
+    AuthKeyBytes, Dropped, ErrorCode, LEGACY_FOLDER, Limits, NodeInfo, Request, Response,
+};
 
 /// The number of a request's variant. Exhaustive, so that a new variant
 /// fails to compile here until it has a sample below (and so a route).
@@ -25,6 +27,9 @@ fn variant(request: &Request) -> usize {
         Request::ListIndex { .. } => 8,
         Request::DeleteIndex { .. } => 9,
         Request::Ping => 10,
+        Request::PutEntry { .. } => 11,
+        Request::ListFolder { .. } => 12,
+        Request::Changes { .. } => 13,
     }
 }
 
@@ -75,7 +80,59 @@ fn samples() -> Vec<(Request, Bytes)> {
             none.clone(),
         ),
         (Request::DeleteIndex { name: [4; 32] }, none.clone()),
-        (Request::Ping, none),
+        (Request::Ping, none.clone()),
+        (
+            Request::PutEntry {
+                name: [5; 32],
+                version: 7,
+                folder: [0xf0; 32],
+                summary_len: 3,
+            },
+            Bytes::from_static(b"summary and body"),
+        ),
+        // The legacy folder and no summary are still a `PutEntry`: the
+        // query says so.
+        (
+            Request::PutEntry {
+                name: [6; 32],
+                version: 1,
+                folder: LEGACY_FOLDER,
+                summary_len: 0,
+            },
+            none.clone(),
+        ),
+        (
+            Request::ListFolder {
+                folder: [7; 32],
+                after: Some([8; 32]),
+                limit: 10,
+            },
+            none.clone(),
+        ),
+        (
+            Request::ListFolder {
+                folder: LEGACY_FOLDER,
+                after: None,
+                limit: 1,
+            },
+            none.clone(),
+        ),
+        (
+            Request::Changes {
+                since: 12,
+                folder: Some([9; 32]),
+                limit: 1000,
+            },
+            none.clone(),
+        ),
+        (
+            Request::Changes {
+                since: u64::MAX,
+                folder: None,
+                limit: 0,
+            },
+            none,
+        ),
     ]
 }
 
@@ -175,7 +232,7 @@ fn every_request_goes_and_comes_back_unchanged() {
         );
         assert_eq!(read_body, body, "{request:?}");
     }
-    assert_eq!(seen.len(), 11, "a request variant has no sample");
+    assert_eq!(seen.len(), 14, "a request variant has no sample");
 }
 
 #[test]
@@ -198,6 +255,7 @@ fn heads_refuse_what_is_malformed_before_the_body() {
             Op::HeadShard,
             Op::GetIndex,
             Op::DeleteIndex,
+            Op::ListFolder,
         ] {
             assert_eq!(bad(op, parts), ErrorCode::BadRequest, "{op:?} {text}");
         }
@@ -246,7 +304,120 @@ fn heads_refuse_what_is_malformed_before_the_body() {
             ErrorCode::BadRequest,
             "{query}"
         );
+        if query.starts_with("limit") {
+            assert_eq!(
+                bad(Op::Changes, list(query)),
+                ErrorCode::BadRequest,
+                "{query}"
+            );
+        }
+        let folder = HeadParts {
+            param: Some(&hex),
+            query: Some(query),
+            ..HeadParts::default()
+        };
+        assert_eq!(
+            bad(Op::ListFolder, folder),
+            ErrorCode::BadRequest,
+            "{query}"
+        );
     }
+    for query in [
+        "since=-1",
+        "since=x",
+        "folder=ab",
+        "folder=",
+        "since=1&since=2",
+    ] {
+        assert_eq!(
+            bad(Op::Changes, list(query)),
+            ErrorCode::BadRequest,
+            "{query}"
+        );
+    }
+    // A put's folder and summary length: hex and a number within the
+    // summary limit, each optional.
+    for query in [
+        "version=1&folder=ab",
+        "version=1&summary_len=x",
+        "version=1&summary_len=-1",
+        "version=1&summary_len=8193",
+        "version=1&folder=1&folder=2",
+    ] {
+        assert_eq!(
+            bad(Op::PutIndex, put_index(Some(query), None)),
+            ErrorCode::BadRequest,
+            "{query}"
+        );
+    }
+    let folder = "f0".repeat(32);
+    for (query, body, expected) in [
+        (
+            format!("version=2&folder={folder}&summary_len=8192"),
+            &b""[..],
+            Request::PutEntry {
+                name: [0xab; 32],
+                version: 2,
+                folder: [0xf0; 32],
+                summary_len: 8192,
+            },
+        ),
+        // No summary length: all of the data.
+        (
+            format!("version=2&folder={folder}"),
+            b"12345",
+            Request::PutEntry {
+                name: [0xab; 32],
+                version: 2,
+                folder: [0xf0; 32],
+                summary_len: 5,
+            },
+        ),
+        // No folder: the legacy one.
+        (
+            "version=2&summary_len=1".to_owned(),
+            b"12345",
+            Request::PutEntry {
+                name: [0xab; 32],
+                version: 2,
+                folder: LEGACY_FOLDER,
+                summary_len: 1,
+            },
+        ),
+        (
+            "version=2".to_owned(),
+            b"12345",
+            Request::PutIndex {
+                name: [0xab; 32],
+                version: 2,
+            },
+        ),
+    ] {
+        let parts = HeadParts {
+            param: Some(&hex),
+            query: Some(&query),
+            ..HeadParts::default()
+        };
+        let head = Op::PutIndex.route().head(parts).unwrap();
+        let (request, _) = head.request(Bytes::from_static(body)).unwrap();
+        assert_eq!(
+            postcard::to_allocvec(&request).unwrap(),
+            postcard::to_allocvec(&expected).unwrap(),
+            "{query}: {request:?}"
+        );
+    }
+    // A change feed request without a query: from the start, as much as
+    // the node gives.
+    let head = Op::Changes.route().head(HeadParts::default()).unwrap();
+    let (request, _) = head.request(Bytes::new()).unwrap();
+    assert!(matches!(
+        request,
+        Request::Changes {
+            since: 0,
+            folder: None,
+            limit: u32::MAX
+        }
+    ));
     // Values are percent-decoded.
     let head = Op::ListIndex.route().head(list("limit=%31%32")).unwrap();
     let (request, _) = head.request(Bytes::new()).unwrap();
@@ -293,7 +464,7 @@ fn info() -> NodeInfo {
     NodeInfo {
         node_id: NodeId(Id::of(b"node")),
         software: "cairn 0.1.0".into(),
-        protocol: 2,
+        protocol: 3,
         capacity_bytes: 1 << 40,
         free_bytes: 1 << 39,
         used_bytes: 12,
@@ -373,6 +544,37 @@ fn every_answer_goes_and_comes_back_unchanged() {
         (
             Op::DeleteIndex,
             Response::IndexDeleted { version: None },
+            none.clone(),
+            200,
+        ),
+        (
+            Op::ListFolder,
+            Response::IndexList {
+                entries: vec![([1; 32], 1, 2), ([4; 32], u64::MAX, 1)],
+                more: false,
+            },
+            Bytes::from_static(b"abc"),
+            200,
+        ),
+        (
+            Op::Changes,
+            Response::ChangeList {
+                feed: u64::MAX,
+                entries: vec![([1; 32], 1, 5, 3), ([2; 32], 2, 9, 0), ([3; 32], 7, 10, 2)],
+                next: 12,
+                more: true,
+            },
+            Bytes::from_static(b"abcde"),
+            200,
+        ),
+        (
+            Op::Changes,
+            Response::ChangeList {
+                feed: 1,
+                entries: Vec::new(),
+                next: 0,
+                more: false,
+            },
             none.clone(),
             200,
         ),
@@ -502,6 +704,42 @@ fn the_openapi_document_describes_exactly_the_table() {
         entry["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/IndexStoredJson"
     );
+    // The put's folder and summary length (version 3): optional, the
+    // summary length bounded by what a node keeps.
+    assert_eq!(put_index["parameters"][2]["name"], "folder");
+    assert_eq!(put_index["parameters"][2]["required"], false);
+    assert_eq!(put_index["parameters"][2]["schema"]["pattern"], hex);
+    assert_eq!(put_index["parameters"][3]["name"], "summary_len");
+    assert_eq!(put_index["parameters"][3]["required"], false);
+    assert_eq!(
+        put_index["parameters"][3]["schema"]["maximum"],
+        crate::protocol::MAX_SUMMARY_LEN
+    );
+    let folder = &paths["/v1/folders/{folder}"]["get"];
+    assert_eq!(folder["parameters"][0]["schema"]["pattern"], hex);
+    assert_eq!(
+        folder["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/IndexListJson"
+    );
+    let changes = &paths["/v1/changes"]["get"];
+    let names: Vec<_> = changes["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["since", "folder", "limit"]);
+    assert!(
+        changes["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["required"] == false)
+    );
+    assert_eq!(
+        changes["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ChangeListJson"
+    );
     let got = &paths["/v1/index/{name}"]["get"]["responses"]["200"];
     assert!(got["headers"][VERSION_HEADER].is_object());
     let limit = &paths["/v1/index"]["get"]["parameters"][1];
@@ -521,4 +759,49 @@ fn the_openapi_document_describes_exactly_the_table() {
             .values()
             .all(|r| r.get("content").is_none())
     );
+}
+
+/// A node says in its health answer which protocol version it speaks, so
+/// that a client sends version 3 requests only to nodes that serve them;
+/// a node before version 3 says nothing, and is taken as version 2.
+#[test]
+fn health_answers_name_the_protocol_version() {
+    let (_, json) = match Op::Health
+        .route()
+        .reply(Response::Pong, Bytes::new())
+        .unwrap()
+    {
+        Reply::Json { status, json } => (status, json),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        health_protocol(&json).unwrap(),
+        crate::protocol::VERSIONS[0]
+    );
+    assert_eq!(health_protocol(br#"{"status":"ok"}"#).unwrap(), 2);
+    // A newer node: the newest version both speak.
+    assert_eq!(
+        health_protocol(br#"{"status":"ok","protocol":200}"#).unwrap(),
+        crate::protocol::VERSIONS[0]
+    );
+    assert!(health_protocol(b"not json").is_err());
+}
+
+/// A change feed page's summaries are cut from its body by the lengths
+/// the message gives, and a body too short for them is refused.
+#[test]
+fn change_lists_split_into_their_summaries() {
+    use crate::client::split_change_list;
+    let entries = vec![([1; 32], 1, 5, 3), ([2; 32], 2, 9, 0), ([3; 32], 7, 10, 2)];
+    let split = split_change_list(entries.clone(), Bytes::from_static(b"abcde")).unwrap();
+    let summaries: Vec<_> = split.iter().map(|c| &c.summary[..]).collect();
+    assert_eq!(summaries, [&b"abc"[..], b"", b"de"]);
+    assert_eq!(
+        split
+            .iter()
+            .map(|c| (c.name, c.version, c.seq))
+            .collect::<Vec<_>>(),
+        [([1; 32], 1, 5), ([2; 32], 2, 9), ([3; 32], 7, 10)]
+    );
+    assert!(split_change_list(entries, Bytes::from_static(b"abcd")).is_err());
 }
