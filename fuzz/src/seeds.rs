@@ -100,6 +100,31 @@ fn frames() -> Vec<Vec<u8>> {
         ),
         (Request::DeleteIndex { name: [3; 32] }, Bytes::new()),
         (Request::Ping, Bytes::new()),
+        (
+            Request::PutEntry {
+                name: [3; 32],
+                version: 301,
+                folder: [9; 32],
+                summary_len: 6,
+            },
+            Bytes::from_static(b"sealed entry"),
+        ),
+        (
+            Request::ListFolder {
+                folder: [9; 32],
+                after: Some([1; 32]),
+                limit: 100,
+            },
+            Bytes::new(),
+        ),
+        (
+            Request::Changes {
+                since: 40,
+                folder: Some([9; 32]),
+                limit: 100,
+            },
+            Bytes::new(),
+        ),
     ];
     let responses = [
         Response::LoggedIn {
@@ -121,6 +146,12 @@ fn frames() -> Vec<Vec<u8>> {
         Response::IndexDeleted { version: None },
         Response::Error(ErrorBody::new(ErrorCode::QuotaExceeded, "over quota")),
         Response::Pong,
+        Response::ChangeList {
+            feed: 0xfeed,
+            entries: vec![([1; 32], 5, 41, 2), ([2; 32], 6, 44, 1)],
+            next: 47,
+            more: true,
+        },
     ];
     let mut seeds = Vec::new();
     let mut all = Vec::new();
@@ -164,11 +195,34 @@ fn answers() -> Vec<Vec<u8>> {
         r#"{{"node_id":"{}","software":"0.1.0","protocol":1,"capacity_bytes":100,"free_bytes":50,"used_bytes":10,"public_read":true,"max_shard_len":67108876}}"#,
         "5f".repeat(32)
     );
+    let changes = Response::ChangeList {
+        feed: 0xfeed,
+        entries: vec![
+            ([1; 32], 5, 41, 3),
+            ([2; 32], 6, 44, 0),
+            ([3; 32], 7, 45, 4),
+        ],
+        next: 47,
+        more: false,
+    };
+    let message = frame::encode(&changes);
+    let mut framed_changes = vec![0];
+    framed_changes.extend_from_slice(&(message.len() as u16).to_le_bytes());
+    framed_changes.extend_from_slice(&message);
+    framed_changes.extend_from_slice(b"abcdefg");
+    let changes_json = format!(
+        r#"{{"feed":65261,"entries":[{{"name":"{}","version":5,"seq":41,"data":"YWJj"}},{{"name":"{}","version":6,"seq":44,"data":""}}],"next":47,"more":true}}"#,
+        "01".repeat(32),
+        "AB".repeat(32)
+    );
     vec![
         framed,
+        framed_changes,
         with_mode(1, json.as_bytes()),
         with_mode(2, info.as_bytes()),
         with_mode(2, br#"{"error":"not_found","message":"no such shard"}"#),
+        with_mode(2, br#"{"status":"ok","protocol":3}"#),
+        with_mode(3, changes_json.as_bytes()),
     ]
 }
 
