@@ -331,6 +331,17 @@ fn store_records() -> Vec<Vec<u8>> {
     vec![
         with_mode(0, &user.encode()),
         with_mode(1, &scrub),
-        with_mode(2, &cairn_store::index::encode(300, b"sealed entry")),
+        with_mode(
+            2,
+            &cairn_store::index::encode(&cairn_store::index::IndexRecord {
+                version: 300,
+                folder: [9; 32],
+                seq: 41,
+                summary_len: 6,
+                data: b"sealed entry",
+            }),
+        ),
+        // Format 1, as schema version 2 wrote it: version 300, 12 bytes.
+        with_mode(2, &[&[1, 0xac, 0x02, 12][..], b"sealed entry"].concat()),
     ]
 }

@@ -324,7 +324,7 @@ pub enum RecordError {
     /// The record is in a format this cairn does not read, presumably
     /// written by a newer version; upgrade cairn.
     #[error(
-        "{table} record {key} has format version {found}, but this cairn reads only version {supported}; was it written by a newer version?"
+        "{table} record {key} has format version {found}, but this cairn reads only versions up to {supported}; was it written by a newer version?"
     )]
     UnknownVersion {
         /// The table holding the record.
@@ -333,7 +333,8 @@ pub enum RecordError {
         key: String,
         /// The format byte found.
         found: u8,
-        /// The format this cairn reads.
+        /// The newest format this cairn reads (some record kinds still
+        /// read older ones too).
         supported: u8,
     },
     /// The record is empty, does not decode, or has bytes left over: the
@@ -406,6 +407,7 @@ impl From<FileError> for UserError {
 }
 
 /// Why an index operation ([`put_index`](crate::Metadata::put_index),
+/// [`put_entry`](crate::Metadata::put_entry),
 /// [`delete_index`](crate::Metadata::delete_index)) failed. Whatever the
 /// error, the stored entry is unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -419,6 +421,26 @@ pub enum IndexError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// The summary is longer than
+    /// [`MAX_SUMMARY_LEN`](crate::MAX_SUMMARY_LEN).
+    #[error("index entry summary of {len} bytes is longer than the limit of {max} bytes")]
+    SummaryTooLarge {
+        /// Length of the summary offered.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The summary is longer than the entry's data, whose first bytes it
+    /// must be.
+    #[error(
+        "index entry summary of {summary_len} bytes is longer than its {data_len} bytes of data"
+    )]
+    SummaryBeyondData {
+        /// Length of the summary offered.
+        summary_len: usize,
+        /// Length of the data offered.
+        data_len: usize,
     },
     /// A newer version is stored: the put is out of date. Re-read the
     /// entry and redo the change on top of it.

@@ -152,7 +152,10 @@ pub use crate::error::{
     DeleteError, DropError, GetError, IndexError, MigrateError, OpenError, PutError, QueryError,
     RecordError, UserError,
 };
-pub use crate::index::{IndexEntry, IndexPut, MAX_INDEX_ENTRY_LEN};
+pub use crate::index::{
+    ChangePage, ChangedEntry, FolderTag, IndexEntry, IndexPut, LEGACY_FOLDER, MAX_INDEX_ENTRY_LEN,
+    MAX_SUMMARY_LEN,
+};
 pub use crate::meta::Metadata;
 pub use crate::migrate::{MigrateOptions, MigrateReport};
 pub use crate::pace::Stop;
@@ -1459,6 +1462,60 @@ mod tests {
                 store.get_index("ann", &[7; 32]).unwrap(),
                 Some(entry(1, b"after"))
             );
+        }
+
+        /// Entry puts in one batch take the change feed's numbers in the
+        /// batch's order, each moving its own folder row; a refused put
+        /// takes no number.
+        #[test]
+        fn entry_puts_in_one_batch_take_their_own_change_numbers() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path());
+            let record = UserRecord {
+                salt: [1; 16],
+                auth_hash: [2; 32],
+                quota: None,
+                created_unix: 0,
+            };
+            store.add_user("ann", &record).unwrap();
+            let entry = |name, version, data: &[u8]| IndexEntry {
+                name: [name; 32],
+                version,
+                data: data.to_vec(),
+            };
+            let (a, b) = ([0xa; 32], [0xb; 32]);
+            let store = &store;
+            let ops: Vec<Op<'_, Result<IndexPut, IndexError>>> = vec![
+                Box::new(move || store.put_entry("ann", &entry(1, 1, b"one"), &a, 1)),
+                Box::new(move || store.put_entry("ann", &entry(2, 1, b"two"), &b, 2)),
+                Box::new(move || store.put_entry("ann", &entry(1, 1, b"other"), &b, 1)),
+                Box::new(move || store.put_entry("ann", &entry(3, 1, b"three"), &a, 3)),
+                Box::new(move || store.put_entry("ann", &entry(2, 2, b"two!"), &a, 4)),
+            ];
+            let results = in_one_batch(store, ops, false);
+            assert!(
+                matches!(results[2], Err(IndexError::Conflict { version: 1 })),
+                "{results:?}"
+            );
+            assert!(matches!(
+                results[4],
+                Ok(IndexPut::Stored { replaced: Some(1) })
+            ));
+            let page = store.changes("ann", 0, None, 10, 100).unwrap();
+            let changed: Vec<_> = page.entries.iter().map(|e| (e.name[0], e.seq)).collect();
+            let first = changed[0].1;
+            // Name 2's first put took `first + 1` and went with its second.
+            assert_eq!(changed, [(1, first), (3, first + 2), (2, first + 3)]);
+            let listed = |folder| -> Vec<u8> {
+                store
+                    .list_folder("ann", folder, None, 10)
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.name[0])
+                    .collect()
+            };
+            assert_eq!(listed(&a), [1, 2, 3]);
+            assert!(listed(&b).is_empty());
         }
 
         /// A change whose own part fails takes out only itself, with

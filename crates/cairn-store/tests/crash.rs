@@ -1,5 +1,6 @@
-//! kill -9 at random moments: during segment puts, during a migration and
-//! during a compaction.
+//! kill -9 at random moments: during segment puts, during a migration,
+//! during a compaction and during the upgrade of a schema version 2
+//! database.
 //!
 //! The test binary runs itself as the child (the `child` test, which does
 //! nothing unless `CAIRN_CRASH_CHILD` is set), which works on a store and
@@ -8,7 +9,10 @@
 //! shard reads back intact, that nothing reads back wrong, and that the
 //! scrub finds nothing damaged or missing. Guards issue 17's rule that a
 //! put is acknowledged only once its record and its reference are both
-//! durable, and that a migration can be killed at any moment.
+//! durable, and that a migration can be killed at any moment; and issue
+//! 13's, that a node killed while it upgrades its index to folders and the
+//! change feed opens again, still at version 2 or already at 3, never in
+//! between.
 
 mod common;
 
@@ -19,7 +23,7 @@ use std::time::Duration;
 use std::{env, thread};
 
 use cairn_core::Id;
-use cairn_store::{GetError, ScrubOptions, Store, StoreOptions, count_shards};
+use cairn_store::{GetError, LEGACY_FOLDER, ScrubOptions, Store, StoreOptions, count_shards};
 
 const CHILD_ENV: &str = "CAIRN_CRASH_CHILD";
 
@@ -74,6 +78,8 @@ fn child() {
             store.compact(&options).unwrap();
             println!("done");
         }
+        // The open above was the upgrade.
+        "open" => println!("done"),
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -245,6 +251,65 @@ fn kill_9_during_compaction_loses_nothing() {
         .compact(&cairn_store::CompactOptions::default().with_max_bytes_per_second(None))
         .unwrap();
     check(&store);
+}
+
+#[test]
+fn kill_9_during_the_upgrade_to_folders_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(segments(dir.path()));
+    // Enough old entries that the upgrade, one transaction, takes a while.
+    let entries: Vec<_> = (0..30_000u32)
+        .map(|n| {
+            let mut name = [0; 32];
+            name[..4].copy_from_slice(&n.to_be_bytes());
+            let user = if n % 3 == 0 { "bob" } else { "ann" };
+            (user, name, u64::from(n) + 1, n.to_le_bytes().repeat(8))
+        })
+        .collect();
+    common::rewrite_as_schema_2(dir.path(), &entries);
+    // Kills from before the open to after the upgrade's commit (about
+    // 0.5 to 1 s in, on a loaded 2-core machine).
+    let kills = [50u64, 200, 500, 1000, 2000];
+    let mut mid_way = 0;
+    for millis in kills {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let lines = run_and_kill("open", 0, copy.path(), Duration::from_millis(millis));
+        let version = common::recorded_version(copy.path());
+        if !lines.iter().any(|line| line == "done") && version == Some(2) {
+            mid_way += 1;
+        }
+        assert!(matches!(version, Some(2 | 3)), "{version:?}");
+        // Whatever the kill left, the next open finishes the upgrade.
+        let store = segments(copy.path());
+        let mut listed = store.list_index("ann", None, 100_000).unwrap();
+        listed.extend(store.list_index("bob", None, 100_000).unwrap());
+        assert_eq!(listed.len(), entries.len());
+        for entry in &listed {
+            let n = u32::from_be_bytes(entry.name[..4].try_into().unwrap());
+            assert_eq!(
+                (entry.version, &entry.data),
+                (u64::from(n) + 1, &n.to_le_bytes().repeat(8))
+            );
+        }
+        let mut in_feed = 0;
+        for user in ["ann", "bob"] {
+            let feed = store.changes(user, 0, None, 100_000, 100_000).unwrap();
+            assert!(!feed.more);
+            in_feed += feed.entries.len();
+            let legacy = store
+                .list_folder(user, &LEGACY_FOLDER, None, 100_000)
+                .unwrap();
+            assert_eq!(legacy.len(), feed.entries.len());
+        }
+        assert_eq!(in_feed, entries.len());
+        drop(store);
+        assert_eq!(common::recorded_version(copy.path()), Some(3));
+    }
+    eprintln!(
+        "{mid_way} of {} kills landed before the upgrade committed",
+        kills.len()
+    );
 }
 
 /// Copies the files of directory `from` into `to`, recursively.

@@ -1,21 +1,26 @@
 //! The metadata database: who references which shard, how many bytes each
-//! user holds, user accounts, index entries and the last scrub.
+//! user holds, user accounts, index entries (with their folders and change
+//! feed) and the last scrub.
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //!
 //! One submodule per table family: `schema` (the `meta` table: the
 //! version and the last scrub), `refs` (`refs`, `holders`, `usage`),
-//! `users` and `index`. This module holds what they share: the handle
-//! ([`Metadata`]), group commit, and recovery from I/O failures.
+//! `users`, `index`, `folders` (`folders`, `changes` and the feed's keys
+//! in `meta`) and `locations` (`locations`, `segments`). This module holds
+//! what they share: the handle ([`Metadata`]), group commit, and recovery
+//! from I/O failures.
 //!
 //! | table | key | value | meaning |
 //! | --- | --- | --- | --- |
-//! | `meta` | `&str` | `&[u8]` | `"schema_version"` → [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) as 8 bytes big-endian; `"last_scrub"` → a scrub record |
+//! | `meta` | `&str` | `&[u8]` | `"schema_version"` → [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) as 8 bytes big-endian; `"last_scrub"` → a scrub record; `"feed_id"` → the change feed's random id and `"next_seq"` → the sequence number of the next stored index put, each 8 bytes big-endian |
 //! | `refs` | `(user, shard id)` | `u64` | the user references the shard, which is this many bytes long |
 //! | `holders` | `(shard id, user)` | `()` | the same references, ordered by shard |
 //! | `usage` | `user` | `u64` | sum of the lengths of the user's references; absent when 0 |
 //! | `users` | `user` | `&[u8]` | a user record: the user exists |
 //! | `index` | `(user, name: [u8; 32])` | `&[u8]` | an index entry record |
+//! | `folders` | `(user, folder: [u8; 32], name: [u8; 32])` | `()` | the entry is in the folder (one row per entry) |
+//! | `changes` | `(user, seq: u64)` | `[u8; 32]` | the entry of that name changed last at that sequence number (one row per entry) |
 //! | `locations` | shard id | 25 bytes | where the shard's record is in the segment layout (see `locations`) |
 //! | `segments` | segment number | `u64` | live bytes in the segment |
 //!
@@ -30,25 +35,32 @@
 //! takes any name (the node checks who its users are). `index` does: a put
 //! checks for the record in its own transaction. Removing a user removes,
 //! in one transaction, their record, references (and so usage and
-//! holders) and index entries. Every key of `refs`, `usage`, `users` and
-//! `index` starts with the user name, and every operation takes the name
-//! from its caller, so one user's data cannot be reached under another's.
+//! holders) and index entries (and so their `folders` and `changes` rows).
+//! `folders` and `changes` are derived from `index` (each record holds its
+//! folder and sequence number) and change with it, in the same
+//! transaction. Every key of `refs`, `usage`, `users`, `index`, `folders`
+//! and `changes` starts with the user name, and every operation takes the
+//! name from its caller, so one user's data cannot be reached under
+//! another's.
 //!
 //! # Records
 //!
 //! The values of `users`, `index` and `meta`'s `"last_scrub"` are records:
-//! a format byte, then postcard (see the `record` module). All are format
-//! 1:
+//! a format byte, then postcard (see the `record` module):
 //!
-//! | record | postcard fields, in order |
-//! | --- | --- |
-//! | user | salt `[u8; 16]`, auth hash `[u8; 32]`, quota `Option<u64>`, created (Unix seconds) `u64` |
-//! | index entry | version `u64`, data `&[u8]` (at most [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN) bytes) |
-//! | last scrub | finished (Unix seconds), shards checked, bytes checked, corrupt, missing: five `u64` |
+//! | record | format | postcard fields, in order |
+//! | --- | --- | --- |
+//! | user | 1 | salt `[u8; 16]`, auth hash `[u8; 32]`, quota `Option<u64>`, created (Unix seconds) `u64` |
+//! | index entry | 2 | version `u64`, folder tag `[u8; 32]`, change sequence number `u64`, summary length `u32` (at most the data's), data `&[u8]` (at most [`MAX_INDEX_ENTRY_LEN`](crate::MAX_INDEX_ENTRY_LEN) bytes) |
+//! | index entry (schema 2 and before; still read) | 1 | version `u64`, data `&[u8]` |
+//! | last scrub | 1 | finished (Unix seconds), shards checked, bytes checked, corrupt, missing: five `u64` |
 //!
 //! A record in another format reads as
-//! [`RecordError::UnknownVersion`](crate::RecordError::UnknownVersion);
-//! the schema version does not change when a record format does.
+//! [`RecordError::UnknownVersion`](crate::RecordError::UnknownVersion).
+//! A record format alone can change without the schema version (a reader
+//! of both would do); index format 2 came with schema version 3 because
+//! its entries need rows in the new tables, which an older cairn would not
+//! write.
 //!
 //! # Versioning
 //!
@@ -57,10 +69,14 @@
 //! have changed what the tables mean. A database with tables but no
 //! (readable) version did not come from cairn and is refused too. A future
 //! schema change bumps [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) and adds a migration from each
-//! older version. Version 2 added `locations` and `segments`; a version 1
-//! database is upgraded in place at open (by a store or an admin), in one
-//! transaction, after which cairns that know only version 1 refuse it. The `meta` table's types never change, so that any cairn
-//! can read the version.
+//! older version. Version 2 added `locations` and `segments`; version 3
+//! added `folders`, `changes` and the feed's keys, and index record format
+//! 2. An older database is upgraded in place at open (by a store or an
+//! admin), from version 1 or 2 straight to 3, in one transaction: a crash
+//! during the upgrade leaves it at its old version, to be upgraded at the
+//! next open, and never half-upgraded. After it, cairns that know only an
+//! older version refuse it. The `meta` table's types never change, so that
+//! any cairn can read the version.
 //!
 //! # Sharing between processes
 //!
@@ -82,7 +98,8 @@
 //! microseconds. Had every put committed alone, a node's concurrent puts
 //! would queue for the writer, one flush each. So the changes callers make
 //! all the time (adding and removing references, for puts and drops, and
-//! putting and deleting index entries) are batched by a
+//! putting and deleting index entries, with their folder and feed rows)
+//! are batched by a
 //! [`GroupCommit`](crate::commit): a caller that finds no batch running
 //! applies its own change and every change queued meanwhile in one
 //! transaction, commits it once, and hands each caller its own result;
@@ -133,8 +150,9 @@ use redb::{Builder, ConcurrencyMode, Database, DatabaseError, WriteTransaction};
 
 use crate::commit::GroupCommit;
 use crate::error::{IndexError, OpenError, QueryError, UserError};
-use crate::index::{IndexEntry, IndexPut};
+use crate::index::{FolderTag, IndexEntry, IndexPut};
 
+mod folders;
 mod index;
 mod locations;
 mod refs;
@@ -144,7 +162,7 @@ mod users;
 pub(crate) use locations::Stored;
 pub(crate) use refs::{Added, Removed};
 
-use index::{delete_index_in, put_index_in};
+use index::{EntryPut, delete_index_in, put_index_in};
 use locations::{record_location_in, release_location_in};
 use refs::{add_ref_in, remove_ref_in};
 use schema::{check_schema, is_missing_or_empty, refuse_if_shards_exist};
@@ -219,8 +237,14 @@ pub(crate) enum Change {
     },
     /// [`Metadata::remove_ref`].
     RemoveRef { user: String, id: Id },
-    /// [`Metadata::put_index`].
-    PutIndex { user: String, entry: IndexEntry },
+    /// [`Metadata::put_index`] and [`Metadata::put_entry`].
+    PutIndex {
+        user: String,
+        entry: IndexEntry,
+        folder: FolderTag,
+        /// Checked against the data by the caller.
+        summary_len: u32,
+    },
     /// [`Metadata::delete_index`].
     DeleteIndex { user: String, name: [u8; 32] },
 }
@@ -456,7 +480,19 @@ impl Metadata {
                 }
                 Changed::Removed(removed)
             }
-            Change::PutIndex { user, entry } => Changed::PutIndex(put_index_in(txn, user, entry)?),
+            Change::PutIndex {
+                user,
+                entry,
+                folder,
+                summary_len,
+            } => {
+                let put = EntryPut {
+                    entry,
+                    folder,
+                    summary_len: *summary_len,
+                };
+                Changed::PutIndex(put_index_in(txn, user, &put)?)
+            }
             Change::DeleteIndex { user, name } => {
                 Changed::DeletedIndex(delete_index_in(txn, user, name)?)
             }

@@ -1,6 +1,7 @@
 //! The `meta` table: database-wide settings and records, under fixed keys:
 //! the schema version (checked at every open; see
-//! [Versioning](super#versioning)) and the last scrub.
+//! [Versioning](super#versioning)), the last scrub, and the change feed's
+//! id and next sequence number (kept by the `folders` module).
 
 use std::path::Path;
 use std::{fs, io};
@@ -10,6 +11,7 @@ use redb::{
     WriteTransaction,
 };
 
+use super::folders::{CHANGES, FOLDERS, start_feed_in};
 use super::index::INDEX;
 use super::locations::{LOCATIONS, SEGMENTS};
 use super::refs::{HOLDERS, REFS, USAGE};
@@ -19,22 +21,35 @@ use crate::error::{OpenError, QueryError};
 use crate::scrub::ScrubRecord;
 
 /// The schema version this code reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
-/// The oldest schema version this code upgrades at open. Version 1 lacked
-/// the `locations` and `segments` tables; the upgrade creates them (empty:
-/// a version 1 store has no segments) and records version 2, in one
-/// transaction. From then on a cairn that knows only version 1 refuses the
-/// store, rather than miss every shard kept in a segment.
+/// The oldest schema version this code upgrades at open, to
+/// [`SCHEMA_VERSION`], in one transaction:
+///
+/// - version 1 lacked the `locations` and `segments` tables; the upgrade
+///   creates them (empty: a version 1 store has no segments). From then on
+///   a cairn that knows only version 1 refuses the store, rather than miss
+///   every shard kept in a segment;
+/// - version 2 lacked the `folders` and `changes` tables and the feed's
+///   keys in `meta`, and wrote index entries in record format 1; the
+///   upgrade rewrites every entry in format 2, in the legacy folder with
+///   its whole data as its summary and a sequence number of its own, adds
+///   its rows, and starts the feed (see the `folders` module). A cairn that
+///   knows only version 2 refuses the store from then on, rather than
+///   write entries without their rows.
 const OLDEST_UPGRADABLE: u64 = 1;
+
+/// The first schema version with the change feed: older ones get it at
+/// their upgrade.
+const FEED_VERSION: u64 = 3;
 
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 const LAST_SCRUB_KEY: &str = "last_scrub";
 
-/// Database-wide settings and records: the schema version, the last scrub.
-/// Its key and value types never change, so that any cairn can read the
-/// version.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Database-wide settings and records: the schema version, the last scrub,
+/// the feed's id and next sequence number. Its key and value types never
+/// change, so that any cairn can read the version.
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 impl Metadata {
     /// Records a finished scrub, replacing the previous record.
@@ -117,10 +132,14 @@ pub(super) fn check_schema(
     opening: Opening,
 ) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(redb::Error::from)?;
-    match read_schema(&txn)? {
-        Schema::Version(SCHEMA_VERSION) => {}
-        // `create_schema` below is the upgrade: missing tables, new version.
-        Schema::Version(found) if (OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&found) => {}
+    let starts_feed = match read_schema(&txn)? {
+        Schema::Version(SCHEMA_VERSION) => false,
+        // `create_schema` and `start_feed_in` below are the upgrade:
+        // missing tables, index records rewritten, new version; all in
+        // this one transaction.
+        Schema::Version(found) if (OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&found) => {
+            found < FEED_VERSION
+        }
         // Returning drops (aborts) the transaction: nothing is written.
         Schema::Version(found) => {
             return Err(OpenError::UnsupportedSchema {
@@ -142,9 +161,15 @@ pub(super) fn check_schema(
         }
         // A database redb initialised but cairn never wrote to is as new
         // as a missing one.
-        Schema::Empty => refuse_if_shards_exist(dir, path)?,
-    }
+        Schema::Empty => {
+            refuse_if_shards_exist(dir, path)?;
+            true
+        }
+    };
     create_schema(&txn)?;
+    if starts_feed {
+        start_feed_in(&txn)?;
+    }
     txn.commit().map_err(redb::Error::from)?;
     Ok(())
 }
@@ -188,6 +213,8 @@ fn create_schema(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(USAGE)?;
     txn.open_table(USERS)?;
     txn.open_table(INDEX)?;
+    txn.open_table(FOLDERS)?;
+    txn.open_table(CHANGES)?;
     txn.open_table(LOCATIONS)?;
     txn.open_table(SEGMENTS)?;
     Ok(())

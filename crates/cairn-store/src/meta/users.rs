@@ -4,6 +4,7 @@
 use cairn_core::Id;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::folders::remove_user_rows_in;
 use super::index::INDEX;
 use super::locations::{Stored, release_location_in};
 use super::refs::{HOLDERS, REFS, USAGE, first_holder};
@@ -97,7 +98,8 @@ impl Metadata {
     }
 
     /// Removes, in one transaction, user `name`'s record, references (with
-    /// their usage and holder entries) and index entries, and lists the
+    /// their usage and holder entries) and index entries (with their
+    /// folder and change feed rows), and lists the
     /// shards nobody holds any more, releasing their segment records (whose
     /// bytes are then dead). Deletes no file: that is the caller's
     /// business. Refused as `NoSuchUser` only if there was nothing at all
@@ -143,6 +145,7 @@ impl Metadata {
                     removed.index_entries += 1;
                 }
             }
+            remove_user_rows_in(&txn, name)?;
             if !had_record && removed.references == 0 && removed.index_entries == 0 {
                 return Err(UserError::NoSuchUser {
                     name: name.to_owned(),

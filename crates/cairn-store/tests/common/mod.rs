@@ -125,3 +125,92 @@ pub fn tmp_entries(dir: &Path) -> Vec<PathBuf> {
 pub fn quarantined(dir: &Path) -> Vec<PathBuf> {
     files_under(&dir.join("quarantine"))
 }
+
+/// Index entry record format 1, as schema version 2 and before wrote it:
+/// the format byte 1, the version and the data's length as varints
+/// (LEB128), then the data. Written out here rather than with the crate's
+/// code, so that the old format stays pinned whatever the crate does.
+pub fn index_record_v1(version: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![1];
+    push_varint(&mut out, version);
+    push_varint(&mut out, data.len() as u64);
+    out.extend_from_slice(data);
+    out
+}
+
+fn push_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+const INDEX: redb::TableDefinition<(&str, &[u8; 32]), &[u8]> = redb::TableDefinition::new("index");
+
+/// Turns the database of the closed store in `dir` back into what schema
+/// version 2 wrote: every index entry in record format 1 (its folder,
+/// summary length and sequence number dropped), no `folders` or `changes`
+/// table, no feed keys in `meta`, version 2 recorded. Then `extra` more
+/// format 1 entries `(user, name, version, data)` are written straight into
+/// the index, in the same transaction: a quick way to a large old store.
+pub fn rewrite_as_schema_2(dir: &Path, extra: &[(&str, [u8; 32], u64, Vec<u8>)]) {
+    let db = redb::Database::create(dir.join("meta.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        use redb::ReadableTable;
+        let mut index = txn.open_table(INDEX).unwrap();
+        let rows: Vec<(String, [u8; 32], Vec<u8>)> = index
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (key, value) = row.unwrap();
+                let (user, name) = key.value();
+                let record = cairn_store::index::decode(value.value(), user, name).unwrap();
+                (
+                    user.to_owned(),
+                    *name,
+                    index_record_v1(record.version, record.data),
+                )
+            })
+            .collect();
+        for (user, name, value) in &rows {
+            index
+                .insert((user.as_str(), name), value.as_slice())
+                .unwrap();
+        }
+        for (user, name, version, data) in extra {
+            let value = index_record_v1(*version, data);
+            index.insert((*user, name), value.as_slice()).unwrap();
+        }
+        let folders: redb::TableDefinition<(&str, &[u8; 32], &[u8; 32]), ()> =
+            redb::TableDefinition::new("folders");
+        let changes: redb::TableDefinition<(&str, u64), &[u8; 32]> =
+            redb::TableDefinition::new("changes");
+        assert!(txn.delete_table(folders).unwrap());
+        assert!(txn.delete_table(changes).unwrap());
+        let mut meta = txn.open_table(META).unwrap();
+        assert!(meta.remove("feed_id").unwrap().is_some());
+        assert!(meta.remove("next_seq").unwrap().is_some());
+        meta.insert("schema_version", 2u64.to_be_bytes().as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// The schema version recorded in the database of the closed store in
+/// `dir` (8 bytes, big-endian), read with redb; `None` if there is none, or
+/// no `meta` table at all.
+pub fn recorded_version(dir: &Path) -> Option<u64> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(dir.join("meta.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = match txn.open_table(META) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return None,
+        Err(e) => panic!("{e}"),
+    };
+    let value = table.get("schema_version").unwrap()?;
+    Some(u64::from_be_bytes(value.value().try_into().unwrap()))
+}
