@@ -14,6 +14,11 @@
 //!   store call is made with the session's user name, never one taken
 //!   from the request.
 //! - Store calls block (file I/O, fsync) and run on tokio's blocking pool.
+//! - Listings (`ListIndex`, `ListFolder`) and the change feed (`Changes`)
+//!   answer at most [`MAX_LIST_PAGE`] entries and [`MAX_LIST_BYTES`] of
+//!   data a page, whatever limit the client asks for; a filtered `Changes`
+//!   examines at most [`changes_examined`] rows of the feed, so that a
+//!   request stays bounded when few rows match.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -24,7 +29,8 @@ use bytes::Bytes;
 use cairn_core::Id;
 use cairn_net::NodeId;
 use cairn_net::protocol::{
-    Dropped, ErrorBody, ErrorCode, IndexName, Limits, NodeInfo, Request, Response, VERSIONS,
+    Dropped, ErrorBody, ErrorCode, FolderTag, IndexName, LEGACY_FOLDER, Limits, MAX_SUMMARY_LEN,
+    NodeInfo, Request, Response, VERSIONS,
 };
 use cairn_store::{
     DropOutcome, GetError, IndexEntry, IndexError, MAX_INDEX_ENTRY_LEN, PutError, Store,
@@ -48,8 +54,32 @@ pub(crate) fn log_damage(id: &Id, damage: &cairn_store::Damage, quarantined: Opt
 /// Most index entries in one list page.
 pub const MAX_LIST_PAGE: usize = 1000;
 
-/// Most bytes of entry data in one list page.
+/// Most bytes of entry data in one list page (or of summaries in one page
+/// of the change feed).
 pub const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Fewest rows of the change feed one `Changes` request may examine.
+pub const MIN_CHANGES_EXAMINED: usize = 4096;
+
+/// How many rows of the change feed one `Changes` request for `limit`
+/// entries examines at most: 16 × `limit`, at least
+/// [`MIN_CHANGES_EXAMINED`]. Rows a folder filter skips count too, so a
+/// request costs a bounded scan even when few rows match; its answer's
+/// `next` then lets the client go on from there.
+pub fn changes_examined(limit: usize) -> usize {
+    limit.saturating_mul(16).max(MIN_CHANGES_EXAMINED)
+}
+
+// The store and the protocol must agree on the legacy folder and the
+// summary bound: the store cannot depend on the protocol crate.
+const _: () = assert!(cairn_store::MAX_SUMMARY_LEN == MAX_SUMMARY_LEN);
+const _: () = {
+    let mut i = 0;
+    while i < LEGACY_FOLDER.len() {
+        assert!(cairn_store::LEGACY_FOLDER[i] == LEGACY_FOLDER[i]);
+        i += 1;
+    }
+};
 
 /// Who a connection acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +288,17 @@ impl Node {
             }
             Request::PutIndex { name, version } => {
                 let user = session.user()?.to_owned();
-                self.put_index(user, name, version, body).await
+                self.put_index(user, name, version, None, body).await
+            }
+            Request::PutEntry {
+                name,
+                version,
+                folder,
+                summary_len,
+            } => {
+                let user = session.user()?.to_owned();
+                self.put_index(user, name, version, Some((folder, summary_len)), body)
+                    .await
             }
             Request::GetIndex { name } => {
                 let user = session.user()?.to_owned();
@@ -266,7 +306,24 @@ impl Node {
             }
             Request::ListIndex { after, limit } => {
                 let user = session.user()?.to_owned();
-                self.list_index(user, after, limit as usize).await
+                self.list_index(user, None, after, limit as usize).await
+            }
+            Request::ListFolder {
+                folder,
+                after,
+                limit,
+            } => {
+                let user = session.user()?.to_owned();
+                self.list_index(user, Some(folder), after, limit as usize)
+                    .await
+            }
+            Request::Changes {
+                since,
+                folder,
+                limit,
+            } => {
+                let user = session.user()?.to_owned();
+                self.changes(user, since, folder, limit as usize).await
             }
             Request::DeleteIndex { name } => {
                 let user = session.user()?.to_owned();
@@ -482,11 +539,15 @@ impl Node {
         Ok((Response::Dropped { outcomes }, Bytes::new()))
     }
 
+    /// Stores an index entry: in `folder` with its first `summary_len`
+    /// bytes as summary (`PutEntry`), or, without them, in the legacy
+    /// folder, all summary (`PutIndex`).
     async fn put_index(
         &self,
         user: String,
         name: IndexName,
         version: u64,
+        folder: Option<(FolderTag, u32)>,
         data: Bytes,
     ) -> Result<Answer, ErrorBody> {
         if data.len() > MAX_INDEX_ENTRY_LEN {
@@ -504,8 +565,11 @@ impl Node {
             data: data.to_vec(),
         };
         let result = self
-            .blocking("storing an index entry", move |s| {
-                s.put_index(&user, &entry)
+            .blocking("storing an index entry", move |s| match folder {
+                Some((folder, summary_len)) => {
+                    s.put_entry(&user, &entry, &folder, summary_len as usize)
+                }
+                None => s.put_index(&user, &entry),
             })
             .await?;
         Ok(match result {
@@ -528,6 +592,17 @@ impl Node {
                 format!("another entry is stored at version {version}"),
             ),
             Err(IndexError::TooLarge { .. }) => error(ErrorCode::TooLarge, "index entry too large"),
+            Err(IndexError::SummaryTooLarge { len, max }) => error(
+                ErrorCode::TooLarge,
+                format!("a summary of {len} bytes; the node keeps at most {max}"),
+            ),
+            Err(IndexError::SummaryBeyondData {
+                summary_len,
+                data_len,
+            }) => error(
+                ErrorCode::BadRequest,
+                format!("a summary of {summary_len} bytes in an entry of {data_len} bytes"),
+            ),
             Err(IndexError::NoSuchUser { .. }) => {
                 error(ErrorCode::Unauthorized, "the user no longer exists")
             }
@@ -551,17 +626,22 @@ impl Node {
         })
     }
 
+    /// A page of the user's entries after `after`: all of them with their
+    /// whole data (`ListIndex`), or those of `folder` with their summaries
+    /// (`ListFolder`).
     async fn list_index(
         &self,
         user: String,
+        folder: Option<FolderTag>,
         after: Option<IndexName>,
         limit: usize,
     ) -> Result<Answer, ErrorBody> {
         let limit = limit.clamp(1, MAX_LIST_PAGE);
         // One more than asked tells whether more follow.
         let entries = self
-            .blocking("listing the index", move |s| {
-                s.list_index(&user, after, limit + 1)
+            .blocking("listing the index", move |s| match folder {
+                Some(folder) => s.list_folder(&user, &folder, after, limit + 1),
+                None => s.list_index(&user, after, limit + 1),
             })
             .await?
             .map_err(|e| internal("listing the index", e))?;
@@ -579,6 +659,61 @@ impl Node {
         Ok((
             Response::IndexList {
                 entries: listed,
+                more,
+            },
+            Bytes::from(body),
+        ))
+    }
+
+    /// A page of the user's change feed after `since`, optionally of one
+    /// folder: at most `limit` (capped at [`MAX_LIST_PAGE`]) entries and
+    /// [`MAX_LIST_BYTES`] of summaries, after examining at most
+    /// [`changes_examined`] rows.
+    async fn changes(
+        &self,
+        user: String,
+        since: u64,
+        folder: Option<FolderTag>,
+        limit: usize,
+    ) -> Result<Answer, ErrorBody> {
+        let limit = limit.clamp(1, MAX_LIST_PAGE);
+        let page = self
+            .blocking("reading the change feed", move |s| {
+                s.changes(
+                    &user,
+                    since,
+                    folder.as_ref(),
+                    limit,
+                    changes_examined(limit),
+                )
+            })
+            .await?
+            .map_err(|e| internal("reading the change feed", e))?;
+        let mut next = page.next;
+        let mut more = page.more;
+        let mut listed = Vec::with_capacity(page.entries.len());
+        let mut body = Vec::new();
+        for entry in page.entries {
+            if !listed.is_empty() && body.len() + entry.summary.len() > MAX_LIST_BYTES {
+                // Cut short: the next page starts after the last entry
+                // sent, and examines again what came after it.
+                next = listed.last().map_or(since, |&(_, _, seq, _)| seq);
+                more = true;
+                break;
+            }
+            listed.push((
+                entry.name,
+                entry.version,
+                entry.seq,
+                entry.summary.len() as u32,
+            ));
+            body.extend_from_slice(&entry.summary);
+        }
+        Ok((
+            Response::ChangeList {
+                feed: page.feed,
+                entries: listed,
+                next,
                 more,
             },
             Bytes::from(body),

@@ -93,7 +93,12 @@ async fn a_generic_https_client_uses_every_route() {
 
     let health = call(&http, &node, Op::Health, "").send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    assert_eq!(json_of(health).await, json!({"status": "ok"}));
+    // The health answer names the newest protocol version, which says
+    // which routes the node serves.
+    assert_eq!(
+        json_of(health).await,
+        json!({"status": "ok", "protocol": cairn_net::protocol::VERSIONS[0]})
+    );
 
     let info = json_of(call(&http, &node, Op::Info, "").send().await.unwrap()).await;
     assert_eq!(info["node_id"], node.node_id.to_string());
@@ -231,6 +236,167 @@ async fn a_generic_https_client_uses_every_route() {
     );
     let gone = call(&http, &node, Op::HeadShard, &id).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    node.stop().await;
+}
+
+/// Protocol version 3's routes as a generic HTTPS client uses them (the
+/// URLs and JSON spelled out: they are the contract): an index put with a
+/// folder and a summary length, the folder's listing of summaries, and the
+/// change feed, with its cursor and folder filter.
+#[tokio::test]
+async fn a_generic_https_client_lists_folders_and_reads_the_change_feed() {
+    let node = start(|_| {}).await;
+    let http = generic_client(&node);
+    let alice = password(&node, "alice");
+    let b64 = |data: &[u8]| data_encoding::BASE64URL_NOPAD.encode(data);
+    let (docs, photos) = ("d0".repeat(32), "f0".repeat(32));
+    let put = |name: &str, query: String, body: &'static str| {
+        http.put(url(&node, &format!("/v1/index/{name}?{query}")))
+            .basic_auth("alice", Some(&alice))
+            .body(body)
+    };
+    let (one, two, three) = ("01".repeat(32), "02".repeat(32), "03".repeat(32));
+    for (name, query, body) in [
+        (
+            &one,
+            format!("version=1&folder={docs}&summary_len=3"),
+            "onebody",
+        ),
+        (
+            &two,
+            format!("version=1&folder={photos}&summary_len=2"),
+            "twobody",
+        ),
+        // No summary length: all of the data.
+        (&three, format!("version=1&folder={docs}"), "three"),
+    ] {
+        let stored = put(name, query, body).send().await.unwrap();
+        assert_eq!(stored.status(), StatusCode::OK);
+        assert_eq!(json_of(stored).await, json!({"replaced": null}));
+    }
+    // Without either, a legacy put: in the all-zero folder, all summary.
+    let legacy = "04".repeat(32);
+    put(&legacy, "version=1".into(), "legacy")
+        .send()
+        .await
+        .unwrap();
+
+    let listing = http
+        .get(url(&node, &format!("/v1/folders/{docs}?limit=10")))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), StatusCode::OK);
+    assert_eq!(
+        json_of(listing).await,
+        json!({
+            "entries": [
+                {"name": one, "version": 1, "data": b64(b"one")},
+                {"name": three, "version": 1, "data": b64(b"three")},
+            ],
+            "more": false,
+        })
+    );
+    let page = http
+        .get(url(
+            &node,
+            &format!("/v1/folders/{docs}?after={one}&limit=1"),
+        ))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(page).await["entries"][0]["name"], three);
+    let zeros = "00".repeat(32);
+    let legacy_listing = http
+        .get(url(&node, &format!("/v1/folders/{zeros}")))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(legacy_listing).await["entries"][0]["data"],
+        b64(b"legacy")
+    );
+    // The whole data from a get.
+    let got = http
+        .get(url(&node, &format!("/v1/index/{one}")))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap(), "onebody");
+
+    let feed = http
+        .get(url(&node, "/v1/changes"))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+    let feed = json_of(feed).await;
+    let entries = feed["entries"].as_array().unwrap();
+    let names: Vec<_> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [&one, &two, &three, &legacy]);
+    assert_eq!(entries[1]["data"], b64(b"tw"));
+    assert_eq!(feed["next"], entries[3]["seq"]);
+    assert_eq!(feed["more"], false);
+    assert!(feed["feed"].as_u64().is_some());
+    // Since the second change, in the docs folder only: the third; the
+    // cursor ends past the legacy entry it skipped.
+    let since = entries[1]["seq"].as_u64().unwrap();
+    let filtered = http
+        .get(url(
+            &node,
+            &format!("/v1/changes?since={since}&folder={docs}&limit=5"),
+        ))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    let filtered = json_of(filtered).await;
+    assert_eq!(filtered["feed"], feed["feed"]);
+    assert_eq!(filtered["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["entries"][0]["name"], three);
+    assert_eq!(filtered["next"], feed["next"]);
+
+    // Refusals: a summary past the data, a summary over 8 KiB, a folder
+    // that is not 64 hex digits, no credentials.
+    let refused = put(
+        &one,
+        format!("version=2&folder={docs}&summary_len=8"),
+        "seven!!",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_error(refused, 400, "bad_request").await;
+    let refused = put(
+        &one,
+        format!("version=2&folder={docs}&summary_len=8193"),
+        "x",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_error(refused, 400, "bad_request").await;
+    let refused = http
+        .get(url(&node, "/v1/folders/not-a-tag"))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 400, "bad_request").await;
+    let refused = http
+        .get(url(&node, &format!("/v1/changes?folder={docs}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 401, "unauthorized").await;
     node.stop().await;
 }
 
