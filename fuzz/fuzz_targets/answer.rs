@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(Some(entry.data.to_vec()), decode_data(&json.data));
             }
         }
-        _ => {
+        2 => {
             let bytes = input.rest();
             if let Ok(info) = serde_json::from_slice::<InfoJson>(bytes)
                 && let Ok(node) = NodeInfo::try_from(info.clone())
