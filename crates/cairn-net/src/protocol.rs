@@ -93,6 +93,12 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(250);
 /// Name of an index entry: 32 opaque bytes (the client's HMAC of a path).
 pub type IndexName = [u8; 32];
 
+/// STUB (replaced by the server-side branch).
+pub type FolderTag = [u8; 32];
+
+/// STUB.
+pub const LEGACY_FOLDER: FolderTag = [0; 32];
+
 /// A user's auth key as sent to log in. Never printed.
 #[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct AuthKeyBytes(pub [u8; 32]);

@@ -90,6 +90,37 @@ pub const INLINE_ENTRY: Format = Format {
     version: 2,
 };
 
+/// Format of the plaintext summary of an entry written since folders
+/// (version 3): any kind, with an inline file's bytes kept out of it (they
+/// travel in the entry's body, which listings leave out). This build reads
+/// versions 1 to 3.
+pub const SUMMARY_ENTRY: Format = Format {
+    name: "index entry",
+    magic: *b"cnie",
+    version: 3,
+};
+
+/// Format of the stored data of an entry written since folders: a summary
+/// (a sealed [`SUMMARY_ENTRY`]) and a body (an inline file's sealed bytes,
+/// or nothing). A node returns only the summary in folder listings and the
+/// change feed.
+pub const SPLIT_ENTRY: Format = Format {
+    name: "split index entry",
+    magic: *b"cnse",
+    version: 1,
+};
+
+/// Format of the envelope around an inline file's bytes in an entry's body.
+pub const SEALED_BODY: Format = Format {
+    name: "sealed inline file",
+    magic: *b"cnsb",
+    version: 1,
+};
+
+/// Largest summary a node keeps for a listing
+/// (`cairn_net::protocol::MAX_SUMMARY_LEN`).
+pub const MAX_SUMMARY_LEN: usize = 8 * 1024;
+
 /// Largest file an index entry holds inline, in bytes: with a 4 KiB path the
 /// sealed entry stays far below [`MAX_SEALED_ENTRY_LEN`].
 pub const MAX_INLINE_LEN: usize = 32 * 1024;
@@ -109,12 +140,40 @@ pub const MAX_SEALED_ENTRY_LEN: usize = 64 * 1024;
 /// would lose every user's index.
 const NAME_CONTEXT: &[u8] = b"cairn 2026-11 index entry name\0";
 
+/// Domain-separation prefix of folder tags. Part of the format.
+const FOLDER_CONTEXT: &[u8] = b"cairn 2026-12 folder tag\0";
+
 /// The name an entry for `path` is stored under: keyed BLAKE3 (a PRF) of
 /// the path with a domain-separation prefix.
 pub fn entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
     *blake3::Hasher::new_keyed(key.expose_secret())
         .update(NAME_CONTEXT)
         .update(path.as_str().as_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// The name the entry of folder `path` is stored under: the name of the
+/// path with a `/` appended, which no file path can have, so a file and a
+/// folder of the same path have entries of their own.
+pub fn folder_entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
+    *blake3::Hasher::new_keyed(key.expose_secret())
+        .update(NAME_CONTEXT)
+        .update(path.as_str().as_bytes())
+        .update(b"/")
+        .finalize()
+        .as_bytes()
+}
+
+/// The tag a node groups the entries of folder `folder` under (`None`: the
+/// user's root): keyed BLAKE3 of the folder's path, in a domain of its own.
+/// A node learns which entries share a folder, and nothing of the folder's
+/// path or of how folders nest (a folder's tag is unrelated to its
+/// parent's).
+pub fn folder_tag(key: &IndexNameKey, folder: Option<&RemotePath>) -> [u8; 32] {
+    *blake3::Hasher::new_keyed(key.expose_secret())
+        .update(FOLDER_CONTEXT)
+        .update(folder.map_or("", RemotePath::as_str).as_bytes())
         .finalize()
         .as_bytes()
 }
@@ -140,6 +199,20 @@ pub enum EntryKind {
     /// The path was removed: a tombstone, kept so that the removal wins
     /// over older copies of the entry.
     Deleted,
+    /// The path is a folder (version 3): listed in its parent even when
+    /// empty. Stored under [`folder_entry_name`].
+    Folder,
+    /// The folder was removed (version 3): a folder's tombstone, under
+    /// [`folder_entry_name`].
+    RemovedFolder,
+}
+
+impl EntryKind {
+    /// Whether the entry is a folder's (live or removed), stored under
+    /// [`folder_entry_name`].
+    pub fn is_folder(&self) -> bool {
+        matches!(self, Self::Folder | Self::RemovedFolder)
+    }
 }
 
 /// A stored file: how to read it, and what `ls -l` and `stat` print
@@ -178,6 +251,10 @@ pub enum Content {
     /// In the index entry itself, which every node keeps a copy of: a small
     /// file costs one entry write per node instead of 2n shard files.
     Inline(InlineBytes),
+    /// In the index entry, but not read: an entry from a folder listing or
+    /// the change feed, which carry summaries only. A lookup reads the
+    /// bytes.
+    InlineUnread,
 }
 
 impl Content {
@@ -185,7 +262,7 @@ impl Content {
     pub fn capability(&self) -> Option<&Capability> {
         match self {
             Self::Stored(capability) => Some(capability),
-            Self::Inline(_) => None,
+            Self::Inline(_) | Self::InlineUnread => None,
         }
     }
 }
@@ -274,6 +351,13 @@ pub enum IndexEntryError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The split container around a summary and a body is malformed, or a
+    /// body does not belong to its summary.
+    #[error("the index entry is malformed: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The entry is for another path than the name it was stored under: a
     /// node returned another entry's bytes.
     #[error("the index entry was stored under the wrong name (a node swapped entries)")]
@@ -300,6 +384,20 @@ enum WireKind {
     Deleted,
     /// Version 2 only.
     Inline(WireInline),
+    /// Version 3 only: an inline file whose bytes are in the entry's body.
+    InlineSummary(WireInlineSummary),
+    /// Version 3 only.
+    Folder,
+    /// Version 3 only.
+    RemovedFolder,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireInlineSummary {
+    size: u64,
+    modified_unix_ms: u64,
+    redundancy: Redundancy,
+    content_hash: Id,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -321,9 +419,19 @@ struct WireFile {
 }
 
 impl Entry {
-    /// The name this entry is stored under.
+    /// The name this entry is stored under: [`folder_entry_name`] for a
+    /// folder's, else [`entry_name`].
     pub fn name(&self, key: &IndexNameKey) -> [u8; 32] {
-        entry_name(key, &self.path)
+        if self.kind.is_folder() {
+            folder_entry_name(key, &self.path)
+        } else {
+            entry_name(key, &self.path)
+        }
+    }
+
+    /// The tag of the folder this entry is listed in (its path's parent).
+    pub fn folder_tag(&self, key: &IndexNameKey) -> [u8; 32] {
+        folder_tag(key, self.path.parent().as_ref())
     }
 
     /// Whether this is a tombstone.
@@ -331,45 +439,56 @@ impl Entry {
         matches!(self.kind, EntryKind::Deleted)
     }
 
-    fn to_wire(&self) -> WireEntry {
-        WireEntry {
+    /// The wire form: with `summary`, as version 3 (an inline file's bytes
+    /// left out), else as versions 1 and 2 wrote it (folders have no such
+    /// form, nor do unread inline bytes: `None`).
+    fn to_wire(&self, summary: bool) -> Option<WireEntry> {
+        let kind = match &self.kind {
+            EntryKind::Deleted => WireKind::Deleted,
+            EntryKind::Folder if summary => WireKind::Folder,
+            EntryKind::RemovedFolder if summary => WireKind::RemovedFolder,
+            EntryKind::Folder | EntryKind::RemovedFolder => return None,
+            EntryKind::File(file) => match &file.content {
+                Content::Stored(capability) => WireKind::File(WireFile {
+                    capability: capability.clone(),
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    chunks: file.chunks,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                }),
+                Content::Inline(_) | Content::InlineUnread if summary => {
+                    WireKind::InlineSummary(WireInlineSummary {
+                        size: file.size,
+                        modified_unix_ms: file.modified_unix_ms,
+                        redundancy: file.redundancy,
+                        content_hash: file.content_hash,
+                    })
+                }
+                Content::Inline(data) => WireKind::Inline(WireInline {
+                    data: data.0.clone(),
+                    modified_unix_ms: file.modified_unix_ms,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                }),
+                Content::InlineUnread => return None,
+            },
+        };
+        Some(WireEntry {
             path: self.path.as_str().to_owned(),
             version: self.version.0,
             writer: self.writer,
-            kind: match &self.kind {
-                EntryKind::Deleted => WireKind::Deleted,
-                EntryKind::File(file) => match &file.content {
-                    Content::Stored(capability) => WireKind::File(WireFile {
-                        capability: capability.clone(),
-                        size: file.size,
-                        modified_unix_ms: file.modified_unix_ms,
-                        chunks: file.chunks,
-                        redundancy: file.redundancy,
-                        content_hash: file.content_hash,
-                    }),
-                    Content::Inline(data) => WireKind::Inline(WireInline {
-                        data: data.0.clone(),
-                        modified_unix_ms: file.modified_unix_ms,
-                        redundancy: file.redundancy,
-                        content_hash: file.content_hash,
-                    }),
-                },
-            },
-        }
+            kind,
+        })
     }
 
-    /// The plaintext encoding: [`ENTRY`] header, then postcard. The buffer
-    /// is allocated at its final size, so no copy of the capability is
-    /// left behind by a reallocation, and wiped when dropped.
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let wire = self.to_wire();
+    /// The plaintext encoding of `wire`, with its header; allocated at its
+    /// final size, so no copy of the capability is left behind by a
+    /// reallocation, and wiped when dropped.
+    fn encode_wire(wire: WireEntry, format: Format) -> Zeroizing<Vec<u8>> {
         let len =
             postcard::experimental::serialized_size(&wire).expect("an entry always serializes");
         let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + len));
-        let format = match wire.kind {
-            WireKind::Inline(_) => INLINE_ENTRY,
-            WireKind::File(_) | WireKind::Deleted => ENTRY,
-        };
         out.extend_from_slice(&format.header());
         postcard::to_io(&wire, &mut *out).expect("writing to a Vec cannot fail");
         // The wire form's copy of inline bytes goes too.
@@ -379,16 +498,106 @@ impl Entry {
         out
     }
 
+    /// The version 3 plaintext summary: [`SUMMARY_ENTRY`] header, then
+    /// postcard.
+    fn encode_summary(&self) -> Zeroizing<Vec<u8>> {
+        let wire = self.to_wire(true).expect("every entry has a summary");
+        Self::encode_wire(wire, SUMMARY_ENTRY)
+    }
+
+    /// The plaintext encoding of versions 1 and 2 (one sealed whole): the
+    /// [`ENTRY`] or [`INLINE_ENTRY`] header, then postcard. `None` for what
+    /// those versions cannot hold (folders, unread inline bytes).
+    fn encode(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let wire = self.to_wire(false)?;
+        let format = match wire.kind {
+            WireKind::Inline(_) => INLINE_ENTRY,
+            _ => ENTRY,
+        };
+        Some(Self::encode_wire(wire, format))
+    }
+
     /// Seals the entry under `key`, ready to store under
-    /// [`name`](Self::name). Deterministic: the same entry and key give the
-    /// same bytes.
+    /// [`name`](Self::name) in [`folder_tag`](Self::folder_tag): a
+    /// [`SPLIT_ENTRY`] of a sealed summary and, for an inline file, its
+    /// sealed bytes. Deterministic: the same entry and key give the same
+    /// bytes.
+    ///
+    /// The body's plaintext starts with the BLAKE3 of the sealed summary,
+    /// which binds it to its entry: equal small files under two paths seal
+    /// to unrelated bytes, and a body moved under another summary is
+    /// refused.
     ///
     /// # Errors
-    /// [`IndexEntryError::TooLarge`] if the sealed entry would exceed
-    /// [`MAX_SEALED_ENTRY_LEN`]. A valid capability (at most 32 shards) and
-    /// path (at most 4 KiB) are far below it.
-    pub fn seal(&self, key: &IndexKey) -> Result<Vec<u8>, IndexEntryError> {
-        let plaintext = self.encode();
+    /// [`IndexEntryError::TooLarge`] if the summary would exceed
+    /// [`MAX_SUMMARY_LEN`] or the whole [`MAX_SEALED_ENTRY_LEN`] (only an
+    /// invalid capability gets there: a 4 KiB path and 32 shards are far
+    /// below); [`IndexEntryError::Inline`] for an entry whose inline bytes
+    /// were not read.
+    pub fn seal(&self, key: &IndexKey) -> Result<SealedEntry, IndexEntryError> {
+        let plaintext = self.encode_summary();
+        let summary_len = SPLIT_HEADER_LEN + plaintext.len() + ENVELOPE_OVERHEAD;
+        if summary_len > MAX_SUMMARY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len: summary_len,
+                max: MAX_SUMMARY_LEN,
+            });
+        }
+        let summary = envelope::seal(&SEALED_ENTRY, key.expose_secret(), &plaintext);
+        let body = match &self.kind {
+            EntryKind::File(FileEntry {
+                content: Content::Inline(bytes),
+                ..
+            }) => Some(bytes),
+            EntryKind::File(FileEntry {
+                content: Content::InlineUnread,
+                ..
+            }) => {
+                return Err(IndexEntryError::Inline {
+                    reason: "its bytes were not read",
+                });
+            }
+            _ => None,
+        };
+        let body_len = body.map_or(0, |b| 32 + b.len() + ENVELOPE_OVERHEAD);
+        let len = summary_len + body_len;
+        if len > MAX_SEALED_ENTRY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len,
+                max: MAX_SEALED_ENTRY_LEN,
+            });
+        }
+        let mut data = Vec::with_capacity(len);
+        data.extend_from_slice(&SPLIT_ENTRY.header());
+        data.extend_from_slice(&(summary.len() as u32).to_le_bytes());
+        data.extend_from_slice(&summary);
+        if let Some(bytes) = body {
+            let mut plaintext = Zeroizing::new(Vec::with_capacity(32 + bytes.len()));
+            plaintext.extend_from_slice(blake3::hash(&summary).as_bytes());
+            plaintext.extend_from_slice(bytes);
+            data.extend(envelope::seal(
+                &SEALED_BODY,
+                key.expose_secret(),
+                &plaintext,
+            ));
+        }
+        Ok(SealedEntry {
+            data,
+            summary_len: summary_len as u32,
+        })
+    }
+
+    /// Seals the entry as versions 1 and 2 did (one envelope around the
+    /// whole entry), for tests of what older cairns wrote.
+    ///
+    /// # Errors
+    /// As [`seal`](Self::seal); [`IndexEntryError::Malformed`] for a kind
+    /// those versions cannot hold.
+    #[doc(hidden)]
+    pub fn seal_legacy(&self, key: &IndexKey) -> Result<Vec<u8>, IndexEntryError> {
+        let plaintext = self.encode().ok_or(IndexEntryError::Malformed {
+            reason: "versions 1 and 2 cannot hold this kind",
+        })?;
         let len = plaintext.len() + ENVELOPE_OVERHEAD;
         if len > MAX_SEALED_ENTRY_LEN {
             return Err(IndexEntryError::TooLarge {
@@ -403,14 +612,17 @@ impl Entry {
         ))
     }
 
-    /// Opens a sealed entry that a node returned for the name
-    /// `expected_name`, and checks that it is the entry of a path with that
-    /// name.
+    /// Opens the data a node returned for the name `expected_name`: a
+    /// [`SPLIT_ENTRY`] (whole, or its summary alone, as listings return
+    /// it: then an inline file comes back as [`Content::InlineUnread`]) or
+    /// an entry sealed whole by versions 1 and 2. Checks that it is the
+    /// entry of a path with that name.
     ///
     /// # Errors
     /// [`IndexEntryError`] if the bytes are too long, fail authentication
     /// (altered, or another key), do not decode, hold an invalid path or
-    /// capability, or belong to another name.
+    /// capability, carry a body that is not theirs, or belong to another
+    /// name.
     pub fn open(
         sealed: &[u8],
         key: &IndexKey,
@@ -423,8 +635,19 @@ impl Entry {
                 max: MAX_SEALED_ENTRY_LEN,
             });
         }
-        let plaintext = Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), sealed)?);
-        let entry = Self::decode(&plaintext)?;
+        let entry = if sealed.starts_with(&SPLIT_ENTRY.magic) {
+            Self::open_split(sealed, key)?
+        } else {
+            let plaintext =
+                Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), sealed)?);
+            let entry = Self::decode(&plaintext)?;
+            if plaintext[HEADER_LEN - 1] >= SUMMARY_ENTRY.version {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a version 3 entry outside a split entry",
+                });
+            }
+            entry
+        };
         let actual = entry.name(name_key);
         if actual != *expected_name {
             return Err(IndexEntryError::NameMismatch {
@@ -435,12 +658,62 @@ impl Entry {
         Ok(entry)
     }
 
-    /// Decodes and validates a plaintext entry.
+    /// Opens a [`SPLIT_ENTRY`]: its summary, then its body if present.
+    fn open_split(sealed: &[u8], key: &IndexKey) -> Result<Entry, IndexEntryError> {
+        let (summary, body) = split(sealed)?;
+        let plaintext = Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), summary)?);
+        if plaintext.get(HEADER_LEN - 1) != Some(&SUMMARY_ENTRY.version) {
+            return Err(IndexEntryError::Malformed {
+                reason: "a split entry's summary is not of version 3",
+            });
+        }
+        let mut entry = Self::decode(&plaintext)?;
+        let inline = match &mut entry.kind {
+            EntryKind::File(file) if file.content == Content::InlineUnread => Some(file),
+            _ => None,
+        };
+        match (inline, body.is_empty()) {
+            (_, true) => {}
+            (None, false) => {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a body after the summary of an entry without inline bytes",
+                });
+            }
+            (Some(file), false) => {
+                let plaintext =
+                    Zeroizing::new(envelope::open(&SEALED_BODY, key.expose_secret(), body)?);
+                let Some((bound, bytes)) = plaintext.split_first_chunk::<32>() else {
+                    return Err(IndexEntryError::Malformed {
+                        reason: "a body too short to name its summary",
+                    });
+                };
+                if bound != blake3::hash(summary).as_bytes() {
+                    return Err(IndexEntryError::Malformed {
+                        reason: "a body sealed for another summary",
+                    });
+                }
+                if Id::of(bytes) != file.content_hash || bytes.len() as u64 != file.size {
+                    return Err(IndexEntryError::Inline {
+                        reason: "its bytes do not match the content hash",
+                    });
+                }
+                let bytes = InlineBytes::new(bytes.to_vec()).map_err(|_| IndexEntryError::Inline {
+                    reason: "longer than the inline limit",
+                })?;
+                file.content = Content::Inline(bytes);
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Decodes and validates a plaintext entry of any version this build
+    /// reads.
     fn decode(plaintext: &[u8]) -> Result<Entry, IndexEntryError> {
-        // Version 2 (inline files) and later are checked against
-        // INLINE_ENTRY, so a newer entry is refused naming version 2.
+        // Version 3 and later are checked against SUMMARY_ENTRY, so a newer
+        // entry is refused naming version 3.
         let format = match plaintext.get(HEADER_LEN - 1) {
-            Some(version) if *version >= INLINE_ENTRY.version => INLINE_ENTRY,
+            Some(version) if *version >= SUMMARY_ENTRY.version => SUMMARY_ENTRY,
+            Some(version) if *version == INLINE_ENTRY.version => INLINE_ENTRY,
             _ => ENTRY,
         };
         let body = format.strip(plaintext)?;
@@ -469,10 +742,34 @@ impl Entry {
                     content_hash: file.content_hash,
                 })
             }
-            WireKind::Inline(_) if format == ENTRY => {
+            WireKind::Inline(_) if format != INLINE_ENTRY => {
                 return Err(IndexEntryError::Inline {
-                    reason: "an inline file in a version 1 entry",
+                    reason: "an inline file in an entry of another version than 2",
                 });
+            }
+            WireKind::InlineSummary(_) | WireKind::Folder | WireKind::RemovedFolder
+                if format != SUMMARY_ENTRY =>
+            {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a kind of version 3 in an older entry",
+                });
+            }
+            WireKind::Folder => EntryKind::Folder,
+            WireKind::RemovedFolder => EntryKind::RemovedFolder,
+            WireKind::InlineSummary(inline) => {
+                if inline.size > MAX_INLINE_LEN as u64 {
+                    return Err(IndexEntryError::Inline {
+                        reason: "longer than the inline limit",
+                    });
+                }
+                EntryKind::File(FileEntry {
+                    content: Content::InlineUnread,
+                    size: inline.size,
+                    modified_unix_ms: inline.modified_unix_ms,
+                    chunks: 0,
+                    redundancy: inline.redundancy,
+                    content_hash: inline.content_hash,
+                })
             }
             WireKind::Inline(inline) => {
                 if Id::of(&inline.data) != inline.content_hash {
@@ -514,7 +811,10 @@ impl Entry {
                 if self == other {
                     Ordering::Equal
                 } else {
-                    self.encode().as_slice().cmp(other.encode().as_slice())
+                    // Inline bytes are in the summary by their hash.
+                    self.encode_summary()
+                        .as_slice()
+                        .cmp(other.encode_summary().as_slice())
                 }
             })
     }
@@ -543,6 +843,53 @@ pub fn newest(a: Entry, b: Entry) -> Entry {
 /// The newest of any number of entries of one path; `None` for none.
 pub fn newest_of(entries: impl IntoIterator<Item = Entry>) -> Option<Entry> {
     entries.into_iter().reduce(newest)
+}
+
+/// Bytes before a split entry's summary: its header and the summary's
+/// length (u32, little-endian).
+const SPLIT_HEADER_LEN: usize = HEADER_LEN + 4;
+
+/// A sealed entry, as a node stores it: the data, of which the first
+/// `summary_len` bytes are what listings return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// The whole entry.
+    pub data: Vec<u8>,
+    /// Length of its listing summary (header included).
+    pub summary_len: u32,
+}
+
+/// The length of the summary at the start of stored entry `data`, as a node
+/// is told it: a split entry's header and sealed summary; all of an entry
+/// sealed whole (versions 1 and 2).
+///
+/// # Errors
+/// [`IndexEntryError::Malformed`] for a split entry whose header does not
+/// fit its bytes.
+pub fn summary_len(data: &[u8]) -> Result<u32, IndexEntryError> {
+    if data.starts_with(&SPLIT_ENTRY.magic) {
+        let (summary, _) = split(data)?;
+        Ok((SPLIT_HEADER_LEN + summary.len()) as u32)
+    } else {
+        Ok(data.len() as u32)
+    }
+}
+
+/// A split entry's sealed summary and body (empty if none).
+fn split(data: &[u8]) -> Result<(&[u8], &[u8]), IndexEntryError> {
+    let rest = SPLIT_ENTRY.strip(data)?;
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return Err(IndexEntryError::Malformed {
+            reason: "a split entry shorter than its header",
+        });
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err(IndexEntryError::Malformed {
+            reason: "a split entry shorter than its summary",
+        });
+    }
+    Ok(rest.split_at(len))
 }
 
 #[cfg(test)]

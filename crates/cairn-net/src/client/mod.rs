@@ -210,6 +210,32 @@ pub struct IndexPage {
     pub more: bool,
 }
 
+/// STUB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// STUB.
+    pub feed: u64,
+    /// STUB.
+    pub entries: Vec<Changed>,
+    /// STUB.
+    pub next: u64,
+    /// STUB.
+    pub more: bool,
+}
+
+/// STUB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// STUB.
+    pub name: IndexName,
+    /// STUB.
+    pub version: u64,
+    /// STUB.
+    pub seq: u64,
+    /// STUB.
+    pub summary: Bytes,
+}
+
 /// A connection to one node.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -575,6 +601,50 @@ impl Connection {
             (Response::IndexDeleted { version }, _) => Ok(version),
             (other, _) => Err(unexpected(&other)),
         }
+    }
+
+    /// STUB.
+    ///
+    /// # Errors
+    /// Always.
+    pub async fn put_entry(
+        &self,
+        name: &IndexName,
+        version: u64,
+        folder: &crate::protocol::FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> Result<Option<u64>, ClientError> {
+        let _ = (name, version, folder, summary_len, data);
+        Err(ClientError::Protocol("stub".into()))
+    }
+
+    /// STUB.
+    ///
+    /// # Errors
+    /// Always.
+    pub async fn list_folder(
+        &self,
+        folder: &crate::protocol::FolderTag,
+        after: Option<&IndexName>,
+        limit: u32,
+    ) -> Result<IndexPage, ClientError> {
+        let _ = (folder, after, limit);
+        Err(ClientError::Protocol("stub".into()))
+    }
+
+    /// STUB.
+    ///
+    /// # Errors
+    /// Always.
+    pub async fn changes(
+        &self,
+        since: u64,
+        folder: Option<&crate::protocol::FolderTag>,
+        limit: u32,
+    ) -> Result<ChangePage, ClientError> {
+        let _ = (since, folder, limit);
+        Err(ClientError::Protocol("stub".into()))
     }
 
     /// Closes the connection.
