@@ -121,7 +121,9 @@ pub enum ClientCommand {
     /// and renamed into place only once its whole hash checks out.
     Get(GetArgs),
 
-    /// List stored files, with -l their size, modification time and health.
+    /// List a folder: its files and its folders (shown with a trailing /),
+    /// or with -r every file below it; with -l their size, modification
+    /// time and health. Each folder costs its own entries, not the store's.
     ///
     /// Health: `ok` (every shard stored), `degraded` (some shards missing,
     /// but every chunk has at least k) or `lost` (some chunk has fewer than
@@ -562,10 +564,14 @@ pub struct GetArgs {
 /// Options of `cairn ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// List only this path and what is under it (whole components:
-    /// `photos` lists photos/a.jpg, not photos2/b.jpg) [default: all].
-    #[arg(value_name = "PREFIX")]
-    pub prefix: Option<String>,
+    /// The folder to list (or a file, to show it alone) [default: the
+    /// root].
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// List every file below the folder, in path order, folder by folder.
+    #[arg(short, long)]
+    pub recursive: bool,
 
     /// Show size, modification time and health (asks every node which
     /// shards it holds).

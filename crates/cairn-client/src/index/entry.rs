@@ -978,14 +978,14 @@ mod tests {
         let mut tombstone = file("gone.txt", 9);
         tombstone.kind = EntryKind::Deleted;
         for entry in [file("photos/a.jpg", 1 << 20), tombstone] {
-            let sealed = entry.seal(&key).unwrap();
-            assert_eq!(&sealed[..5], b"cnsi\x01");
-            assert_eq!(sealed, entry.seal(&key).unwrap(), "deterministic");
+            let sealed = entry.seal(&key).unwrap().data;
+            assert_eq!(&sealed[..5], b"cnse\x01");
+            assert_eq!(sealed, entry.seal(&key).unwrap().data, "deterministic");
             let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
             assert_eq!(opened, entry);
         }
         // The encoding is a format: pin it.
-        let encoded = file("photos/a.jpg", 1 << 20).encode();
+        let encoded = file("photos/a.jpg", 1 << 20).encode().unwrap();
         assert_eq!(&encoded[..5], b"cnie\x01");
         assert_eq!(
             Id::of(&encoded).to_string(),
@@ -998,7 +998,7 @@ mod tests {
         let (key, name_key) = keys();
         let entry = file("a", 5);
         let name = entry.name(&name_key);
-        let sealed = entry.seal(&key).unwrap();
+        let sealed = entry.seal(&key).unwrap().data;
 
         let other = IndexKey::from_bytes([9; 32]);
         assert!(matches!(
@@ -1021,7 +1021,7 @@ mod tests {
 
         // A node answering for "a" with the entry of "b".
         let b = file("b", 6);
-        let swapped = b.seal(&key).unwrap();
+        let swapped = b.seal(&key).unwrap().data;
         assert_eq!(
             Entry::open(&swapped, &key, &name, &name_key),
             Err(IndexEntryError::NameMismatch {
@@ -1062,15 +1062,15 @@ mod tests {
 
     #[test]
     fn bad_plaintexts_are_refused_with_a_reason() {
-        let good = file("a", 1).encode();
+        let good = file("a", 1).encode().unwrap();
         assert!(open_raw(&good).is_ok());
 
         let mut newer = good.to_vec();
-        newer[4] = 3;
+        newer[4] = 4;
         assert!(matches!(
             open_raw(&newer),
             Err(IndexEntryError::Format(FormatError::Version {
-                found: 3,
+                found: 4,
                 ..
             }))
         ));
@@ -1085,7 +1085,7 @@ mod tests {
             Err(IndexEntryError::Decode(_))
         ));
 
-        let mut wire = file("a", 1).to_wire();
+        let mut wire = file("a", 1).to_wire(false).unwrap();
         wire.path = "/a".into();
         let encode = |wire: &WireEntry| {
             let mut out = ENTRY.header().to_vec();
@@ -1101,7 +1101,7 @@ mod tests {
             open_raw(&encode(&wire)),
             Err(IndexEntryError::Path(PathError::DotComponent { .. }))
         ));
-        let mut wire = file("a", 1).to_wire();
+        let mut wire = file("a", 1).to_wire(false).unwrap();
         if let WireKind::File(f) = &mut wire.kind {
             f.capability.manifest.shards.pop();
         }
@@ -1116,11 +1116,14 @@ mod tests {
         let (key, name_key) = keys();
         let mut entry = file("small.txt", 5);
         entry.kind = EntryKind::File(inline_file(b"hello".to_vec(), 9, 4));
-        let plaintext = entry.encode();
+        let plaintext = entry.encode().unwrap();
         assert_eq!(&plaintext[..HEADER_LEN], &INLINE_ENTRY.header());
         // Stored files and tombstones keep version 1, byte for byte.
-        assert_eq!(&file("a", 1).encode()[..HEADER_LEN], &ENTRY.header());
-        let sealed = entry.seal(&key).unwrap();
+        assert_eq!(
+            &file("a", 1).encode().unwrap()[..HEADER_LEN],
+            &ENTRY.header()
+        );
+        let sealed = entry.seal_legacy(&key).unwrap();
         let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
         assert_eq!(opened, entry);
         assert!(!format!("{opened:?}").contains("hello"));
@@ -1133,18 +1136,18 @@ mod tests {
             Err(IndexEntryError::Inline { .. })
         ));
         // A newer version is refused naming the newest this build reads.
-        let mut v3 = plaintext.to_vec();
-        v3[HEADER_LEN - 1] = 3;
+        let mut v4 = plaintext.to_vec();
+        v4[HEADER_LEN - 1] = 4;
         assert!(matches!(
-            Entry::decode(&v3),
+            Entry::decode(&v4),
             Err(IndexEntryError::Format(FormatError::Version {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }))
         ));
         // Bytes that do not match the content hash are refused.
-        let mut wire = entry.to_wire();
+        let mut wire = entry.to_wire(false).unwrap();
         if let WireKind::Inline(inline) = &mut wire.kind {
             inline.data[0] ^= 1;
         }
@@ -1170,7 +1173,8 @@ mod tests {
         // The largest inline file with the longest path fits in a node's entry.
         let mut largest = file(&"p".repeat(MAX_PATH_LEN), u64::MAX);
         largest.kind = EntryKind::File(inline_file(vec![1; MAX_INLINE_LEN], u64::MAX, 32));
-        assert!(largest.seal(&key).unwrap().len() <= MAX_SEALED_ENTRY_LEN);
+        assert!(largest.seal(&key).unwrap().data.len() <= MAX_SEALED_ENTRY_LEN);
+        assert!(largest.seal_legacy(&key).unwrap().len() <= MAX_SEALED_ENTRY_LEN);
     }
 
     #[test]
@@ -1185,7 +1189,7 @@ mod tests {
             redundancy: Redundancy::new(1, 32).unwrap(),
             content_hash: Id::of(b"x"),
         });
-        let sealed = entry.seal(&key).unwrap();
+        let sealed = entry.seal(&key).unwrap().data;
         assert!(sealed.len() < 6 * 1024, "{}", sealed.len());
         assert_eq!(
             Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap(),
@@ -1203,7 +1207,7 @@ mod tests {
         assert!(matches!(
             entry.seal(&key),
             Err(IndexEntryError::TooLarge {
-                max: MAX_SEALED_ENTRY_LEN,
+                max: MAX_SUMMARY_LEN,
                 ..
             })
         ));
@@ -1242,6 +1246,97 @@ mod tests {
         assert_eq!(old.cmp_recency(&old.clone()), Ordering::Equal);
     }
 
+    #[test]
+    fn a_split_entry_lists_its_summary_and_keeps_inline_bytes_in_its_body() {
+        let (key, name_key) = keys();
+        let mut entry = file("docs/small.txt", 5);
+        entry.kind = EntryKind::File(inline_file(b"hello".to_vec(), 9, 4));
+        let name = entry.name(&name_key);
+        let sealed = entry.seal(&key).unwrap();
+        assert_eq!(&sealed.data[..5], b"cnse\x01");
+        assert_eq!(summary_len(&sealed.data).unwrap(), sealed.summary_len);
+        let summary = &sealed.data[..sealed.summary_len as usize];
+        assert!(summary.len() < 200, "{}", summary.len());
+        // Whole: the bytes are back.
+        assert_eq!(Entry::open(&sealed.data, &key, &name, &name_key).unwrap(), entry);
+        // The summary alone, as a listing returns it: size and hash, no bytes.
+        let listed = Entry::open(summary, &key, &name, &name_key).unwrap();
+        let EntryKind::File(listed_file) = &listed.kind else {
+            panic!("{listed:?}")
+        };
+        assert_eq!(listed_file.content, Content::InlineUnread);
+        assert_eq!(listed_file.size, 5);
+        assert!(listed.seal(&key).is_err(), "unread bytes cannot be sealed");
+        // A body moved under another entry's summary is refused, even one
+        // of the same bytes.
+        let mut other = entry.clone();
+        other.path = path("docs/other.txt");
+        let other_sealed = other.seal(&key).unwrap();
+        let mut moved = summary.to_vec();
+        moved.extend_from_slice(&other_sealed.data[other_sealed.summary_len as usize..]);
+        assert!(matches!(
+            Entry::open(&moved, &key, &name, &name_key),
+            Err(IndexEntryError::Malformed { .. })
+        ));
+        assert_ne!(
+            &sealed.data[sealed.summary_len as usize..],
+            &other_sealed.data[other_sealed.summary_len as usize..],
+            "equal small files seal to unrelated bodies"
+        );
+        // A stored file has no body: its summary is all of it.
+        let stored = file("docs/big.bin", 6).seal(&key).unwrap();
+        assert_eq!(stored.summary_len as usize, stored.data.len());
+        // A truncated header or summary is refused.
+        for len in [3, 6, 20] {
+            assert!(Entry::open(&sealed.data[..len], &key, &name, &name_key).is_err());
+        }
+    }
+
+    #[test]
+    fn entries_written_before_folders_still_open() {
+        let (key, name_key) = keys();
+        let mut inline = file("old/small.txt", 5);
+        inline.kind = EntryKind::File(inline_file(b"old bytes".to_vec(), 9, 4));
+        for entry in [file("old/a.bin", 3), inline] {
+            let legacy = entry.seal_legacy(&key).unwrap();
+            assert_eq!(&legacy[..5], b"cnsi\x01");
+            assert_eq!(summary_len(&legacy).unwrap() as usize, legacy.len());
+            let opened = Entry::open(&legacy, &key, &entry.name(&name_key), &name_key).unwrap();
+            assert_eq!(opened, entry);
+        }
+    }
+
+    #[test]
+    fn folders_have_names_and_tags_of_their_own() {
+        let (key, name_key) = keys();
+        let folder = Entry {
+            path: path("photos/2026"),
+            version: Version(4),
+            writer: [1; 16],
+            kind: EntryKind::Folder,
+        };
+        let name = folder.name(&name_key);
+        assert_eq!(name, folder_entry_name(&name_key, &path("photos/2026")));
+        assert_ne!(name, entry_name(&name_key, &path("photos/2026")));
+        let sealed = folder.seal(&key).unwrap().data;
+        assert_eq!(Entry::open(&sealed, &key, &name, &name_key).unwrap(), folder);
+        // Listed in its parent; a file and its folder's tag differ.
+        let parent = path("photos");
+        assert_eq!(folder.folder_tag(&name_key), folder_tag(&name_key, Some(&parent)));
+        assert_ne!(folder_tag(&name_key, Some(&parent)), folder_tag(&name_key, None));
+        assert_eq!(
+            file("top.txt", 1).folder_tag(&name_key),
+            folder_tag(&name_key, None)
+        );
+        // Pinned: the tag is part of every user's index.
+        assert_eq!(
+            folder_tag(&name_key, Some(&parent)),
+            *blake3::keyed_hash(&[2; 32], b"cairn 2026-12 folder tag\0photos").as_bytes()
+        );
+        // Folders cannot be written in the old format.
+        assert!(folder.seal_legacy(&key).is_err());
+    }
+
     // Strategies.
 
     fn entry() -> impl Strategy<Value = Entry> {
@@ -1273,7 +1368,13 @@ mod tests {
             remote_path(),
             any::<u64>(),
             any::<[u8; 16]>(),
-            prop_oneof![Just(EntryKind::Deleted), file, inline],
+            prop_oneof![
+                Just(EntryKind::Deleted),
+                Just(EntryKind::Folder),
+                Just(EntryKind::RemovedFolder),
+                file,
+                inline
+            ],
         )
             .prop_map(|(path, version, writer, kind)| Entry {
                 path,
@@ -1309,7 +1410,7 @@ mod tests {
         #[test]
         fn any_entry_round_trips(entry in entry()) {
             let (key, name_key) = keys();
-            let sealed = entry.seal(&key).unwrap();
+            let sealed = entry.seal(&key).unwrap().data;
             prop_assert!(sealed.len() <= MAX_SEALED_ENTRY_LEN);
             let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
             prop_assert_eq!(opened, entry);
