@@ -153,7 +153,7 @@ pub async fn run(
         };
         let folder_found = client.walk(folder, recursive, long, &mut each).await?;
         if folder_found {
-            return Ok(true);
+            return Ok::<bool, cairn_client::directory::DirectoryError>(true);
         }
         let Some(path) = folder else {
             return Ok(true);

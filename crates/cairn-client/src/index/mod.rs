@@ -371,7 +371,7 @@ impl<T: Transport> Index<T> {
     /// Makes sure folder `folder` and every folder above it have a live
     /// entry: once per folder and process (concurrent callers wait for the
     /// first), by looking it up and writing it if it is missing or removed.
-    async fn ensure_folder(&self, folder: &RemotePath) -> Result<(), WriteError> {
+    pub async fn ensure_folder(&self, folder: &RemotePath) -> Result<(), WriteError> {
         let once = self
             .folders
             .lock()
@@ -822,6 +822,7 @@ impl<'a, T: Transport> FolderListing<'a, T> {
     }
 
     /// Asks each node for at most `size` entries at a time (default 1000).
+    #[cfg(test)]
     pub fn page_size(mut self, size: u32) -> Self {
         self.page_size = size.max(1);
         self
