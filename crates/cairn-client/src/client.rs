@@ -473,9 +473,7 @@ impl<T: Transport> Client<T> {
         health: bool,
         each: &mut (dyn FnMut(ListItem) -> bool + Send),
     ) -> Result<bool, DirectoryError> {
-        self.directory()
-            .walk(folder, recursive, health, each)
-            .await
+        self.directory().walk(folder, recursive, health, each).await
     }
 
     /// What changed in the user's index since `cursor` (everything, for a

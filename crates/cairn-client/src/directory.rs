@@ -214,7 +214,9 @@ impl<T: Transport> Directory<'_, T> {
                             .await
                             .map_or(Health::Lost, |l| l.health),
                         Content::Inline(_) | Content::InlineUnread => {
-                            self.inline_layout(info.clone(), file.redundancy).await.health
+                            self.inline_layout(info.clone(), file.redundancy)
+                                .await
+                                .health
                         }
                     });
                 }
@@ -254,10 +256,7 @@ impl<T: Transport> Directory<'_, T> {
             for Listed { entry, copies, .. } in page {
                 match entry.kind {
                     EntryKind::Folder => {
-                        items.insert(
-                            format!("{}/", entry.path),
-                            ListItem::Folder(entry.path),
-                        );
+                        items.insert(format!("{}/", entry.path), ListItem::Folder(entry.path));
                     }
                     EntryKind::File(file) => {
                         let known = match file.content {

@@ -114,7 +114,11 @@ impl Printer {
             }
             (ListItem::File(file), false) => writeln!(self.out, "{}", file.path),
             (ListItem::Folder(path), true) => {
-                writeln!(self.out, "{:>10}  {:<20}  {:<8}  {path}/", "-", "", "folder")
+                writeln!(
+                    self.out,
+                    "{:>10}  {:<20}  {:<8}  {path}/",
+                    "-", "", "folder"
+                )
             }
             (ListItem::Folder(path), false) => writeln!(self.out, "{path}/"),
         }

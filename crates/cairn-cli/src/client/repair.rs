@@ -41,10 +41,9 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
     // in `not_ok` but not in `files`).
     let mut checked = 0;
     if remote.is_none() {
-        let migrated = super::login::with_client(options, async |client| {
-            client.migrate_index().await
-        })
-        .await??;
+        let migrated =
+            super::login::with_client(options, async |client| client.migrate_index().await)
+                .await??;
         if migrated > 0 {
             out.note(&format!(
                 "{} rewritten in the folder format",

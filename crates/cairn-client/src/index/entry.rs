@@ -661,7 +661,8 @@ impl Entry {
     /// Opens a [`SPLIT_ENTRY`]: its summary, then its body if present.
     fn open_split(sealed: &[u8], key: &IndexKey) -> Result<Entry, IndexEntryError> {
         let (summary, body) = split(sealed)?;
-        let plaintext = Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), summary)?);
+        let plaintext =
+            Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), summary)?);
         if plaintext.get(HEADER_LEN - 1) != Some(&SUMMARY_ENTRY.version) {
             return Err(IndexEntryError::Malformed {
                 reason: "a split entry's summary is not of version 3",
@@ -697,9 +698,10 @@ impl Entry {
                         reason: "its bytes do not match the content hash",
                     });
                 }
-                let bytes = InlineBytes::new(bytes.to_vec()).map_err(|_| IndexEntryError::Inline {
-                    reason: "longer than the inline limit",
-                })?;
+                let bytes =
+                    InlineBytes::new(bytes.to_vec()).map_err(|_| IndexEntryError::Inline {
+                        reason: "longer than the inline limit",
+                    })?;
                 file.content = Content::Inline(bytes);
             }
         }
@@ -1258,7 +1260,10 @@ mod tests {
         let summary = &sealed.data[..sealed.summary_len as usize];
         assert!(summary.len() < 200, "{}", summary.len());
         // Whole: the bytes are back.
-        assert_eq!(Entry::open(&sealed.data, &key, &name, &name_key).unwrap(), entry);
+        assert_eq!(
+            Entry::open(&sealed.data, &key, &name, &name_key).unwrap(),
+            entry
+        );
         // The summary alone, as a listing returns it: size and hash, no bytes.
         let listed = Entry::open(summary, &key, &name, &name_key).unwrap();
         let EntryKind::File(listed_file) = &listed.kind else {
@@ -1319,11 +1324,20 @@ mod tests {
         assert_eq!(name, folder_entry_name(&name_key, &path("photos/2026")));
         assert_ne!(name, entry_name(&name_key, &path("photos/2026")));
         let sealed = folder.seal(&key).unwrap().data;
-        assert_eq!(Entry::open(&sealed, &key, &name, &name_key).unwrap(), folder);
+        assert_eq!(
+            Entry::open(&sealed, &key, &name, &name_key).unwrap(),
+            folder
+        );
         // Listed in its parent; a file and its folder's tag differ.
         let parent = path("photos");
-        assert_eq!(folder.folder_tag(&name_key), folder_tag(&name_key, Some(&parent)));
-        assert_ne!(folder_tag(&name_key, Some(&parent)), folder_tag(&name_key, None));
+        assert_eq!(
+            folder.folder_tag(&name_key),
+            folder_tag(&name_key, Some(&parent))
+        );
+        assert_ne!(
+            folder_tag(&name_key, Some(&parent)),
+            folder_tag(&name_key, None)
+        );
         assert_eq!(
             file("top.txt", 1).folder_tag(&name_key),
             folder_tag(&name_key, None)

@@ -430,8 +430,14 @@ impl<T: Transport> Index<T> {
             let data = Bytes::from(sealed.data);
             let results = self
                 .quorum(needed, |node| {
-                    self.transport
-                        .put_entry(node, name, version.0, folder, summary_len, data.clone())
+                    self.transport.put_entry(
+                        node,
+                        name,
+                        version.0,
+                        folder,
+                        summary_len,
+                        data.clone(),
+                    )
                 })
                 .await;
             let mut acknowledged = 0;
@@ -590,7 +596,10 @@ impl<T: Transport> Index<T> {
             let seen = cursor.nodes.get(&ids[node]).copied();
             async move {
                 let since = seen.map_or(0, |(_, seq)| seq);
-                let page = self.transport.changes(node, since, tag, CHANGES_PAGE).await?;
+                let page = self
+                    .transport
+                    .changes(node, since, tag, CHANGES_PAGE)
+                    .await?;
                 match seen {
                     Some((feed, _)) if feed != page.feed && since != 0 => {
                         self.transport.changes(node, 0, tag, CHANGES_PAGE).await
@@ -887,7 +896,11 @@ impl<'a, T: Transport> FolderListing<'a, T> {
             .iter_mut()
             .filter(|n| n.buffered.is_empty() && !n.done)
             .map(|n| async move {
-                match index.transport.list_folder(n.node, tag, n.after, size).await {
+                match index
+                    .transport
+                    .list_folder(n.node, tag, n.after, size)
+                    .await
+                {
                     Ok(page) => {
                         n.after = page.entries.last().map(|e| e.name).or(n.after);
                         n.done = !page.more || page.entries.is_empty();
@@ -931,7 +944,10 @@ impl<'a, T: Transport> FolderListing<'a, T> {
                     break;
                 }
                 let stored = n.buffered.pop_front().expect("front exists");
-                by_name.entry(stored.name).or_default().push((n.node, stored));
+                by_name
+                    .entry(stored.name)
+                    .or_default()
+                    .push((n.node, stored));
             }
         }
         let mut out = Vec::with_capacity(by_name.len());

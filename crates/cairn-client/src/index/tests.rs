@@ -400,7 +400,11 @@ async fn a_folder_lists_exactly_its_files_and_folders_whatever_the_page_size() {
         ("docs/deep".to_owned(), "folder", 4),
     ];
     for size in [1, 2, 1000] {
-        assert_eq!(folder_items(&index, Some("docs"), size).await, docs, "{size}");
+        assert_eq!(
+            folder_items(&index, Some("docs"), size).await,
+            docs,
+            "{size}"
+        );
     }
     let root: Vec<String> = folder_items(&index, None, 1)
         .await
@@ -469,8 +473,14 @@ async fn the_change_feed_returns_what_changed_since_the_cursor_and_nothing_older
     assert!(!quiet.more);
 
     index.write(&path("a/new.txt"), file(b"new")).await.unwrap();
-    index.write(&path("a/old.txt"), EntryKind::Deleted).await.unwrap();
-    index.write(&path("b/else.txt"), file(b"else")).await.unwrap();
+    index
+        .write(&path("a/old.txt"), EntryKind::Deleted)
+        .await
+        .unwrap();
+    index
+        .write(&path("b/else.txt"), file(b"else"))
+        .await
+        .unwrap();
     let next = index.changes(&quiet.cursor, None).await.unwrap();
     let mut changed: Vec<(String, bool)> = next
         .entries
@@ -541,7 +551,11 @@ async fn entries_written_before_folders_are_listed_in_their_folders() {
         ]
     );
     // A lookup reads an old entry whole.
-    let found = index.lookup(&path("old/deep/b.txt")).await.unwrap().unwrap();
+    let found = index
+        .lookup(&path("old/deep/b.txt"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bytes_of(&found), b"old/deep/b.txt");
     let all = index.list().await.unwrap();
     assert_eq!(all.iter().filter(|l| l.legacy).count(), 3);

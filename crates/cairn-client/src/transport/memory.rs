@@ -74,7 +74,14 @@ impl Stored {
 
 impl FakeNode {
     /// Stores an entry whatever the node held, as its latest change.
-    fn store(&mut self, name: IndexName, version: u64, data: Bytes, folder: FolderTag, summary_len: u32) {
+    fn store(
+        &mut self,
+        name: IndexName,
+        version: u64,
+        data: Bytes,
+        folder: FolderTag,
+        summary_len: u32,
+    ) {
         if let Some(old) = self.index.get(&name) {
             self.changes.remove(&old.change);
         }
@@ -527,10 +534,8 @@ impl Transport for MemoryTransport {
     }
 
     async fn delete_index(&self, node: usize, name: IndexName) -> Result<Option<u64>, ClientError> {
-        self.serve(node, Op::DeleteIndex, |state| {
-            Ok(state.remove(&name))
-        })
-        .await
+        self.serve(node, Op::DeleteIndex, |state| Ok(state.remove(&name)))
+            .await
     }
 
     async fn close(&self) {}
