@@ -360,10 +360,10 @@ impl<T: Transport> Index<T> {
     /// [`WriteError::NotStored`] if fewer than a majority stored it (or
     /// four rounds kept meeting newer entries).
     pub async fn write(&self, remote: &RemotePath, kind: EntryKind) -> Result<usize, WriteError> {
-        if matches!(kind, EntryKind::File(_) | EntryKind::Folder) {
-            if let Some(parent) = remote.parent() {
-                Box::pin(self.ensure_folder(&parent)).await?;
-            }
+        if matches!(kind, EntryKind::File(_) | EntryKind::Folder)
+            && let Some(parent) = remote.parent()
+        {
+            Box::pin(self.ensure_folder(&parent)).await?;
         }
         self.write_entry(remote, kind).await
     }
