@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use cairn_client::RemotePath;
 use cairn_client::index::{
-    Content, Entry, EntryKind, FileEntry, InlineBytes, SEALED_ENTRY, Version,
+    Content, Entry, EntryKind, FileEntry, InlineBytes, SEALED_BODY, SEALED_ENTRY, Version,
 };
 use cairn_core::keys::{ConvergenceKey, IndexKey, KeyMaterial, ManifestsKey};
 use cairn_core::pipeline::seal_manifest;
@@ -308,11 +308,28 @@ fn index_entries(capability: &Capability) -> Vec<Vec<u8>> {
         ..file.clone()
     };
     let mut seeds = Vec::new();
-    for entry in [file, tombstone, inline] {
+    let folder = Entry {
+        kind: EntryKind::Folder,
+        ..file.clone()
+    };
+    for entry in [file, tombstone, inline, folder] {
+        if let Ok(legacy) = entry.seal_legacy(&key) {
+            let plain = envelope::open(&SEALED_ENTRY, key.expose_secret(), &legacy).expect("opens");
+            seeds.push(with_mode(0, &plain));
+            seeds.push(with_mode(1, &legacy));
+        }
+        // Split: "cnse" 0x01, summary length (4), summary, body.
         let sealed = entry.seal(&key).expect("seals");
-        let plain = envelope::open(&SEALED_ENTRY, key.expose_secret(), &sealed).expect("opens");
-        seeds.push(with_mode(0, &plain));
-        seeds.push(with_mode(1, &sealed));
+        let (summary, body) = sealed.data.split_at(sealed.summary_len as usize);
+        let summary =
+            envelope::open(&SEALED_ENTRY, key.expose_secret(), &summary[9..]).expect("opens");
+        let mut input = vec![u8::try_from(summary.len()).expect("a short summary")];
+        input.extend_from_slice(&summary);
+        if !body.is_empty() {
+            input.extend(envelope::open(&SEALED_BODY, key.expose_secret(), body).expect("opens"));
+        }
+        seeds.push(with_mode(3, &input));
+        seeds.push(with_mode(1, &sealed.data));
     }
     seeds.push(with_mode(2, path.as_str().as_bytes()));
     seeds.push(with_mode(2, b"/a/./b//c"));

@@ -121,7 +121,9 @@ pub enum ClientCommand {
     /// and renamed into place only once its whole hash checks out.
     Get(GetArgs),
 
-    /// List stored files, with -l their size, modification time and health.
+    /// List a folder: its files and its folders (shown with a trailing /),
+    /// or with -r every file below it; with -l their size, modification
+    /// time and health. Each folder costs its own entries, not the store's.
     ///
     /// Health: `ok` (every shard stored), `degraded` (some shards missing,
     /// but every chunk has at least k) or `lost` (some chunk has fewer than
@@ -239,6 +241,34 @@ pub enum BenchCommand {
     /// 1 and 8 writers); the node's memory with 100 idle connections; and
     /// the cost of write verification: PUT with verify_writes on and off.
     Node(NodeBenchArgs),
+    /// Start four local nodes and measure the index: `put -r` of a tree of
+    /// small files, then, with the store filled to --files entries in
+    /// folders of --folder-size, listing one folder, walking every folder
+    /// (`ls -r`) with the client's peak memory, the change feed answering
+    /// "nothing changed", and the nodes' disk per index entry.
+    Index(IndexBenchArgs),
+}
+
+/// Options of `cairn bench index`.
+#[derive(Debug, Args)]
+pub struct IndexBenchArgs {
+    /// Index entries in the store when listings are measured (the target
+    /// is stated for 1,000,000; the default fills in under a minute).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1_000..=10_000_000))]
+    pub files: usize,
+    /// Entries per folder.
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub folder_size: usize,
+    /// Files of the tree stored with `put -r` (their size: --file-size).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub tree_files: usize,
+    /// Size of each file, in bytes (stored inline up to 4 KiB).
+    #[arg(long, default_value_t = 2048, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32_768))]
+    pub file_size: usize,
+    /// Where to put the temporary cluster (default: the system's temporary
+    /// directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Options of `cairn bench node`.
@@ -562,10 +592,14 @@ pub struct GetArgs {
 /// Options of `cairn ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// List only this path and what is under it (whole components:
-    /// `photos` lists photos/a.jpg, not photos2/b.jpg) [default: all].
-    #[arg(value_name = "PREFIX")]
-    pub prefix: Option<String>,
+    /// The folder to list (or a file, to show it alone) [default: the
+    /// root].
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// List every file below the folder, in path order, folder by folder.
+    #[arg(short, long)]
+    pub recursive: bool,
 
     /// Show size, modification time and health (asks every node which
     /// shards it holds).

@@ -49,6 +49,10 @@ fn main() -> ExitCode {
             ..
         }) => bench::node(&args),
         cli::Command::Bench(cli::BenchArgs {
+            command: Some(cli::BenchCommand::Index(args)),
+            ..
+        }) => bench::index(&args),
+        cli::Command::Bench(cli::BenchArgs {
             command: None,
             cluster,
         }) => bench::cluster(&cluster),

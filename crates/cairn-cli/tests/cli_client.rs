@@ -35,6 +35,19 @@ fn nodes(dir: &Path, schemes: &[&str]) -> Vec<NodeProcess> {
         .collect()
 }
 
+/// Whether any file under `dir` holds `needle`.
+fn tree_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            tree_contains(&path, needle)
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}
+
 /// The ids of the shards on `node`'s disk, in either layout.
 fn shard_ids(node: &NodeProcess) -> Vec<Id> {
     node.shards().into_iter().map(|(id, _)| id).collect()
@@ -278,16 +291,24 @@ fn files_go_in_and_come_back_through_the_binary() {
     assert_eq!(alice.json(&["stat", "--json", "note.txt"])["inline"], true);
     alice.ok(&["rm", "note.txt"]);
 
-    // ls, ls -l, ls --json.
-    assert_eq!(alice.ok(&["ls"]), "docs/report.bin\nempty\n");
+    // ls (a folder: its files and folders), ls -r, ls -l, ls --json.
+    assert_eq!(alice.ok(&["ls"]), "docs/\nempty\n");
+    assert_eq!(alice.ok(&["ls", "-r"]), "docs/report.bin\nempty\n");
     assert_eq!(alice.ok(&["ls", "docs"]), "docs/report.bin\n");
-    assert_eq!(alice.ok(&["ls", "doc"]), "");
+    assert_eq!(alice.ok(&["ls", "/docs/"]), "docs/report.bin\n");
+    assert_eq!(alice.ok(&["ls", "docs/report.bin"]), "docs/report.bin\n");
+    let err = alice.fails(1, &["ls", "doc"]);
+    assert!(err.contains("no file or folder doc"), "{err}");
+    let root = alice.json(&["--json", "ls"]);
+    assert_eq!(root[0]["path"], "docs");
+    assert_eq!(root[0]["type"], "folder");
+    assert_eq!(root[1]["type"], "file");
     let long = alice.ok(&["ls", "-l", "docs"]);
     assert!(
         long.contains("1.0 MiB") && long.contains(" ok ") && long.contains("docs/report.bin"),
         "{long}"
     );
-    let listed = alice.json(&["--json", "ls", "-l"]);
+    let listed = alice.json(&["--json", "ls", "-l", "-r"]);
     assert_eq!(listed[0]["path"], "docs/report.bin");
     assert_eq!(listed[0]["size"], data.len());
     assert_eq!(listed[0]["health"], "ok");
@@ -386,7 +407,7 @@ fn files_go_in_and_come_back_through_the_binary() {
     let secret = by_file.write("secret", format!("{PASSPHRASE}\n").as_bytes());
     let secret = secret.to_str().unwrap().to_owned();
     assert_eq!(
-        by_file.ok(&["ls", "--passphrase-file", &secret]),
+        by_file.ok(&["ls", "-r", "--passphrase-file", &secret]),
         "docs/report.bin\nempty\n"
     );
     by_file.write("note.txt", b"written with the passphrase from a file");
@@ -419,7 +440,9 @@ fn files_go_in_and_come_back_through_the_binary() {
     // rm, then the file is gone for ls and get.
     let removed = alice.json(&["rm", "--json", "docs/report.bin"]);
     assert_eq!(removed["path"], "docs/report.bin");
-    assert_eq!(alice.ok(&["ls"]), "empty\n");
+    // The folder stays, empty, as rm of a local file leaves its folder.
+    assert_eq!(alice.ok(&["ls", "-r"]), "empty\n");
+    assert_eq!(alice.ok(&["ls", "docs"]), "");
     let err = alice.fails(1, &["get", "docs/report.bin", "again.bin"]);
     assert!(err.contains("no file docs/report.bin"), "{err}");
     let err = alice.fails(1, &["rm", "docs/report.bin"]);
@@ -452,15 +475,53 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
         stderr(&out)
     );
     assert_eq!(
-        alice.ok(&["ls", "tree/sub"]),
+        alice.ok(&["ls", "-r", "tree/sub"]),
         "tree/sub/b.txt\ntree/sub/deeper/c.txt\n"
     );
+    assert_eq!(
+        alice.ok(&["ls", "tree/sub"]),
+        "tree/sub/b.txt\ntree/sub/deeper/\n"
+    );
+    // Empty folders are kept; odd names (spaces, Unicode, names that differ
+    // only by case) come back as they were.
+    std::fs::create_dir_all(alice.home.join("odd/empty/deeper")).unwrap();
+    alice.write("odd/with space/été ü.txt", b"unicode");
+    alice.write("odd/Case.txt", b"upper");
+    alice.write("odd/case.txt", b"lower");
+    let out = alice.cairn(&["put", "-r", "odd"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        alice.ok(&["ls", "odd"]),
+        "odd/Case.txt\nodd/case.txt\nodd/empty/\nodd/with space/\n"
+    );
+    assert_eq!(alice.ok(&["ls", "odd/empty"]), "odd/empty/deeper/\n");
+    assert_eq!(alice.ok(&["ls", "odd/empty/deeper"]), "");
+    assert_eq!(
+        alice.ok(&["ls", "-r", "odd"]),
+        "odd/Case.txt\nodd/case.txt\nodd/with space/été ü.txt\n"
+    );
+    alice.ok(&["get", "odd/with space/été ü.txt", "back.txt"]);
+    assert_eq!(alice.read("back.txt"), b"unicode");
+    alice.ok(&["get", "odd/case.txt", "lower.txt"]);
+    assert_eq!(alice.read("lower.txt"), b"lower");
+    let walked = alice.json(&["--json", "ls", "-r", "odd"]);
+    assert_eq!(walked.as_array().unwrap().len(), 3);
+    // No node learns a name: not of a file, not of a folder.
+    for node in &nodes {
+        for name in ["with space", "Case.txt", "été ü", "tree/sub", "odd/empty"] {
+            assert!(
+                !tree_contains(node.dir(), name.as_bytes()),
+                "{name:?} is readable in {}",
+                node.dir().display()
+            );
+        }
+    }
     // Under another prefix, as JSON.
     let put = alice.json(&["put", "-r", "tree/sub", "backup/", "--json"]);
     assert_eq!(put["stored"].as_array().unwrap().len(), 2);
     assert_eq!(put["failed"].as_array().unwrap().len(), 0);
     assert_eq!(
-        alice.ok(&["ls", "backup"]),
+        alice.ok(&["ls", "-r", "backup"]),
         "backup/b.txt\nbackup/deeper/c.txt\n"
     );
     let err = alice.fails(1, &["put", "tree"]);

@@ -26,9 +26,11 @@ use tokio::io::AsyncWrite;
 
 use crate::cluster::{Cluster, ClusterError, Credentials};
 use crate::config::ClientConfig;
-use crate::directory::{Directory, DirectoryError, FileInfo, FileLayout, RemoveReport};
+use crate::directory::{
+    Changes, Directory, DirectoryError, FileInfo, FileLayout, ListItem, RemoveReport,
+};
 use crate::fetch::{FetchError, FetchReport, Get};
-use crate::index::{Content, Index, RemotePath};
+use crate::index::{ChangeCursor, Content, Index, RemotePath};
 use crate::repair::{Repair, RepairReport};
 use crate::shards::Shards;
 use crate::store::{Put, StoreError, StoreReport, StoreSettings};
@@ -456,6 +458,45 @@ impl<T: Transport> Client<T> {
         self.directory().list(prefix, health).await
     }
 
+    /// The files and folders of folder `folder` (`None`: the root), in
+    /// path order, a folder's items after it when `recursive`; with
+    /// `health`, each file's health. Handed to `each` as they are listed
+    /// (return false to stop); each folder costs its own entries, not the
+    /// store's. Returns false if `folder` is not a folder.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answers.
+    pub async fn walk(
+        &self,
+        folder: Option<&RemotePath>,
+        recursive: bool,
+        health: bool,
+        each: &mut (dyn FnMut(ListItem) -> bool + Send),
+    ) -> Result<bool, DirectoryError> {
+        self.directory().walk(folder, recursive, health, each).await
+    }
+
+    /// What changed in the user's index since `cursor` (everything, for a
+    /// default cursor), optionally only in folder `folder` (`Some(None)`:
+    /// the root): the newest entry of each changed path, tombstones
+    /// included, and the cursor to pass next time. Cheap when nothing
+    /// changed: one small request per node.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answers.
+    pub async fn changes(
+        &self,
+        cursor: &ChangeCursor,
+        folder: Option<Option<&RemotePath>>,
+    ) -> Result<Changes, DirectoryError> {
+        let batch = self.index.changes(cursor, folder).await?;
+        Ok(Changes {
+            entries: batch.entries,
+            cursor: batch.cursor,
+            more: batch.more,
+        })
+    }
+
     /// What the index says of `remote` (size, time, version), without
     /// touching its data.
     ///
@@ -497,6 +538,30 @@ impl<T: Transport> Client<T> {
         }
         .file(remote)
         .await
+    }
+
+    /// Rewrites every index entry written before folders (sealed whole, in
+    /// no folder) in the current format, in its folder, with the folders
+    /// above it: what `repair` of everything does first. Returns how many
+    /// it rewrote. A rewrite is an ordinary write with a newer version, so
+    /// an interrupted migration loses nothing and the next one goes on.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answers; a store error if a
+    /// rewrite did not reach a majority.
+    pub async fn migrate_index(&self) -> Result<usize, DirectoryError> {
+        let mut rewritten = 0;
+        for listed in self.index.list().await? {
+            if !listed.legacy {
+                continue;
+            }
+            self.index
+                .write(&listed.entry.path, listed.entry.kind)
+                .await
+                .map_err(|e| DirectoryError::Store(e.into()))?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
     }
 
     /// Removes `remote`: writes a tombstone on a majority of nodes, then

@@ -54,6 +54,28 @@ pub struct FileInfo {
     pub health: Option<Health>,
 }
 
+/// What [`Client::changes`](crate::Client::changes) found.
+#[derive(Debug)]
+pub struct Changes {
+    /// The newest entry of each path changed since the cursor, tombstones
+    /// included, in no particular order. Entries carry summaries: an inline
+    /// file's content is [`Content::InlineUnread`] (a lookup reads it).
+    pub entries: Vec<Entry>,
+    /// Where to start next time.
+    pub cursor: crate::index::ChangeCursor,
+    /// Whether more changes are waiting than one call returns: call again.
+    pub more: bool,
+}
+
+/// One item of a folder listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListItem {
+    /// A file.
+    File(FileInfo),
+    /// A folder (its items are listed separately).
+    Folder(RemotePath),
+}
+
 /// Where a file's shards are, as `stat` and `verify` report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLayout {
@@ -167,41 +189,111 @@ impl<T: Transport> Directory<'_, T> {
     }
 
     /// Every stored file whose path is `prefix` or under it (all files for
-    /// an empty prefix), newest entries only, in path order. With `health`,
+    /// an empty prefix), newest entries only, in path order, walking the
+    /// folders below `prefix` (see [`walk`](Self::walk)). With `health`,
     /// each file's health is computed from the nodes' shard lists.
     ///
     /// # Errors
     /// [`DirectoryError::NoNode`] if no node answered.
     pub async fn list(&self, prefix: &str, health: bool) -> Result<Vec<FileInfo>, DirectoryError> {
-        let nodes = self.shards.nodes();
-        let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
-        let mut capabilities = Vec::new();
-        for Listed { entry, copies } in self.index.list().await? {
-            let EntryKind::File(file) = entry.kind else {
-                continue;
+        let prefix = prefix.trim_matches('/');
+        let mut files = Vec::new();
+        let folder = if prefix.is_empty() {
+            None
+        } else {
+            let Ok(path) = prefix.parse::<RemotePath>() else {
+                return Ok(files);
             };
-            if !entry.path.starts_with_prefix(prefix) {
-                continue;
-            }
-            // An inline file's health is its entry's copies; a stored
-            // file's is computed below from its shards.
-            let known = match file.content {
-                Content::Stored(capability) => {
-                    capabilities.push((entry.path.to_string(), capability));
-                    None
+            // The prefix itself may be a file.
+            if let Ok(file) = self.file(&path).await {
+                let mut info = file.info;
+                if health {
+                    info.health = Some(match file.content {
+                        Content::Stored(capability) => self
+                            .layout(&capability)
+                            .await
+                            .map_or(Health::Lost, |l| l.health),
+                        Content::Inline(_) | Content::InlineUnread => {
+                            self.inline_layout(info.clone(), file.redundancy)
+                                .await
+                                .health
+                        }
+                    });
                 }
-                Content::Inline(_) => health.then(|| inline_health(copies, nodes)),
-            };
-            files.insert(
-                entry.path.to_string(),
-                FileInfo {
-                    path: entry.path,
-                    size: file.size,
-                    modified_unix_ms: file.modified_unix_ms,
-                    version: entry.version.0,
-                    health: known,
-                },
-            );
+                files.push(info);
+            }
+            Some(path)
+        };
+        self.walk(folder.as_ref(), true, health, &mut |item| {
+            if let ListItem::File(info) = item {
+                files.push(info);
+            }
+            true
+        })
+        .await?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// The live files and folders of folder `folder` (`None`: the root),
+    /// ordered as their paths with a `/` after a folder's (so that, walked
+    /// recursively, files come in path order); with `health`, each file's
+    /// health. Asks each node for that folder's entries only, a page at a
+    /// time. `None` if `folder` is neither the root nor a folder.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answered.
+    pub async fn folder(
+        &self,
+        folder: Option<&RemotePath>,
+        health: bool,
+    ) -> Result<Option<Vec<ListItem>>, DirectoryError> {
+        let nodes = self.shards.nodes();
+        let mut items: BTreeMap<String, ListItem> = BTreeMap::new();
+        let mut capabilities = Vec::new();
+        let mut listing = self.index.list_folder(folder);
+        while let Some(page) = listing.next_page().await? {
+            for Listed { entry, copies, .. } in page {
+                match entry.kind {
+                    EntryKind::Folder => {
+                        items.insert(format!("{}/", entry.path), ListItem::Folder(entry.path));
+                    }
+                    EntryKind::File(file) => {
+                        let known = match file.content {
+                            Content::Stored(capability) => {
+                                capabilities.push((entry.path.to_string(), capability));
+                                None
+                            }
+                            Content::Inline(_) | Content::InlineUnread => {
+                                health.then(|| inline_health(copies, nodes))
+                            }
+                        };
+                        items.insert(
+                            entry.path.to_string(),
+                            ListItem::File(FileInfo {
+                                path: entry.path,
+                                size: file.size,
+                                modified_unix_ms: file.modified_unix_ms,
+                                version: entry.version.0,
+                                health: known,
+                            }),
+                        );
+                    }
+                    EntryKind::Deleted | EntryKind::RemovedFolder => {}
+                }
+            }
+        }
+        if items.is_empty()
+            && let Some(folder) = folder
+            && !matches!(
+                self.index.lookup_folder(folder).await?,
+                Some(Entry {
+                    kind: EntryKind::Folder,
+                    ..
+                })
+            )
+        {
+            return Ok(None);
         }
         if health {
             // Several files at once: each costs a manifest fetch and a
@@ -216,12 +308,54 @@ impl<T: Transport> Directory<'_, T> {
                 .collect()
                 .await;
             for (path, health) in healths {
-                if let Some(info) = files.get_mut(&path) {
+                if let Some(ListItem::File(info)) = items.get_mut(&path) {
                     info.health = Some(health);
                 }
             }
         }
-        Ok(files.into_values().collect())
+        Ok(Some(items.into_values().collect()))
+    }
+
+    /// Hands `each` the items of folder `folder` (`None`: the root) as
+    /// [`folder`](Self::folder) orders them, and with `recursive` the
+    /// items of each subfolder right after that subfolder, depth first; a
+    /// subfolder is listed when the walk reaches it, so memory holds the
+    /// folders on the current path, not the tree. Stops early when `each`
+    /// returns false. Returns false if `folder` is not a folder.
+    ///
+    /// # Errors
+    /// [`DirectoryError::NoNode`] if no node answered.
+    pub async fn walk(
+        &self,
+        folder: Option<&RemotePath>,
+        recursive: bool,
+        health: bool,
+        each: &mut (dyn FnMut(ListItem) -> bool + Send),
+    ) -> Result<bool, DirectoryError> {
+        let Some(items) = self.folder(folder, health).await? else {
+            return Ok(false);
+        };
+        // Folders still to list, each with the items after it.
+        let mut stack: Vec<std::vec::IntoIter<ListItem>> = vec![items.into_iter()];
+        while let Some(top) = stack.last_mut() {
+            let Some(item) = top.next() else {
+                stack.pop();
+                continue;
+            };
+            let sub = match (&item, recursive) {
+                (ListItem::Folder(path), true) => Some(path.clone()),
+                _ => None,
+            };
+            if !each(item) {
+                return Ok(true);
+            }
+            if let Some(sub) = sub
+                && let Some(items) = self.folder(Some(&sub), health).await?
+            {
+                stack.push(items.into_iter());
+            }
+        }
+        Ok(true)
     }
 
     /// Where the shards of the file `capability` names are, by asking the
@@ -254,7 +388,9 @@ impl<T: Transport> Directory<'_, T> {
         let file = self.file(remote).await?;
         let capability = match file.content {
             Content::Stored(capability) => capability,
-            Content::Inline(_) => return Ok(self.inline_layout(file.info, file.redundancy).await),
+            Content::Inline(_) | Content::InlineUnread => {
+                return Ok(self.inline_layout(file.info, file.redundancy).await);
+            }
         };
         let layout = self.layout(&capability).await?;
         Ok(FileLayout {
@@ -314,7 +450,9 @@ impl<T: Transport> Directory<'_, T> {
             Content::Stored(capability) => capability,
             // Each copy of the entry is authenticated when opened, and the
             // inline bytes checked against the content hash.
-            Content::Inline(_) => return Ok(self.inline_layout(file.info, file.redundancy).await),
+            Content::Inline(_) | Content::InlineUnread => {
+                return Ok(self.inline_layout(file.info, file.redundancy).await);
+            }
         };
         let copies = self.check_copies(&capability).await?;
         let stripes: Vec<&StripeRef> = copies.stripes.iter().collect();

@@ -51,6 +51,10 @@ pub enum FetchError {
     /// No file of that name (or it was removed).
     #[error("no file {0}")]
     NotFound(RemotePath),
+    /// The entry came from a listing, which does not carry an inline
+    /// file's bytes: look the file up to read them.
+    #[error("the index entry holds no bytes: it came from a listing")]
+    Unread,
     /// No node answered the lookup of the file's name.
     #[error("no node could be reached to look up {path}: {}", joined(failed, ", "))]
     NoNode {
@@ -296,6 +300,7 @@ impl<T: Transport> Get<'_, T> {
         };
         let capability = match content {
             Content::Stored(capability) => capability,
+            Content::InlineUnread => return Err(FetchError::Unread),
             Content::Inline(bytes) => {
                 // Authenticated with the entry, and checked against its
                 // content hash when the entry was opened.

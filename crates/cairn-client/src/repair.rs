@@ -95,7 +95,7 @@ impl<T: Transport> Repair<'_, T> {
         let file = directory.file(remote).await?;
         let capability = match file.content {
             Content::Stored(capability) => capability,
-            Content::Inline(_) => return Ok(self.inline(&file.info).await),
+            Content::Inline(_) | Content::InlineUnread => return Ok(self.inline(&file.info).await),
         };
         let mut copies = directory.check_copies(&capability).await?;
         let nodes = directory.shards.nodes();

@@ -26,6 +26,7 @@ pub(crate) async fn capability<T: Transport>(
     let bytes = match file.content {
         Content::Stored(capability) => return Ok(capability),
         Content::Inline(bytes) => bytes,
+        Content::InlineUnread => return Err(FetchError::Unread),
     };
     let reader = std::io::Cursor::new(bytes.to_vec());
     let uploaded = match put.upload(reader, 0, &|_| {}).await {

@@ -144,6 +144,10 @@ pub struct StoredFile {
 pub struct TreePlan {
     /// The files to store, in walk order.
     pub files: Vec<PlannedFile>,
+    /// The folders walked (the prefix too, when given), each with the
+    /// remote path it gets, in walk order: kept in the store even when
+    /// empty.
+    pub folders: Vec<(PathBuf, RemotePath)>,
     /// Entries left out.
     pub skipped: Vec<SkippedFile>,
     /// Entries that cannot be stored.
@@ -177,6 +181,9 @@ impl TreePlan {
             source,
         })?;
         let mut plan = Self::default();
+        if let Some(prefix) = prefix {
+            plan.folders.push((dir.to_owned(), prefix.clone()));
+        }
         plan.walk_entries(entries, "", prefix);
         Ok(plan)
     }
@@ -208,8 +215,22 @@ impl TreePlan {
             if kind.is_symlink() {
                 self.skip(local, SkipReason::SymbolicLink);
             } else if kind.is_dir() {
+                let remote = match prefix {
+                    Some(prefix) => prefix.join(&relative),
+                    None => relative.parse(),
+                };
+                let remote = match remote {
+                    Ok(remote) => remote,
+                    Err(e) => {
+                        self.fail(local, Some(relative), e.into());
+                        continue;
+                    }
+                };
                 match read_sorted(&local) {
-                    Ok(entries) => self.walk_entries(entries, &relative, prefix),
+                    Ok(entries) => {
+                        self.folders.push((local, remote));
+                        self.walk_entries(entries, &relative, prefix);
+                    }
                     Err(e) => self.fail(local, None, FileError::Read(e)),
                 }
             } else if kind.is_file() {
@@ -382,6 +403,25 @@ pub(crate) async fn store_plan<T: Transport>(
                 progress(TreeEvent::Failed(&failed));
                 report.failed.push(failed);
             }
+        }
+    }
+    // Folders: those holding files got their entries with them (once per
+    // folder); this writes the empty ones.
+    let mut folders = stream::iter(plan.folders)
+        .map(|(local, remote)| async move {
+            let result = put.index.ensure_folder(&remote).await;
+            (local, remote, result)
+        })
+        .buffer_unordered(16);
+    while let Some((local, remote, result)) = folders.next().await {
+        if let Err(error) = result {
+            let failed = FailedFile {
+                local,
+                name: Some(format!("{remote}/")),
+                error: FileError::Store(error.into()),
+            };
+            progress(TreeEvent::Failed(&failed));
+            report.failed.push(failed);
         }
     }
     report

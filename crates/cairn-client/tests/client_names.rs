@@ -253,7 +253,8 @@ async fn a_put_lands_above_a_newer_entry_that_a_single_node_holds() {
         writer: [9; 16],
         kind: cairn_client::index::EntryKind::Deleted,
     };
-    let sealed = tombstone.seal(&keys.master.index_key()).unwrap();
+    // Written as a cairn before folders wrote it: whole, in no folder.
+    let sealed = tombstone.seal_legacy(&keys.master.index_key()).unwrap();
     let entry_name = cairn_client::index::entry_name(&keys.master.index_name_key(), &name);
     let address = cluster.servers()[1].clone();
     let connection = cairn_net::client::Connection::connect(&address, &options(), false)

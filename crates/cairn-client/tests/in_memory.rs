@@ -169,7 +169,7 @@ async fn an_index_write_short_of_a_majority_fails_the_put_naming_the_nodes() {
     for node in [0, 1] {
         client.transport().inject(
             node,
-            Op::PutIndex,
+            Op::PutEntry,
             usize::MAX,
             Fault::Timeout(Duration::ZERO),
         );
@@ -429,7 +429,7 @@ async fn a_tree_put_keeps_many_small_files_in_flight() {
     // Every index write takes 100 ms: one file at a time would take over
     // three seconds.
     client.transport().inject_any(
-        Op::PutIndex,
+        Op::PutEntry,
         usize::MAX,
         Fault::Delay(Duration::from_millis(100)),
     );

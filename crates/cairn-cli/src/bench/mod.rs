@@ -4,6 +4,8 @@
 //! cairn bench            cluster.rs  four local nodes: a large file and many small ones
 //! cairn bench --faults   faults.rs   the large file over bad links
 //!   … --vs-restic        restic.rs   restic backs up and restores the same file
+//! cairn bench index      index.rs    four local nodes: put -r of small files, folder
+//!                                    listings, ls -r, the change feed, disk per entry
 //! cairn bench node       node.rs     one node: the disk, shard PUT/GET per transport,
 //!                                    memory, the cost of write verification
 //!                        files.rs    the files stored (seeded, hashed)
@@ -14,6 +16,7 @@
 mod cluster;
 mod faults;
 mod files;
+mod index;
 mod node;
 mod report;
 mod restic;
@@ -21,7 +24,12 @@ mod usage;
 
 use anyhow::Result;
 
-use crate::cli::{ClusterBenchArgs, NodeBenchArgs};
+use crate::cli::{ClusterBenchArgs, IndexBenchArgs, NodeBenchArgs};
+
+/// Runs `cairn bench index`.
+pub fn index(args: &IndexBenchArgs) -> Result<()> {
+    index::run(args)
+}
 
 const USER: &str = "bench";
 const PASSPHRASE: &str = "cairn bench passphrase";

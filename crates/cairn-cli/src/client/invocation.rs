@@ -13,7 +13,7 @@
 //! order each command has always made its checks: its own arguments and
 //! the local files they name before the config file is read.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cairn_client::RemotePath;
 
 use super::get::{self, GetOptions};
@@ -53,7 +53,11 @@ impl Invocation {
             Task::Init(init) => init::run(&options, init).await,
             Task::Put(put) => put::run(&options, put).await,
             Task::Get(get) => get::run(&options, get).await,
-            Task::Ls { prefix, long } => list::run(&options, &prefix, long).await,
+            Task::Ls {
+                folder,
+                long,
+                recursive,
+            } => list::run(&options, folder.as_ref(), long, recursive).await,
             Task::Rm(remote) => remove::run(&options, &remote).await,
             Task::Stat(remote) => inspect::stat(&options, &remote).await,
             Task::Verify(remote) => inspect::verify(&options, remote.as_ref()).await,
@@ -72,12 +76,14 @@ pub enum Task {
     Put(PutOptions),
     /// `get`: fetch a stored file, or a shared one by capability.
     Get(GetOptions),
-    /// `ls`: list the stored files under `prefix` ("" for all).
+    /// `ls`: list a folder (`None`: the root), or a file.
     Ls {
-        /// Whole components of the paths to list.
-        prefix: String,
+        /// The folder (or file) to list.
+        folder: Option<RemotePath>,
         /// `-l`: with size, modification time and health.
         long: bool,
+        /// `-r`: every file below, not the folder's items.
+        recursive: bool,
     },
     /// `rm`: remove a stored file.
     Rm(RemotePath),
@@ -99,8 +105,15 @@ impl Task {
             ClientCommand::Put(args) => Self::Put(PutOptions::resolve(args)?),
             ClientCommand::Get(args) => Self::Get(GetOptions::resolve(args, options)?),
             ClientCommand::Ls(args) => Self::Ls {
-                prefix: args.prefix.unwrap_or_default(),
+                folder: match args.path.as_deref().map(|p| p.trim_end_matches('/')) {
+                    None | Some("" | "/") => None,
+                    Some(path) => Some(
+                        path.parse()
+                            .with_context(|| format!("cannot list {path:?}"))?,
+                    ),
+                },
                 long: args.long,
+                recursive: args.recursive,
             },
             ClientCommand::Rm(args) => Self::Rm(args.remote),
             ClientCommand::Stat(args) => Self::Stat(args.remote),

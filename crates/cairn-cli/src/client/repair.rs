@@ -40,6 +40,17 @@ pub async fn run(options: &Options, remote: Option<&RemotePath>) -> Result<()> {
     // Every file looked at, including those whose repair failed (which are
     // in `not_ok` but not in `files`).
     let mut checked = 0;
+    if remote.is_none() {
+        let migrated =
+            super::login::with_client(options, async |client| client.migrate_index().await)
+                .await??;
+        if migrated > 0 {
+            out.note(&format!(
+                "{} rewritten in the folder format",
+                plural(migrated, "index entry", "")
+            ))?;
+        }
+    }
     sweep(
         options,
         remote,

@@ -90,6 +90,37 @@ pub const INLINE_ENTRY: Format = Format {
     version: 2,
 };
 
+/// Format of the plaintext summary of an entry written since folders
+/// (version 3): any kind, with an inline file's bytes kept out of it (they
+/// travel in the entry's body, which listings leave out). This build reads
+/// versions 1 to 3.
+pub const SUMMARY_ENTRY: Format = Format {
+    name: "index entry",
+    magic: *b"cnie",
+    version: 3,
+};
+
+/// Format of the stored data of an entry written since folders: a summary
+/// (a sealed [`SUMMARY_ENTRY`]) and a body (an inline file's sealed bytes,
+/// or nothing). A node returns only the summary in folder listings and the
+/// change feed.
+pub const SPLIT_ENTRY: Format = Format {
+    name: "split index entry",
+    magic: *b"cnse",
+    version: 1,
+};
+
+/// Format of the envelope around an inline file's bytes in an entry's body.
+pub const SEALED_BODY: Format = Format {
+    name: "sealed inline file",
+    magic: *b"cnsb",
+    version: 1,
+};
+
+/// Largest summary a node keeps for a listing
+/// (`cairn_net::protocol::MAX_SUMMARY_LEN`).
+pub const MAX_SUMMARY_LEN: usize = 8 * 1024;
+
 /// Largest file an index entry holds inline, in bytes: with a 4 KiB path the
 /// sealed entry stays far below [`MAX_SEALED_ENTRY_LEN`].
 pub const MAX_INLINE_LEN: usize = 32 * 1024;
@@ -109,12 +140,40 @@ pub const MAX_SEALED_ENTRY_LEN: usize = 64 * 1024;
 /// would lose every user's index.
 const NAME_CONTEXT: &[u8] = b"cairn 2026-11 index entry name\0";
 
+/// Domain-separation prefix of folder tags. Part of the format.
+const FOLDER_CONTEXT: &[u8] = b"cairn 2026-12 folder tag\0";
+
 /// The name an entry for `path` is stored under: keyed BLAKE3 (a PRF) of
 /// the path with a domain-separation prefix.
 pub fn entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
     *blake3::Hasher::new_keyed(key.expose_secret())
         .update(NAME_CONTEXT)
         .update(path.as_str().as_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// The name the entry of folder `path` is stored under: the name of the
+/// path with a `/` appended, which no file path can have, so a file and a
+/// folder of the same path have entries of their own.
+pub fn folder_entry_name(key: &IndexNameKey, path: &RemotePath) -> [u8; 32] {
+    *blake3::Hasher::new_keyed(key.expose_secret())
+        .update(NAME_CONTEXT)
+        .update(path.as_str().as_bytes())
+        .update(b"/")
+        .finalize()
+        .as_bytes()
+}
+
+/// The tag a node groups the entries of folder `folder` under (`None`: the
+/// user's root): keyed BLAKE3 of the folder's path, in a domain of its own.
+/// A node learns which entries share a folder, and nothing of the folder's
+/// path or of how folders nest (a folder's tag is unrelated to its
+/// parent's).
+pub fn folder_tag(key: &IndexNameKey, folder: Option<&RemotePath>) -> [u8; 32] {
+    *blake3::Hasher::new_keyed(key.expose_secret())
+        .update(FOLDER_CONTEXT)
+        .update(folder.map_or("", RemotePath::as_str).as_bytes())
         .finalize()
         .as_bytes()
 }
@@ -140,6 +199,20 @@ pub enum EntryKind {
     /// The path was removed: a tombstone, kept so that the removal wins
     /// over older copies of the entry.
     Deleted,
+    /// The path is a folder (version 3): listed in its parent even when
+    /// empty. Stored under [`folder_entry_name`].
+    Folder,
+    /// The folder was removed (version 3): a folder's tombstone, under
+    /// [`folder_entry_name`].
+    RemovedFolder,
+}
+
+impl EntryKind {
+    /// Whether the entry is a folder's (live or removed), stored under
+    /// [`folder_entry_name`].
+    pub fn is_folder(&self) -> bool {
+        matches!(self, Self::Folder | Self::RemovedFolder)
+    }
 }
 
 /// A stored file: how to read it, and what `ls -l` and `stat` print
@@ -178,6 +251,10 @@ pub enum Content {
     /// In the index entry itself, which every node keeps a copy of: a small
     /// file costs one entry write per node instead of 2n shard files.
     Inline(InlineBytes),
+    /// In the index entry, but not read: an entry from a folder listing or
+    /// the change feed, which carry summaries only. A lookup reads the
+    /// bytes.
+    InlineUnread,
 }
 
 impl Content {
@@ -185,7 +262,7 @@ impl Content {
     pub fn capability(&self) -> Option<&Capability> {
         match self {
             Self::Stored(capability) => Some(capability),
-            Self::Inline(_) => None,
+            Self::Inline(_) | Self::InlineUnread => None,
         }
     }
 }
@@ -274,6 +351,13 @@ pub enum IndexEntryError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The split container around a summary and a body is malformed, or a
+    /// body does not belong to its summary.
+    #[error("the index entry is malformed: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The entry is for another path than the name it was stored under: a
     /// node returned another entry's bytes.
     #[error("the index entry was stored under the wrong name (a node swapped entries)")]
@@ -300,6 +384,20 @@ enum WireKind {
     Deleted,
     /// Version 2 only.
     Inline(WireInline),
+    /// Version 3 only: an inline file whose bytes are in the entry's body.
+    InlineSummary(WireInlineSummary),
+    /// Version 3 only.
+    Folder,
+    /// Version 3 only.
+    RemovedFolder,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireInlineSummary {
+    size: u64,
+    modified_unix_ms: u64,
+    redundancy: Redundancy,
+    content_hash: Id,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -321,9 +419,19 @@ struct WireFile {
 }
 
 impl Entry {
-    /// The name this entry is stored under.
+    /// The name this entry is stored under: [`folder_entry_name`] for a
+    /// folder's, else [`entry_name`].
     pub fn name(&self, key: &IndexNameKey) -> [u8; 32] {
-        entry_name(key, &self.path)
+        if self.kind.is_folder() {
+            folder_entry_name(key, &self.path)
+        } else {
+            entry_name(key, &self.path)
+        }
+    }
+
+    /// The tag of the folder this entry is listed in (its path's parent).
+    pub fn folder_tag(&self, key: &IndexNameKey) -> [u8; 32] {
+        folder_tag(key, self.path.parent().as_ref())
     }
 
     /// Whether this is a tombstone.
@@ -331,45 +439,56 @@ impl Entry {
         matches!(self.kind, EntryKind::Deleted)
     }
 
-    fn to_wire(&self) -> WireEntry {
-        WireEntry {
+    /// The wire form: with `summary`, as version 3 (an inline file's bytes
+    /// left out), else as versions 1 and 2 wrote it (folders have no such
+    /// form, nor do unread inline bytes: `None`).
+    fn to_wire(&self, summary: bool) -> Option<WireEntry> {
+        let kind = match &self.kind {
+            EntryKind::Deleted => WireKind::Deleted,
+            EntryKind::Folder if summary => WireKind::Folder,
+            EntryKind::RemovedFolder if summary => WireKind::RemovedFolder,
+            EntryKind::Folder | EntryKind::RemovedFolder => return None,
+            EntryKind::File(file) => match &file.content {
+                Content::Stored(capability) => WireKind::File(WireFile {
+                    capability: capability.clone(),
+                    size: file.size,
+                    modified_unix_ms: file.modified_unix_ms,
+                    chunks: file.chunks,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                }),
+                Content::Inline(_) | Content::InlineUnread if summary => {
+                    WireKind::InlineSummary(WireInlineSummary {
+                        size: file.size,
+                        modified_unix_ms: file.modified_unix_ms,
+                        redundancy: file.redundancy,
+                        content_hash: file.content_hash,
+                    })
+                }
+                Content::Inline(data) => WireKind::Inline(WireInline {
+                    data: data.0.clone(),
+                    modified_unix_ms: file.modified_unix_ms,
+                    redundancy: file.redundancy,
+                    content_hash: file.content_hash,
+                }),
+                Content::InlineUnread => return None,
+            },
+        };
+        Some(WireEntry {
             path: self.path.as_str().to_owned(),
             version: self.version.0,
             writer: self.writer,
-            kind: match &self.kind {
-                EntryKind::Deleted => WireKind::Deleted,
-                EntryKind::File(file) => match &file.content {
-                    Content::Stored(capability) => WireKind::File(WireFile {
-                        capability: capability.clone(),
-                        size: file.size,
-                        modified_unix_ms: file.modified_unix_ms,
-                        chunks: file.chunks,
-                        redundancy: file.redundancy,
-                        content_hash: file.content_hash,
-                    }),
-                    Content::Inline(data) => WireKind::Inline(WireInline {
-                        data: data.0.clone(),
-                        modified_unix_ms: file.modified_unix_ms,
-                        redundancy: file.redundancy,
-                        content_hash: file.content_hash,
-                    }),
-                },
-            },
-        }
+            kind,
+        })
     }
 
-    /// The plaintext encoding: [`ENTRY`] header, then postcard. The buffer
-    /// is allocated at its final size, so no copy of the capability is
-    /// left behind by a reallocation, and wiped when dropped.
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let wire = self.to_wire();
+    /// The plaintext encoding of `wire`, with its header; allocated at its
+    /// final size, so no copy of the capability is left behind by a
+    /// reallocation, and wiped when dropped.
+    fn encode_wire(wire: WireEntry, format: Format) -> Zeroizing<Vec<u8>> {
         let len =
             postcard::experimental::serialized_size(&wire).expect("an entry always serializes");
         let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + len));
-        let format = match wire.kind {
-            WireKind::Inline(_) => INLINE_ENTRY,
-            WireKind::File(_) | WireKind::Deleted => ENTRY,
-        };
         out.extend_from_slice(&format.header());
         postcard::to_io(&wire, &mut *out).expect("writing to a Vec cannot fail");
         // The wire form's copy of inline bytes goes too.
@@ -379,16 +498,106 @@ impl Entry {
         out
     }
 
+    /// The version 3 plaintext summary: [`SUMMARY_ENTRY`] header, then
+    /// postcard.
+    fn encode_summary(&self) -> Zeroizing<Vec<u8>> {
+        let wire = self.to_wire(true).expect("every entry has a summary");
+        Self::encode_wire(wire, SUMMARY_ENTRY)
+    }
+
+    /// The plaintext encoding of versions 1 and 2 (one sealed whole): the
+    /// [`ENTRY`] or [`INLINE_ENTRY`] header, then postcard. `None` for what
+    /// those versions cannot hold (folders, unread inline bytes).
+    fn encode(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let wire = self.to_wire(false)?;
+        let format = match wire.kind {
+            WireKind::Inline(_) => INLINE_ENTRY,
+            _ => ENTRY,
+        };
+        Some(Self::encode_wire(wire, format))
+    }
+
     /// Seals the entry under `key`, ready to store under
-    /// [`name`](Self::name). Deterministic: the same entry and key give the
-    /// same bytes.
+    /// [`name`](Self::name) in [`folder_tag`](Self::folder_tag): a
+    /// [`SPLIT_ENTRY`] of a sealed summary and, for an inline file, its
+    /// sealed bytes. Deterministic: the same entry and key give the same
+    /// bytes.
+    ///
+    /// The body's plaintext starts with the BLAKE3 of the sealed summary,
+    /// which binds it to its entry: equal small files under two paths seal
+    /// to unrelated bytes, and a body moved under another summary is
+    /// refused.
     ///
     /// # Errors
-    /// [`IndexEntryError::TooLarge`] if the sealed entry would exceed
-    /// [`MAX_SEALED_ENTRY_LEN`]. A valid capability (at most 32 shards) and
-    /// path (at most 4 KiB) are far below it.
-    pub fn seal(&self, key: &IndexKey) -> Result<Vec<u8>, IndexEntryError> {
-        let plaintext = self.encode();
+    /// [`IndexEntryError::TooLarge`] if the summary would exceed
+    /// [`MAX_SUMMARY_LEN`] or the whole [`MAX_SEALED_ENTRY_LEN`] (only an
+    /// invalid capability gets there: a 4 KiB path and 32 shards are far
+    /// below); [`IndexEntryError::Inline`] for an entry whose inline bytes
+    /// were not read.
+    pub fn seal(&self, key: &IndexKey) -> Result<SealedEntry, IndexEntryError> {
+        let plaintext = self.encode_summary();
+        let summary_len = SPLIT_HEADER_LEN + plaintext.len() + ENVELOPE_OVERHEAD;
+        if summary_len > MAX_SUMMARY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len: summary_len,
+                max: MAX_SUMMARY_LEN,
+            });
+        }
+        let summary = envelope::seal(&SEALED_ENTRY, key.expose_secret(), &plaintext);
+        let body = match &self.kind {
+            EntryKind::File(FileEntry {
+                content: Content::Inline(bytes),
+                ..
+            }) => Some(bytes),
+            EntryKind::File(FileEntry {
+                content: Content::InlineUnread,
+                ..
+            }) => {
+                return Err(IndexEntryError::Inline {
+                    reason: "its bytes were not read",
+                });
+            }
+            _ => None,
+        };
+        let body_len = body.map_or(0, |b| 32 + b.len() + ENVELOPE_OVERHEAD);
+        let len = summary_len + body_len;
+        if len > MAX_SEALED_ENTRY_LEN {
+            return Err(IndexEntryError::TooLarge {
+                len,
+                max: MAX_SEALED_ENTRY_LEN,
+            });
+        }
+        let mut data = Vec::with_capacity(len);
+        data.extend_from_slice(&SPLIT_ENTRY.header());
+        data.extend_from_slice(&(summary.len() as u32).to_le_bytes());
+        data.extend_from_slice(&summary);
+        if let Some(bytes) = body {
+            let mut plaintext = Zeroizing::new(Vec::with_capacity(32 + bytes.len()));
+            plaintext.extend_from_slice(blake3::hash(&summary).as_bytes());
+            plaintext.extend_from_slice(bytes);
+            data.extend(envelope::seal(
+                &SEALED_BODY,
+                key.expose_secret(),
+                &plaintext,
+            ));
+        }
+        Ok(SealedEntry {
+            data,
+            summary_len: summary_len as u32,
+        })
+    }
+
+    /// Seals the entry as versions 1 and 2 did (one envelope around the
+    /// whole entry), for tests of what older cairns wrote.
+    ///
+    /// # Errors
+    /// As [`seal`](Self::seal); [`IndexEntryError::Malformed`] for a kind
+    /// those versions cannot hold.
+    #[doc(hidden)]
+    pub fn seal_legacy(&self, key: &IndexKey) -> Result<Vec<u8>, IndexEntryError> {
+        let plaintext = self.encode().ok_or(IndexEntryError::Malformed {
+            reason: "versions 1 and 2 cannot hold this kind",
+        })?;
         let len = plaintext.len() + ENVELOPE_OVERHEAD;
         if len > MAX_SEALED_ENTRY_LEN {
             return Err(IndexEntryError::TooLarge {
@@ -403,14 +612,17 @@ impl Entry {
         ))
     }
 
-    /// Opens a sealed entry that a node returned for the name
-    /// `expected_name`, and checks that it is the entry of a path with that
-    /// name.
+    /// Opens the data a node returned for the name `expected_name`: a
+    /// [`SPLIT_ENTRY`] (whole, or its summary alone, as listings return
+    /// it: then an inline file comes back as [`Content::InlineUnread`]) or
+    /// an entry sealed whole by versions 1 and 2. Checks that it is the
+    /// entry of a path with that name.
     ///
     /// # Errors
     /// [`IndexEntryError`] if the bytes are too long, fail authentication
     /// (altered, or another key), do not decode, hold an invalid path or
-    /// capability, or belong to another name.
+    /// capability, carry a body that is not theirs, or belong to another
+    /// name.
     pub fn open(
         sealed: &[u8],
         key: &IndexKey,
@@ -423,8 +635,19 @@ impl Entry {
                 max: MAX_SEALED_ENTRY_LEN,
             });
         }
-        let plaintext = Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), sealed)?);
-        let entry = Self::decode(&plaintext)?;
+        let entry = if sealed.starts_with(&SPLIT_ENTRY.magic) {
+            Self::open_split(sealed, key)?
+        } else {
+            let plaintext =
+                Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), sealed)?);
+            let entry = Self::decode(&plaintext)?;
+            if plaintext[HEADER_LEN - 1] >= SUMMARY_ENTRY.version {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a version 3 entry outside a split entry",
+                });
+            }
+            entry
+        };
         let actual = entry.name(name_key);
         if actual != *expected_name {
             return Err(IndexEntryError::NameMismatch {
@@ -435,12 +658,64 @@ impl Entry {
         Ok(entry)
     }
 
-    /// Decodes and validates a plaintext entry.
+    /// Opens a [`SPLIT_ENTRY`]: its summary, then its body if present.
+    fn open_split(sealed: &[u8], key: &IndexKey) -> Result<Entry, IndexEntryError> {
+        let (summary, body) = split(sealed)?;
+        let plaintext =
+            Zeroizing::new(envelope::open(&SEALED_ENTRY, key.expose_secret(), summary)?);
+        if plaintext.get(HEADER_LEN - 1) != Some(&SUMMARY_ENTRY.version) {
+            return Err(IndexEntryError::Malformed {
+                reason: "a split entry's summary is not of version 3",
+            });
+        }
+        let mut entry = Self::decode(&plaintext)?;
+        let inline = match &mut entry.kind {
+            EntryKind::File(file) if file.content == Content::InlineUnread => Some(file),
+            _ => None,
+        };
+        match (inline, body.is_empty()) {
+            (_, true) => {}
+            (None, false) => {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a body after the summary of an entry without inline bytes",
+                });
+            }
+            (Some(file), false) => {
+                let plaintext =
+                    Zeroizing::new(envelope::open(&SEALED_BODY, key.expose_secret(), body)?);
+                let Some((bound, bytes)) = plaintext.split_first_chunk::<32>() else {
+                    return Err(IndexEntryError::Malformed {
+                        reason: "a body too short to name its summary",
+                    });
+                };
+                if bound != blake3::hash(summary).as_bytes() {
+                    return Err(IndexEntryError::Malformed {
+                        reason: "a body sealed for another summary",
+                    });
+                }
+                if Id::of(bytes) != file.content_hash || bytes.len() as u64 != file.size {
+                    return Err(IndexEntryError::Inline {
+                        reason: "its bytes do not match the content hash",
+                    });
+                }
+                let bytes =
+                    InlineBytes::new(bytes.to_vec()).map_err(|_| IndexEntryError::Inline {
+                        reason: "longer than the inline limit",
+                    })?;
+                file.content = Content::Inline(bytes);
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Decodes and validates a plaintext entry of any version this build
+    /// reads.
     fn decode(plaintext: &[u8]) -> Result<Entry, IndexEntryError> {
-        // Version 2 (inline files) and later are checked against
-        // INLINE_ENTRY, so a newer entry is refused naming version 2.
+        // Version 3 and later are checked against SUMMARY_ENTRY, so a newer
+        // entry is refused naming version 3.
         let format = match plaintext.get(HEADER_LEN - 1) {
-            Some(version) if *version >= INLINE_ENTRY.version => INLINE_ENTRY,
+            Some(version) if *version >= SUMMARY_ENTRY.version => SUMMARY_ENTRY,
+            Some(version) if *version == INLINE_ENTRY.version => INLINE_ENTRY,
             _ => ENTRY,
         };
         let body = format.strip(plaintext)?;
@@ -469,10 +744,34 @@ impl Entry {
                     content_hash: file.content_hash,
                 })
             }
-            WireKind::Inline(_) if format == ENTRY => {
+            WireKind::Inline(_) if format != INLINE_ENTRY => {
                 return Err(IndexEntryError::Inline {
-                    reason: "an inline file in a version 1 entry",
+                    reason: "an inline file in an entry of another version than 2",
                 });
+            }
+            WireKind::InlineSummary(_) | WireKind::Folder | WireKind::RemovedFolder
+                if format != SUMMARY_ENTRY =>
+            {
+                return Err(IndexEntryError::Malformed {
+                    reason: "a kind of version 3 in an older entry",
+                });
+            }
+            WireKind::Folder => EntryKind::Folder,
+            WireKind::RemovedFolder => EntryKind::RemovedFolder,
+            WireKind::InlineSummary(inline) => {
+                if inline.size > MAX_INLINE_LEN as u64 {
+                    return Err(IndexEntryError::Inline {
+                        reason: "longer than the inline limit",
+                    });
+                }
+                EntryKind::File(FileEntry {
+                    content: Content::InlineUnread,
+                    size: inline.size,
+                    modified_unix_ms: inline.modified_unix_ms,
+                    chunks: 0,
+                    redundancy: inline.redundancy,
+                    content_hash: inline.content_hash,
+                })
             }
             WireKind::Inline(inline) => {
                 if Id::of(&inline.data) != inline.content_hash {
@@ -514,7 +813,10 @@ impl Entry {
                 if self == other {
                     Ordering::Equal
                 } else {
-                    self.encode().as_slice().cmp(other.encode().as_slice())
+                    // Inline bytes are in the summary by their hash.
+                    self.encode_summary()
+                        .as_slice()
+                        .cmp(other.encode_summary().as_slice())
                 }
             })
     }
@@ -543,6 +845,53 @@ pub fn newest(a: Entry, b: Entry) -> Entry {
 /// The newest of any number of entries of one path; `None` for none.
 pub fn newest_of(entries: impl IntoIterator<Item = Entry>) -> Option<Entry> {
     entries.into_iter().reduce(newest)
+}
+
+/// Bytes before a split entry's summary: its header and the summary's
+/// length (u32, little-endian).
+const SPLIT_HEADER_LEN: usize = HEADER_LEN + 4;
+
+/// A sealed entry, as a node stores it: the data, of which the first
+/// `summary_len` bytes are what listings return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// The whole entry.
+    pub data: Vec<u8>,
+    /// Length of its listing summary (header included).
+    pub summary_len: u32,
+}
+
+/// The length of the summary at the start of stored entry `data`, as a node
+/// is told it: a split entry's header and sealed summary; all of an entry
+/// sealed whole (versions 1 and 2).
+///
+/// # Errors
+/// [`IndexEntryError::Malformed`] for a split entry whose header does not
+/// fit its bytes.
+pub fn summary_len(data: &[u8]) -> Result<u32, IndexEntryError> {
+    if data.starts_with(&SPLIT_ENTRY.magic) {
+        let (summary, _) = split(data)?;
+        Ok((SPLIT_HEADER_LEN + summary.len()) as u32)
+    } else {
+        Ok(data.len() as u32)
+    }
+}
+
+/// A split entry's sealed summary and body (empty if none).
+fn split(data: &[u8]) -> Result<(&[u8], &[u8]), IndexEntryError> {
+    let rest = SPLIT_ENTRY.strip(data)?;
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return Err(IndexEntryError::Malformed {
+            reason: "a split entry shorter than its header",
+        });
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err(IndexEntryError::Malformed {
+            reason: "a split entry shorter than its summary",
+        });
+    }
+    Ok(rest.split_at(len))
 }
 
 #[cfg(test)]
@@ -631,14 +980,14 @@ mod tests {
         let mut tombstone = file("gone.txt", 9);
         tombstone.kind = EntryKind::Deleted;
         for entry in [file("photos/a.jpg", 1 << 20), tombstone] {
-            let sealed = entry.seal(&key).unwrap();
-            assert_eq!(&sealed[..5], b"cnsi\x01");
-            assert_eq!(sealed, entry.seal(&key).unwrap(), "deterministic");
+            let sealed = entry.seal(&key).unwrap().data;
+            assert_eq!(&sealed[..5], b"cnse\x01");
+            assert_eq!(sealed, entry.seal(&key).unwrap().data, "deterministic");
             let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
             assert_eq!(opened, entry);
         }
         // The encoding is a format: pin it.
-        let encoded = file("photos/a.jpg", 1 << 20).encode();
+        let encoded = file("photos/a.jpg", 1 << 20).encode().unwrap();
         assert_eq!(&encoded[..5], b"cnie\x01");
         assert_eq!(
             Id::of(&encoded).to_string(),
@@ -651,7 +1000,7 @@ mod tests {
         let (key, name_key) = keys();
         let entry = file("a", 5);
         let name = entry.name(&name_key);
-        let sealed = entry.seal(&key).unwrap();
+        let sealed = entry.seal(&key).unwrap().data;
 
         let other = IndexKey::from_bytes([9; 32]);
         assert!(matches!(
@@ -674,7 +1023,7 @@ mod tests {
 
         // A node answering for "a" with the entry of "b".
         let b = file("b", 6);
-        let swapped = b.seal(&key).unwrap();
+        let swapped = b.seal(&key).unwrap().data;
         assert_eq!(
             Entry::open(&swapped, &key, &name, &name_key),
             Err(IndexEntryError::NameMismatch {
@@ -715,15 +1064,15 @@ mod tests {
 
     #[test]
     fn bad_plaintexts_are_refused_with_a_reason() {
-        let good = file("a", 1).encode();
+        let good = file("a", 1).encode().unwrap();
         assert!(open_raw(&good).is_ok());
 
         let mut newer = good.to_vec();
-        newer[4] = 3;
+        newer[4] = 4;
         assert!(matches!(
             open_raw(&newer),
             Err(IndexEntryError::Format(FormatError::Version {
-                found: 3,
+                found: 4,
                 ..
             }))
         ));
@@ -738,7 +1087,7 @@ mod tests {
             Err(IndexEntryError::Decode(_))
         ));
 
-        let mut wire = file("a", 1).to_wire();
+        let mut wire = file("a", 1).to_wire(false).unwrap();
         wire.path = "/a".into();
         let encode = |wire: &WireEntry| {
             let mut out = ENTRY.header().to_vec();
@@ -754,7 +1103,7 @@ mod tests {
             open_raw(&encode(&wire)),
             Err(IndexEntryError::Path(PathError::DotComponent { .. }))
         ));
-        let mut wire = file("a", 1).to_wire();
+        let mut wire = file("a", 1).to_wire(false).unwrap();
         if let WireKind::File(f) = &mut wire.kind {
             f.capability.manifest.shards.pop();
         }
@@ -769,11 +1118,14 @@ mod tests {
         let (key, name_key) = keys();
         let mut entry = file("small.txt", 5);
         entry.kind = EntryKind::File(inline_file(b"hello".to_vec(), 9, 4));
-        let plaintext = entry.encode();
+        let plaintext = entry.encode().unwrap();
         assert_eq!(&plaintext[..HEADER_LEN], &INLINE_ENTRY.header());
         // Stored files and tombstones keep version 1, byte for byte.
-        assert_eq!(&file("a", 1).encode()[..HEADER_LEN], &ENTRY.header());
-        let sealed = entry.seal(&key).unwrap();
+        assert_eq!(
+            &file("a", 1).encode().unwrap()[..HEADER_LEN],
+            &ENTRY.header()
+        );
+        let sealed = entry.seal_legacy(&key).unwrap();
         let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
         assert_eq!(opened, entry);
         assert!(!format!("{opened:?}").contains("hello"));
@@ -786,18 +1138,18 @@ mod tests {
             Err(IndexEntryError::Inline { .. })
         ));
         // A newer version is refused naming the newest this build reads.
-        let mut v3 = plaintext.to_vec();
-        v3[HEADER_LEN - 1] = 3;
+        let mut v4 = plaintext.to_vec();
+        v4[HEADER_LEN - 1] = 4;
         assert!(matches!(
-            Entry::decode(&v3),
+            Entry::decode(&v4),
             Err(IndexEntryError::Format(FormatError::Version {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }))
         ));
         // Bytes that do not match the content hash are refused.
-        let mut wire = entry.to_wire();
+        let mut wire = entry.to_wire(false).unwrap();
         if let WireKind::Inline(inline) = &mut wire.kind {
             inline.data[0] ^= 1;
         }
@@ -823,7 +1175,8 @@ mod tests {
         // The largest inline file with the longest path fits in a node's entry.
         let mut largest = file(&"p".repeat(MAX_PATH_LEN), u64::MAX);
         largest.kind = EntryKind::File(inline_file(vec![1; MAX_INLINE_LEN], u64::MAX, 32));
-        assert!(largest.seal(&key).unwrap().len() <= MAX_SEALED_ENTRY_LEN);
+        assert!(largest.seal(&key).unwrap().data.len() <= MAX_SEALED_ENTRY_LEN);
+        assert!(largest.seal_legacy(&key).unwrap().len() <= MAX_SEALED_ENTRY_LEN);
     }
 
     #[test]
@@ -838,7 +1191,7 @@ mod tests {
             redundancy: Redundancy::new(1, 32).unwrap(),
             content_hash: Id::of(b"x"),
         });
-        let sealed = entry.seal(&key).unwrap();
+        let sealed = entry.seal(&key).unwrap().data;
         assert!(sealed.len() < 6 * 1024, "{}", sealed.len());
         assert_eq!(
             Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap(),
@@ -856,7 +1209,7 @@ mod tests {
         assert!(matches!(
             entry.seal(&key),
             Err(IndexEntryError::TooLarge {
-                max: MAX_SEALED_ENTRY_LEN,
+                max: MAX_SUMMARY_LEN,
                 ..
             })
         ));
@@ -895,6 +1248,109 @@ mod tests {
         assert_eq!(old.cmp_recency(&old.clone()), Ordering::Equal);
     }
 
+    #[test]
+    fn a_split_entry_lists_its_summary_and_keeps_inline_bytes_in_its_body() {
+        let (key, name_key) = keys();
+        let mut entry = file("docs/small.txt", 5);
+        entry.kind = EntryKind::File(inline_file(b"hello".to_vec(), 9, 4));
+        let name = entry.name(&name_key);
+        let sealed = entry.seal(&key).unwrap();
+        assert_eq!(&sealed.data[..5], b"cnse\x01");
+        assert_eq!(summary_len(&sealed.data).unwrap(), sealed.summary_len);
+        let summary = &sealed.data[..sealed.summary_len as usize];
+        assert!(summary.len() < 200, "{}", summary.len());
+        // Whole: the bytes are back.
+        assert_eq!(
+            Entry::open(&sealed.data, &key, &name, &name_key).unwrap(),
+            entry
+        );
+        // The summary alone, as a listing returns it: size and hash, no bytes.
+        let listed = Entry::open(summary, &key, &name, &name_key).unwrap();
+        let EntryKind::File(listed_file) = &listed.kind else {
+            panic!("{listed:?}")
+        };
+        assert_eq!(listed_file.content, Content::InlineUnread);
+        assert_eq!(listed_file.size, 5);
+        assert!(listed.seal(&key).is_err(), "unread bytes cannot be sealed");
+        // A body moved under another entry's summary is refused, even one
+        // of the same bytes.
+        let mut other = entry.clone();
+        other.path = path("docs/other.txt");
+        let other_sealed = other.seal(&key).unwrap();
+        let mut moved = summary.to_vec();
+        moved.extend_from_slice(&other_sealed.data[other_sealed.summary_len as usize..]);
+        assert!(matches!(
+            Entry::open(&moved, &key, &name, &name_key),
+            Err(IndexEntryError::Malformed { .. })
+        ));
+        assert_ne!(
+            &sealed.data[sealed.summary_len as usize..],
+            &other_sealed.data[other_sealed.summary_len as usize..],
+            "equal small files seal to unrelated bodies"
+        );
+        // A stored file has no body: its summary is all of it.
+        let stored = file("docs/big.bin", 6).seal(&key).unwrap();
+        assert_eq!(stored.summary_len as usize, stored.data.len());
+        // A truncated header or summary is refused.
+        for len in [3, 6, 20] {
+            assert!(Entry::open(&sealed.data[..len], &key, &name, &name_key).is_err());
+        }
+    }
+
+    #[test]
+    fn entries_written_before_folders_still_open() {
+        let (key, name_key) = keys();
+        let mut inline = file("old/small.txt", 5);
+        inline.kind = EntryKind::File(inline_file(b"old bytes".to_vec(), 9, 4));
+        for entry in [file("old/a.bin", 3), inline] {
+            let legacy = entry.seal_legacy(&key).unwrap();
+            assert_eq!(&legacy[..5], b"cnsi\x01");
+            assert_eq!(summary_len(&legacy).unwrap() as usize, legacy.len());
+            let opened = Entry::open(&legacy, &key, &entry.name(&name_key), &name_key).unwrap();
+            assert_eq!(opened, entry);
+        }
+    }
+
+    #[test]
+    fn folders_have_names_and_tags_of_their_own() {
+        let (key, name_key) = keys();
+        let folder = Entry {
+            path: path("photos/2026"),
+            version: Version(4),
+            writer: [1; 16],
+            kind: EntryKind::Folder,
+        };
+        let name = folder.name(&name_key);
+        assert_eq!(name, folder_entry_name(&name_key, &path("photos/2026")));
+        assert_ne!(name, entry_name(&name_key, &path("photos/2026")));
+        let sealed = folder.seal(&key).unwrap().data;
+        assert_eq!(
+            Entry::open(&sealed, &key, &name, &name_key).unwrap(),
+            folder
+        );
+        // Listed in its parent; a file and its folder's tag differ.
+        let parent = path("photos");
+        assert_eq!(
+            folder.folder_tag(&name_key),
+            folder_tag(&name_key, Some(&parent))
+        );
+        assert_ne!(
+            folder_tag(&name_key, Some(&parent)),
+            folder_tag(&name_key, None)
+        );
+        assert_eq!(
+            file("top.txt", 1).folder_tag(&name_key),
+            folder_tag(&name_key, None)
+        );
+        // Pinned: the tag is part of every user's index.
+        assert_eq!(
+            folder_tag(&name_key, Some(&parent)),
+            *blake3::keyed_hash(&[2; 32], b"cairn 2026-12 folder tag\0photos").as_bytes()
+        );
+        // Folders cannot be written in the old format.
+        assert!(folder.seal_legacy(&key).is_err());
+    }
+
     // Strategies.
 
     fn entry() -> impl Strategy<Value = Entry> {
@@ -926,7 +1382,13 @@ mod tests {
             remote_path(),
             any::<u64>(),
             any::<[u8; 16]>(),
-            prop_oneof![Just(EntryKind::Deleted), file, inline],
+            prop_oneof![
+                Just(EntryKind::Deleted),
+                Just(EntryKind::Folder),
+                Just(EntryKind::RemovedFolder),
+                file,
+                inline
+            ],
         )
             .prop_map(|(path, version, writer, kind)| Entry {
                 path,
@@ -962,7 +1424,7 @@ mod tests {
         #[test]
         fn any_entry_round_trips(entry in entry()) {
             let (key, name_key) = keys();
-            let sealed = entry.seal(&key).unwrap();
+            let sealed = entry.seal(&key).unwrap().data;
             prop_assert!(sealed.len() <= MAX_SEALED_ENTRY_LEN);
             let opened = Entry::open(&sealed, &key, &entry.name(&name_key), &name_key).unwrap();
             prop_assert_eq!(opened, entry);

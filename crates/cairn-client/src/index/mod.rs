@@ -15,7 +15,21 @@
 //! - **Writes** go to every node with a version above any seen and succeed
 //!   on a majority of the configured nodes; a node holding a newer entry
 //!   refuses (`Conflict`), and the writer reads again and writes above it.
-//! - **Listing** merges every node's entries the same way, with read repair.
+//! - **Folder listings** ask each node for one folder's entries by its
+//!   [`folder_tag`], page by page in name order, and merge the pages as
+//!   they arrive: a name is settled once every node's page has passed it,
+//!   so memory holds a page per node, not the folder. Listings carry
+//!   summaries (an inline file's bytes stay on the nodes). Entries written
+//!   before folders (in no folder) are read from the legacy folder and
+//!   sorted into their folders here, until `repair` rewrites them.
+//! - **Folders** are entries of their own ([`EntryKind::Folder`], under
+//!   [`folder_entry_name`]): a file's write first makes sure every folder
+//!   above it has one, once per folder and process.
+//! - **The change feed**: each node numbers the changes to its entries;
+//!   [`ChangeCursor`] remembers, per node, the last number seen, and
+//!   [`Index::changes`] returns the newest entry of every name changed since.
+//! - **Listing** everything merges every node's entries the same way, with
+//!   read repair (for `repair`, which rewrites old entries too).
 //! - **Copies**: which nodes hold a given version (an inline file's only
 //!   copies are its entries), and sending it to the nodes that lack it.
 //!
@@ -25,19 +39,21 @@
 mod clock;
 pub mod entry;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::keys::{IndexKey, IndexNameKey};
 use cairn_net::client::ClientError;
-use cairn_net::protocol::{ErrorCode, IndexName};
+use cairn_net::protocol::{ErrorCode, FolderTag, IndexName, LEGACY_FOLDER};
+use serde::{Deserialize, Serialize};
 
 pub use self::clock::{Clock, Version};
 pub use self::entry::{
     Content, ENTRY, Entry, EntryKind, FileEntry, INLINE_ENTRY, IndexEntryError, InlineBytes,
-    MAX_INLINE_LEN, MAX_SEALED_ENTRY_LEN, SEALED_ENTRY, entry_name, newest, newest_of,
+    MAX_INLINE_LEN, MAX_SEALED_ENTRY_LEN, MAX_SUMMARY_LEN, SEALED_BODY, SEALED_ENTRY, SPLIT_ENTRY,
+    SUMMARY_ENTRY, SealedEntry, entry_name, folder_entry_name, folder_tag, newest, newest_of,
 };
 pub use crate::path::{MAX_PATH_LEN, PathError, RemotePath};
 use crate::transport::{NodeFailure, Patience, Transport};
@@ -74,6 +90,9 @@ pub(crate) enum WriteError {
     Seal(IndexEntryError),
 }
 
+/// Entries a change-feed request asks a node for at once.
+const CHANGES_PAGE: u32 = 1000;
+
 /// One name's newest entry in a listing, and how many nodes hold it now
 /// (those that held it plus those read repair brought up to date).
 #[derive(Debug)]
@@ -82,6 +101,31 @@ pub(crate) struct Listed {
     pub entry: Entry,
     /// Nodes holding it.
     pub copies: usize,
+    /// Whether it was written before folders (sealed whole, in no folder):
+    /// `repair` rewrites it.
+    pub legacy: bool,
+}
+
+/// Where a reader of the change feed is: per node, the feed it read and
+/// the last change number seen there. Serializable, so that a folder sync
+/// keeps it between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCursor {
+    /// Per node id (as text): (feed id, last change number seen).
+    pub nodes: BTreeMap<String, (u64, u64)>,
+}
+
+/// What [`Index::changes`] found.
+#[derive(Debug)]
+pub(crate) struct ChangeBatch {
+    /// The newest entry of each name changed since the cursor (tombstones
+    /// included), in no particular order; summaries, so an inline file is
+    /// [`Content::InlineUnread`].
+    pub entries: Vec<Entry>,
+    /// Where to start next time.
+    pub cursor: ChangeCursor,
+    /// Whether some node has more changes than one call returns.
+    pub more: bool,
 }
 
 /// Which nodes hold one version of an entry.
@@ -119,6 +163,8 @@ pub(crate) struct Index<T> {
     /// Breaks ties between entries of equal version.
     writer: [u8; 16],
     clock: Mutex<Clock>,
+    /// Folders known to have a live entry, each made sure of once.
+    folders: Mutex<HashMap<RemotePath, Arc<tokio::sync::OnceCell<()>>>>,
 }
 
 impl<T: Transport> Index<T> {
@@ -136,6 +182,7 @@ impl<T: Transport> Index<T> {
             seal_key,
             writer,
             clock: Mutex::new(Clock::new()),
+            folders: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,9 +203,23 @@ impl<T: Transport> Index<T> {
         self.nodes() - self.write_quorum() + 1
     }
 
-    /// The name the entry of `remote` is stored under.
+    /// The name the entry of file `remote` is stored under.
     pub fn name(&self, remote: &RemotePath) -> IndexName {
         entry_name(&self.name_key, remote)
+    }
+
+    /// The name an entry of kind `kind` for `remote` is stored under.
+    fn name_of(&self, remote: &RemotePath, kind: &EntryKind) -> IndexName {
+        if kind.is_folder() {
+            folder_entry_name(&self.name_key, remote)
+        } else {
+            entry_name(&self.name_key, remote)
+        }
+    }
+
+    /// The tag of folder `folder` (`None`: the root).
+    pub fn folder_tag(&self, folder: Option<&RemotePath>) -> FolderTag {
+        folder_tag(&self.name_key, folder)
     }
 
     fn open(&self, sealed: &[u8], name: &IndexName) -> Result<Entry, IndexEntryError> {
@@ -172,7 +233,21 @@ impl<T: Transport> Index<T> {
     /// # Errors
     /// [`NoNode`] if no node answered.
     pub async fn lookup(&self, remote: &RemotePath) -> Result<Option<Entry>, NoNode> {
-        let name = self.name(remote);
+        self.lookup_name(remote, self.name(remote)).await
+    }
+
+    /// The newest entry of folder `remote`, as [`lookup`](Self::lookup).
+    pub async fn lookup_folder(&self, remote: &RemotePath) -> Result<Option<Entry>, NoNode> {
+        self.lookup_name(remote, folder_entry_name(&self.name_key, remote))
+            .await
+    }
+
+    /// The newest entry stored under `name` (of `remote`, for messages).
+    async fn lookup_name(
+        &self,
+        remote: &RemotePath,
+        name: IndexName,
+    ) -> Result<Option<Entry>, NoNode> {
         let replies = self
             .quorum(self.read_quorum(), |node| {
                 // A node another request is still connecting to is skipped:
@@ -208,8 +283,7 @@ impl<T: Transport> Index<T> {
             return Err(NoNode { failed });
         }
         if let Some((entry, data)) = &newest {
-            self.read_repair(&name, entry.version.0, data, &answered)
-                .await;
+            self.read_repair(&name, entry, data, &answered).await;
         }
         Ok(newest.map(|(entry, _)| entry))
     }
@@ -220,16 +294,18 @@ impl<T: Transport> Index<T> {
     async fn read_repair(
         &self,
         name: &IndexName,
-        version: u64,
+        entry: &Entry,
         data: &Bytes,
         answered: &[(usize, Option<u64>)],
     ) -> usize {
+        let version = entry.version.0;
         let stale = answered
             .iter()
             .filter(|(_, v)| v.is_none_or(|v| v < version))
             .map(|(node, _)| *node);
         let mut repaired = 0;
-        for (node, result) in self.put_copies(stale, name, version, data).await {
+        let folder = entry.folder_tag(&self.name_key);
+        for (node, result) in self.put_copies(stale, name, version, folder, data).await {
             match result {
                 Ok(()) => repaired += 1,
                 Err(e) => tracing::debug!(
@@ -242,19 +318,29 @@ impl<T: Transport> Index<T> {
     }
 
     /// Stores the sealed entry `data` as version `version` of `name` on each
-    /// of `nodes`, all at once; each node's outcome.
+    /// of `nodes`, all at once; each node's outcome. A split entry goes in
+    /// `folder` with its summary; one sealed whole (by a cairn before
+    /// folders) is copied as it was written, in no folder.
     async fn put_copies(
         &self,
         nodes: impl Iterator<Item = usize>,
         name: &IndexName,
         version: u64,
+        folder: FolderTag,
         data: &Bytes,
     ) -> Vec<(usize, Result<(), ClientError>)> {
+        let split = data.starts_with(&SPLIT_ENTRY.magic);
+        let summary_len = entry::summary_len(data).unwrap_or(data.len() as u32);
         futures::future::join_all(nodes.map(|node| async move {
-            let result = self
-                .transport
-                .put_index(node, *name, version, data.clone())
-                .await;
+            let result = if split {
+                self.transport
+                    .put_entry(node, *name, version, folder, summary_len, data.clone())
+                    .await
+            } else {
+                self.transport
+                    .put_index(node, *name, version, data.clone())
+                    .await
+            };
             (node, result.map(drop))
         }))
         .await
@@ -274,10 +360,54 @@ impl<T: Transport> Index<T> {
     /// [`WriteError::NotStored`] if fewer than a majority stored it (or
     /// four rounds kept meeting newer entries).
     pub async fn write(&self, remote: &RemotePath, kind: EntryKind) -> Result<usize, WriteError> {
-        let name = self.name(remote);
+        if matches!(kind, EntryKind::File(_) | EntryKind::Folder)
+            && let Some(parent) = remote.parent()
+        {
+            Box::pin(self.ensure_folder(&parent)).await?;
+        }
+        self.write_entry(remote, kind).await
+    }
+
+    /// Makes sure folder `folder` and every folder above it have a live
+    /// entry: once per folder and process (concurrent callers wait for the
+    /// first), by looking it up and writing it if it is missing or removed.
+    pub async fn ensure_folder(&self, folder: &RemotePath) -> Result<(), WriteError> {
+        let once = self
+            .folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(folder.clone())
+            .or_default()
+            .clone();
+        once.get_or_try_init(|| async {
+            let live = matches!(
+                self.lookup_folder(folder).await,
+                Ok(Some(Entry {
+                    kind: EntryKind::Folder,
+                    ..
+                }))
+            );
+            if !live {
+                // Its own parents first, by the same path.
+                self.write(folder, EntryKind::Folder).await?;
+            }
+            Ok(())
+        })
+        .await
+        .copied()
+    }
+
+    /// Writes the entry, as [`write`](Self::write), without the folders.
+    async fn write_entry(&self, remote: &RemotePath, kind: EntryKind) -> Result<usize, WriteError> {
+        let name = self.name_of(remote, &kind);
         let total = self.nodes();
         let needed = self.write_quorum();
-        let mut floor = match self.lookup(remote).await {
+        let first = if kind.is_folder() {
+            self.lookup_folder(remote).await
+        } else {
+            self.lookup(remote).await
+        };
+        let mut floor = match first {
             Ok(Some(entry)) => entry.version,
             _ => Version::ZERO,
         };
@@ -294,11 +424,20 @@ impl<T: Transport> Index<T> {
                 writer: self.writer,
                 kind: kind.clone(),
             };
-            let sealed = Bytes::from(entry.seal(&self.seal_key).map_err(WriteError::Seal)?);
+            let folder = entry.folder_tag(&self.name_key);
+            let sealed = entry.seal(&self.seal_key).map_err(WriteError::Seal)?;
+            let summary_len = sealed.summary_len;
+            let data = Bytes::from(sealed.data);
             let results = self
                 .quorum(needed, |node| {
-                    self.transport
-                        .put_index(node, name, version.0, sealed.clone())
+                    self.transport.put_entry(
+                        node,
+                        name,
+                        version.0,
+                        folder,
+                        summary_len,
+                        data.clone(),
+                    )
                 })
                 .await;
             let mut acknowledged = 0;
@@ -328,7 +467,12 @@ impl<T: Transport> Index<T> {
                 });
             }
             // Another writer got there first on some node: go above it.
-            floor = match self.lookup(remote).await {
+            let again = if kind.is_folder() {
+                self.lookup_folder(remote).await
+            } else {
+                self.lookup(remote).await
+            };
+            floor = match again {
                 Ok(Some(entry)) => entry.version.max(version),
                 _ => version,
             };
@@ -409,11 +553,102 @@ impl<T: Transport> Index<T> {
                 .iter()
                 .any(|(_, v)| v.is_none_or(|v| v < entry.version.0))
             {
-                copies += self.read_repair(&name, entry.version.0, &data, &have).await;
+                copies += self.read_repair(&name, &entry, &data, &have).await;
             }
-            listed.push(Listed { entry, copies });
+            let legacy = !data.starts_with(&SPLIT_ENTRY.magic);
+            listed.push(Listed {
+                entry,
+                copies,
+                legacy,
+            });
         }
         Ok(listed)
+    }
+
+    /// A listing of folder `folder` (`None`: the root): its entries (files,
+    /// folders and tombstones of both), page by page in name order; see
+    /// [`FolderListing`]. Entries written before folders are found too.
+    pub fn list_folder(&self, folder: Option<&RemotePath>) -> FolderListing<'_, T> {
+        FolderListing::new(self, folder.cloned())
+    }
+
+    /// The newest entry of every name changed on any node since `cursor`
+    /// (optionally only in folder `folder`, as `Some(None)` for the root),
+    /// with the cursor to start from next time. A node that answers with
+    /// another feed than the cursor's (it was wiped or replaced) is read
+    /// from its start. Nodes that fail keep their place.
+    ///
+    /// # Errors
+    /// [`NoNode`] if no node answered.
+    pub async fn changes(
+        &self,
+        cursor: &ChangeCursor,
+        folder: Option<Option<&RemotePath>>,
+    ) -> Result<ChangeBatch, NoNode> {
+        let tag = folder.map(|f| self.folder_tag(f));
+        let ids: Vec<String> = self
+            .transport
+            .addresses()
+            .iter()
+            .map(|a| a.node_id.map_or_else(|| a.to_string(), |id| id.to_string()))
+            .collect();
+        let pages = futures::future::join_all((0..self.nodes()).map(|node| {
+            let seen = cursor.nodes.get(&ids[node]).copied();
+            async move {
+                let since = seen.map_or(0, |(_, seq)| seq);
+                let page = self
+                    .transport
+                    .changes(node, since, tag, CHANGES_PAGE)
+                    .await?;
+                match seen {
+                    Some((feed, _)) if feed != page.feed && since != 0 => {
+                        self.transport.changes(node, 0, tag, CHANGES_PAGE).await
+                    }
+                    _ => Ok(page),
+                }
+            }
+        }))
+        .await;
+        let mut next = cursor.clone();
+        let mut newest: HashMap<IndexName, Entry> = HashMap::new();
+        let mut failed = Vec::new();
+        let mut answered = 0;
+        let mut more = false;
+        for (node, page) in pages.into_iter().enumerate() {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    failed.push(NodeFailure::of(&*self.transport, node, &e));
+                    continue;
+                }
+            };
+            answered += 1;
+            more |= page.more;
+            next.nodes.insert(ids[node].clone(), (page.feed, page.next));
+            for change in page.entries {
+                let Ok(entry) = self.open(&change.summary, &change.name) else {
+                    tracing::warn!(
+                        node = %self.transport.addresses()[node],
+                        "skipping a changed index entry that does not open"
+                    );
+                    continue;
+                };
+                let replace = newest
+                    .get(&change.name)
+                    .is_none_or(|best| newer(&entry, best));
+                if replace {
+                    newest.insert(change.name, entry);
+                }
+            }
+        }
+        if answered == 0 {
+            return Err(NoNode { failed });
+        }
+        Ok(ChangeBatch {
+            entries: newest.into_values().collect(),
+            cursor: next,
+            more,
+        })
     }
 
     /// All of one node's entries for this user.
@@ -473,7 +708,11 @@ impl<T: Transport> Index<T> {
         if let Some(sealed) = &before.sealed {
             let name = self.name(remote);
             let lacking = (0..self.nodes()).filter(|&n| before.per_node[n] == 0);
-            for (node, result) in self.put_copies(lacking, &name, version, sealed).await {
+            let folder = self.folder_tag(remote.parent().as_ref());
+            for (node, result) in self
+                .put_copies(lacking, &name, version, folder, sealed)
+                .await
+            {
                 match result {
                     Ok(()) => {
                         written += 1;
@@ -546,6 +785,294 @@ impl<T: Transport> Index<T> {
                 })
             })
             .collect()
+    }
+}
+
+/// One node's part of a [`FolderListing`]: the page it answered last, not
+/// yet merged, and where its next page starts.
+#[derive(Debug)]
+struct NodePages {
+    node: usize,
+    buffered: VecDeque<cairn_net::client::IndexEntry>,
+    after: Option<IndexName>,
+    done: bool,
+}
+
+/// A folder's entries, merged across the nodes of a read quorum page by
+/// page: [`next_page`](Self::next_page) returns the names every node has
+/// answered past, newest entry each, in name order, so memory holds one
+/// page per node whatever the folder's size. Entries of the legacy folder
+/// (written before folders) are listed once, whole, and those of this
+/// folder (or, as a synthesized folder entry of version 0, below it) are
+/// returned with the first page.
+#[derive(Debug)]
+pub(crate) struct FolderListing<'a, T> {
+    index: &'a Index<T>,
+    folder: Option<RemotePath>,
+    tag: FolderTag,
+    /// `None` until the first page: then the nodes that answered it.
+    nodes: Option<Vec<NodePages>>,
+    /// Entries in no folder, to return with the first page.
+    legacy: Option<Vec<Listed>>,
+    page_size: u32,
+}
+
+impl<'a, T: Transport> FolderListing<'a, T> {
+    fn new(index: &'a Index<T>, folder: Option<RemotePath>) -> Self {
+        let tag = index.folder_tag(folder.as_ref());
+        Self {
+            index,
+            folder,
+            tag,
+            nodes: None,
+            legacy: None,
+            page_size: LIST_PAGE,
+        }
+    }
+
+    /// Asks each node for at most `size` entries at a time (default 1000).
+    #[cfg(test)]
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = size.max(1);
+        self
+    }
+
+    /// The next run of entries in name order, or `None` when the folder is
+    /// done. Read repair brings the nodes that answered without an entry's
+    /// newest version up to date (an inline file's from a full lookup,
+    /// since listings carry summaries).
+    ///
+    /// # Errors
+    /// [`NoNode`] if no node answered the first page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Listed>>, NoNode> {
+        if self.nodes.is_none() {
+            let first = self.index.quorum(self.index.read_quorum(), |node| {
+                self.index
+                    .transport
+                    .list_folder(node, self.tag, None, self.page_size)
+            });
+            let replies = first.await;
+            let mut nodes = Vec::new();
+            let mut failed = Vec::new();
+            for (node, reply) in replies.into_iter().enumerate() {
+                match reply {
+                    Ok(page) => nodes.push(NodePages {
+                        node,
+                        after: page.entries.last().map(|e| e.name),
+                        done: !page.more || page.entries.is_empty(),
+                        buffered: page.entries.into(),
+                    }),
+                    Err(e) => failed.push(NodeFailure::of(&*self.index.transport, node, &e)),
+                }
+            }
+            if nodes.is_empty() {
+                return Err(NoNode { failed });
+            }
+            self.nodes = Some(nodes);
+            if self.tag != LEGACY_FOLDER {
+                self.legacy = Some(self.legacy_entries().await?);
+            }
+        } else {
+            self.refill().await;
+        }
+        let mut out = self.legacy.take().unwrap_or_default();
+        out.extend(self.settled().await);
+        let nodes = self.nodes.as_ref().map_or(&[][..], Vec::as_slice);
+        if out.is_empty() && nodes.iter().all(|n| n.done && n.buffered.is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(out))
+    }
+
+    /// Fetches the next page of every node whose buffer ran dry; a node
+    /// that fails is left out of the rest of the listing.
+    async fn refill(&mut self) {
+        let Some(nodes) = self.nodes.as_mut() else {
+            return;
+        };
+        let index = self.index;
+        let (tag, size) = (self.tag, self.page_size);
+        let fetches = nodes
+            .iter_mut()
+            .filter(|n| n.buffered.is_empty() && !n.done)
+            .map(|n| async move {
+                match index
+                    .transport
+                    .list_folder(n.node, tag, n.after, size)
+                    .await
+                {
+                    Ok(page) => {
+                        n.after = page.entries.last().map(|e| e.name).or(n.after);
+                        n.done = !page.more || page.entries.is_empty();
+                        n.buffered = page.entries.into();
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            node = %index.transport.addresses()[n.node],
+                            "a node failed in the middle of a listing: {e}"
+                        );
+                        false
+                    }
+                }
+            });
+        let kept = futures::future::join_all(fetches).await;
+        if kept.iter().any(|ok| !ok) {
+            // Drop the failed nodes: those still empty and not done.
+            nodes.retain(|n| !n.buffered.is_empty() || n.done);
+        }
+    }
+
+    /// Takes every buffered entry whose name no node can still answer
+    /// below (at most the smallest last name among nodes with more to
+    /// come), merged by name, with read repair.
+    async fn settled(&mut self) -> Vec<Listed> {
+        let Some(nodes) = self.nodes.as_mut() else {
+            return Vec::new();
+        };
+        let bound: Option<IndexName> = nodes
+            .iter()
+            .filter(|n| !n.done)
+            .map(|n| n.after.unwrap_or([0; 32]))
+            .min();
+        let answered: Vec<usize> = nodes.iter().map(|n| n.node).collect();
+        let mut by_name: BTreeMap<IndexName, Vec<(usize, cairn_net::client::IndexEntry)>> =
+            BTreeMap::new();
+        for n in nodes.iter_mut() {
+            while let Some(front) = n.buffered.front() {
+                if bound.is_some_and(|b| front.name > b) {
+                    break;
+                }
+                let stored = n.buffered.pop_front().expect("front exists");
+                by_name
+                    .entry(stored.name)
+                    .or_default()
+                    .push((n.node, stored));
+            }
+        }
+        let mut out = Vec::with_capacity(by_name.len());
+        for (name, held) in by_name {
+            if let Some(listed) = self.merge(name, held, &answered).await {
+                out.push(listed);
+            }
+        }
+        out
+    }
+
+    /// The newest of one name's copies, with read repair of the nodes
+    /// among `answered` without it.
+    async fn merge(
+        &self,
+        name: IndexName,
+        held: Vec<(usize, cairn_net::client::IndexEntry)>,
+        answered: &[usize],
+    ) -> Option<Listed> {
+        let index = self.index;
+        let mut newest: Option<(Entry, Bytes)> = None;
+        for (node, stored) in &held {
+            match index.open(&stored.data, &name) {
+                Ok(entry) => {
+                    if newest.as_ref().is_none_or(|(best, _)| newer(&entry, best)) {
+                        newest = Some((entry, stored.data.clone()));
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    node = %index.transport.addresses()[*node],
+                    "skipping an index entry that does not open: {e}"
+                ),
+            }
+        }
+        let (entry, data) = newest?;
+        let version = entry.version.0;
+        let have: Vec<(usize, Option<u64>)> = answered
+            .iter()
+            .map(|&node| {
+                let v = held
+                    .iter()
+                    .find(|(n, _)| *n == node)
+                    .map(|(_, s)| s.version);
+                (node, v)
+            })
+            .collect();
+        let mut copies = have.iter().filter(|(_, v)| *v == Some(version)).count();
+        if have.iter().any(|(_, v)| v.is_none_or(|v| v < version)) {
+            let summary_only = matches!(
+                &entry.kind,
+                EntryKind::File(FileEntry {
+                    content: Content::InlineUnread,
+                    ..
+                })
+            );
+            if summary_only {
+                // A lookup reads the whole entry and repairs with it.
+                if index.lookup(&entry.path).await.is_ok() {
+                    copies = have.len();
+                }
+            } else {
+                copies += index.read_repair(&name, &entry, &data, &have).await;
+            }
+        }
+        let legacy = !data.starts_with(&SPLIT_ENTRY.magic);
+        Some(Listed {
+            entry,
+            copies,
+            legacy,
+        })
+    }
+
+    /// Entries written before folders that belong in this folder, and the
+    /// folders below it that such entries imply (as folder entries of
+    /// version 0), in path order. Read whole: there are none once `repair`
+    /// has rewritten them.
+    async fn legacy_entries(&self) -> Result<Vec<Listed>, NoNode> {
+        let mut all = FolderListing {
+            index: self.index,
+            folder: None,
+            tag: LEGACY_FOLDER,
+            nodes: None,
+            legacy: Some(Vec::new()),
+            page_size: self.page_size.max(LIST_PAGE),
+        };
+        let mut found: BTreeMap<RemotePath, Listed> = BTreeMap::new();
+        while let Some(page) = Box::pin(all.next_page()).await? {
+            for listed in page {
+                let path = &listed.entry.path;
+                if path.parent() == self.folder {
+                    found.insert(path.clone(), listed);
+                    continue;
+                }
+                // A deeper path: its first component below this folder is
+                // a folder here.
+                let below = match &self.folder {
+                    None => Some(path.as_str()),
+                    Some(folder) => path
+                        .as_str()
+                        .strip_prefix(folder.as_str())
+                        .and_then(|rest| rest.strip_prefix('/')),
+                };
+                let Some(below) = below else { continue };
+                if listed.entry.is_deleted() {
+                    continue;
+                }
+                let first = below.split('/').next().unwrap_or(below);
+                let sub = match &self.folder {
+                    None => first.parse::<RemotePath>(),
+                    Some(folder) => folder.join(first),
+                };
+                let Ok(sub) = sub else { continue };
+                found.entry(sub.clone()).or_insert(Listed {
+                    entry: Entry {
+                        path: sub,
+                        version: Version::ZERO,
+                        writer: [0; 16],
+                        kind: EntryKind::Folder,
+                    },
+                    copies: 0,
+                    legacy: true,
+                });
+            }
+        }
+        Ok(found.into_values().collect())
     }
 }
 

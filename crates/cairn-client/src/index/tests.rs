@@ -68,7 +68,7 @@ fn sealed(remote: &RemotePath, version: u64, kind: EntryKind) -> Bytes {
         writer: [9; 16],
         kind,
     };
-    Bytes::from(entry.seal(&keys().1).unwrap())
+    Bytes::from(entry.seal(&keys().1).unwrap().data)
 }
 
 #[tokio::test]
@@ -204,7 +204,7 @@ async fn a_write_short_of_a_majority_is_an_error_naming_the_nodes() {
 async fn a_refused_write_counts_against_the_quorum_with_the_nodes_code() {
     let nodes = failing(3);
     let index = index(&nodes);
-    nodes.inject_any(Op::PutIndex, 2, Fault::Refuse(ErrorCode::DiskFull));
+    nodes.inject_any(Op::PutEntry, 2, Fault::Refuse(ErrorCode::DiskFull));
     match index.write(&path("a.txt"), file(b"a")).await {
         Err(WriteError::NotStored {
             acknowledged: 1,
@@ -296,7 +296,15 @@ async fn a_listing_merges_every_node_repairs_the_stale_and_counts_copies() {
         .iter()
         .map(|l| (l.entry.path.to_string(), l.copies))
         .collect();
-    assert_eq!(summary, [("a".to_owned(), 4), ("dir/b".to_owned(), 4)]);
+    // "dir" is the folder entry the write of dir/b made first.
+    assert_eq!(
+        summary,
+        [
+            ("a".to_owned(), 4),
+            ("dir".to_owned(), 4),
+            ("dir/b".to_owned(), 4)
+        ]
+    );
     assert!(nodes.index_entry(2, &b_name).is_some(), "repaired");
 }
 
@@ -346,4 +354,209 @@ async fn copies_are_counted_per_node_and_repaired_where_missing() {
         }
     );
     assert_eq!(repair.after, [1, 1, 1, 0]);
+}
+
+/// Every entry of folder `folder`, `size` per page, as (path, kind, copies).
+async fn folder_items(
+    index: &Index<MemoryTransport>,
+    folder: Option<&str>,
+    size: u32,
+) -> Vec<(String, &'static str, usize)> {
+    let folder = folder.map(path);
+    let mut listing = index.list_folder(folder.as_ref()).page_size(size);
+    let mut items = Vec::new();
+    while let Some(page) = listing.next_page().await.unwrap() {
+        for listed in page {
+            let kind = match &listed.entry.kind {
+                EntryKind::File(_) => "file",
+                EntryKind::Folder => "folder",
+                EntryKind::Deleted => "deleted",
+                EntryKind::RemovedFolder => "removed folder",
+            };
+            items.push((listed.entry.path.to_string(), kind, listed.copies));
+        }
+    }
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn a_folder_lists_exactly_its_files_and_folders_whatever_the_page_size() {
+    let nodes = memory(4);
+    let index = index(&nodes);
+    for p in [
+        "top.txt",
+        "docs/a.txt",
+        "docs/b.txt",
+        "docs/deep/c.txt",
+        "docsX/not-mine.txt",
+        "other/d.txt",
+    ] {
+        index.write(&path(p), file(p.as_bytes())).await.unwrap();
+    }
+    let docs = vec![
+        ("docs/a.txt".to_owned(), "file", 4),
+        ("docs/b.txt".to_owned(), "file", 4),
+        ("docs/deep".to_owned(), "folder", 4),
+    ];
+    for size in [1, 2, 1000] {
+        assert_eq!(
+            folder_items(&index, Some("docs"), size).await,
+            docs,
+            "{size}"
+        );
+    }
+    let root: Vec<String> = folder_items(&index, None, 1)
+        .await
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    assert_eq!(root, ["docs", "docsX", "other", "top.txt"]);
+    assert!(folder_items(&index, Some("nothing"), 10).await.is_empty());
+    // A listing asks for the folder's entries only, never the whole index.
+    assert_eq!(nodes.requests(0, Op::ListIndex), 0);
+    // Listings carry summaries: an inline file's bytes stay on the nodes.
+    let mut listing = index.list_folder(Some(&path("docs")));
+    let page = listing.next_page().await.unwrap().unwrap();
+    assert!(page.iter().any(|l| matches!(
+        &l.entry.kind,
+        EntryKind::File(FileEntry {
+            content: Content::InlineUnread,
+            ..
+        })
+    )));
+}
+
+#[tokio::test]
+async fn a_folder_listing_repairs_the_node_that_missed_writes() {
+    let nodes = memory(4);
+    let index = index(&nodes);
+    index.write(&path("d/one"), file(b"1")).await.unwrap();
+    nodes.stop(3);
+    index.write(&path("d/two"), file(b"2")).await.unwrap();
+    let removed = index.write(&path("d/one"), EntryKind::Deleted).await;
+    assert!(removed.is_ok());
+    nodes.start(3);
+    let two = index.name(&path("d/two"));
+    assert_eq!(nodes.index_entry(3, &two), None);
+
+    let items = folder_items(&index, Some("d"), 1).await;
+    assert_eq!(
+        items,
+        [
+            ("d/one".to_owned(), "deleted", 4),
+            ("d/two".to_owned(), "file", 4)
+        ]
+    );
+    // Node 3 got the whole entry (read by a lookup, not the summary).
+    let (_, data) = nodes.index_entry(3, &two).unwrap();
+    let repaired = Entry::open(&data, &keys().1, &two, &keys().0).unwrap();
+    assert_eq!(bytes_of(&repaired), b"2");
+    assert_eq!(
+        nodes.index_folder(3, &two).unwrap().0,
+        index.folder_tag(Some(&path("d")))
+    );
+}
+
+#[tokio::test]
+async fn the_change_feed_returns_what_changed_since_the_cursor_and_nothing_older() {
+    let nodes = memory(3);
+    let index = index(&nodes);
+    index.write(&path("a/old.txt"), file(b"old")).await.unwrap();
+    let first = index.changes(&ChangeCursor::default(), None).await.unwrap();
+    let paths: Vec<String> = first.entries.iter().map(|e| e.path.to_string()).collect();
+    assert!(paths.contains(&"a/old.txt".to_owned()) && paths.contains(&"a".to_owned()));
+
+    // Nothing changed: nothing returned.
+    let quiet = index.changes(&first.cursor, None).await.unwrap();
+    assert!(quiet.entries.is_empty(), "{:?}", quiet.entries);
+    assert!(!quiet.more);
+
+    index.write(&path("a/new.txt"), file(b"new")).await.unwrap();
+    index
+        .write(&path("a/old.txt"), EntryKind::Deleted)
+        .await
+        .unwrap();
+    index
+        .write(&path("b/else.txt"), file(b"else"))
+        .await
+        .unwrap();
+    let next = index.changes(&quiet.cursor, None).await.unwrap();
+    let mut changed: Vec<(String, bool)> = next
+        .entries
+        .iter()
+        .map(|e| (e.path.to_string(), e.is_deleted()))
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            ("a/new.txt".to_owned(), false),
+            ("a/old.txt".to_owned(), true),
+            ("b".to_owned(), false),
+            ("b/else.txt".to_owned(), false)
+        ]
+    );
+    // Only one folder's changes.
+    let in_a = index
+        .changes(&quiet.cursor, Some(Some(&path("a"))))
+        .await
+        .unwrap();
+    let mut in_a: Vec<String> = in_a.entries.iter().map(|e| e.path.to_string()).collect();
+    in_a.sort();
+    assert_eq!(in_a, ["a/new.txt", "a/old.txt"]);
+    // The cursor survives being saved, as a sync keeps it.
+    let saved = postcard::to_allocvec(&next.cursor).unwrap();
+    let back: ChangeCursor = postcard::from_bytes(&saved).unwrap();
+    assert!(index.changes(&back, None).await.unwrap().entries.is_empty());
+}
+
+#[tokio::test]
+async fn entries_written_before_folders_are_listed_in_their_folders() {
+    let nodes = memory(3);
+    let index = index(&nodes);
+    // Written by a cairn before folders: sealed whole, in no folder.
+    for (p, version) in [("old/a.txt", 5), ("old/deep/b.txt", 6), ("top.txt", 7)] {
+        let remote = path(p);
+        let entry = Entry {
+            path: remote.clone(),
+            version: Version(version),
+            writer: [3; 16],
+            kind: file(p.as_bytes()),
+        };
+        let data = Bytes::from(entry.seal_legacy(&keys().1).unwrap());
+        for node in 0..3 {
+            nodes.set_index_entry(node, index.name(&remote), version, data.clone());
+        }
+    }
+    let root: Vec<(String, &str)> = folder_items(&index, None, 1000)
+        .await
+        .into_iter()
+        .map(|(p, k, _)| (p, k))
+        .collect();
+    assert_eq!(
+        root,
+        [("old".to_owned(), "folder"), ("top.txt".to_owned(), "file")]
+    );
+    let old: Vec<(String, &str)> = folder_items(&index, Some("old"), 1)
+        .await
+        .into_iter()
+        .map(|(p, k, _)| (p, k))
+        .collect();
+    assert_eq!(
+        old,
+        [
+            ("old/a.txt".to_owned(), "file"),
+            ("old/deep".to_owned(), "folder")
+        ]
+    );
+    // A lookup reads an old entry whole.
+    let found = index
+        .lookup(&path("old/deep/b.txt"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bytes_of(&found), b"old/deep/b.txt");
+    let all = index.list().await.unwrap();
+    assert_eq!(all.iter().filter(|l| l.legacy).count(), 3);
 }

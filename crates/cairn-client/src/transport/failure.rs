@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use cairn_net::client::{ClientError, Has, IndexEntry, IndexPage};
-use cairn_net::protocol::{Dropped, ErrorBody, ErrorCode, IndexName, NodeInfo};
+use cairn_net::client::{ChangePage, ClientError, Has, IndexEntry, IndexPage};
+use cairn_net::protocol::{Dropped, ErrorBody, ErrorCode, FolderTag, IndexName, NodeInfo};
 use cairn_net::{NodeAddress, NodeId};
 
 use super::{NodeFailure, Op, Patience, Transport};
@@ -293,6 +293,43 @@ impl<T: Transport> Transport for FailureTransport<T> {
     ) -> Result<IndexPage, ClientError> {
         let request = self.inner.list_index(node, after, limit);
         self.run(node, Op::ListIndex, request).await
+    }
+
+    async fn put_entry(
+        &self,
+        node: usize,
+        name: IndexName,
+        version: u64,
+        folder: FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> Result<Option<u64>, ClientError> {
+        let request = self
+            .inner
+            .put_entry(node, name, version, folder, summary_len, data);
+        self.run(node, Op::PutEntry, request).await
+    }
+
+    async fn list_folder(
+        &self,
+        node: usize,
+        folder: FolderTag,
+        after: Option<IndexName>,
+        limit: u32,
+    ) -> Result<IndexPage, ClientError> {
+        let request = self.inner.list_folder(node, folder, after, limit);
+        self.run(node, Op::ListFolder, request).await
+    }
+
+    async fn changes(
+        &self,
+        node: usize,
+        since: u64,
+        folder: Option<FolderTag>,
+        limit: u32,
+    ) -> Result<ChangePage, ClientError> {
+        let request = self.inner.changes(node, since, folder, limit);
+        self.run(node, Op::Changes, request).await
     }
 
     async fn delete_index(&self, node: usize, name: IndexName) -> Result<Option<u64>, ClientError> {

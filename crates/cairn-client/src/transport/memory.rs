@@ -11,6 +11,9 @@
 //! - index entries are versioned: a put below the stored version, or of
 //!   other bytes at the same version, is a `Conflict`; the same bytes again
 //!   are accepted;
+//! - entries are listed by folder tag with their summaries, and each stored
+//!   put takes the next change number of the node's change feed (one row
+//!   per name: its latest change);
 //! - a stopped node ([`MemoryTransport::stop`]) refuses connections, and
 //!   is [down](Transport::is_down) until started again.
 //!
@@ -22,8 +25,10 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use cairn_net::client::{ClientError, Has, IndexEntry, IndexPage};
-use cairn_net::protocol::{Dropped, ErrorBody, ErrorCode, IndexName, NodeInfo};
+use cairn_net::client::{ChangePage, Changed, ClientError, Has, IndexEntry, IndexPage};
+use cairn_net::protocol::{
+    Dropped, ErrorBody, ErrorCode, FolderTag, IndexName, LEGACY_FOLDER, NodeInfo,
+};
 use cairn_net::{NodeAddress, NodeId, Scheme};
 
 use super::{NodeFailure, Op, Patience, Transport};
@@ -43,9 +48,100 @@ struct FakeNode {
     shards: HashMap<Id, Bytes>,
     /// The shards the user references.
     references: HashSet<Id>,
-    index: BTreeMap<IndexName, (u64, Bytes)>,
+    index: BTreeMap<IndexName, Stored>,
+    /// The change feed: change number → name.
+    changes: BTreeMap<u64, IndexName>,
+    /// The last change number given.
+    last_change: u64,
     requests: HashMap<Op, usize>,
 }
+
+/// An index entry as a fake node keeps it.
+#[derive(Debug, Clone)]
+struct Stored {
+    version: u64,
+    data: Bytes,
+    folder: FolderTag,
+    summary_len: u32,
+    change: u64,
+}
+
+impl Stored {
+    fn summary(&self) -> Bytes {
+        self.data.slice(..self.summary_len as usize)
+    }
+}
+
+impl FakeNode {
+    /// Stores an entry whatever the node held, as its latest change.
+    fn store(
+        &mut self,
+        name: IndexName,
+        version: u64,
+        data: Bytes,
+        folder: FolderTag,
+        summary_len: u32,
+    ) {
+        if let Some(old) = self.index.get(&name) {
+            self.changes.remove(&old.change);
+        }
+        self.last_change += 1;
+        self.changes.insert(self.last_change, name);
+        self.index.insert(
+            name,
+            Stored {
+                version,
+                data,
+                folder,
+                summary_len,
+                change: self.last_change,
+            },
+        );
+    }
+
+    /// Removes an entry; its version.
+    fn remove(&mut self, name: &IndexName) -> Option<u64> {
+        let old = self.index.remove(name)?;
+        self.changes.remove(&old.change);
+        Some(old.version)
+    }
+
+    /// A put of `name` at `version` with `data`: refused below the stored
+    /// version or with other bytes at it, a no-op for the same bytes.
+    fn put(
+        &mut self,
+        name: IndexName,
+        version: u64,
+        data: Bytes,
+        folder: FolderTag,
+        summary_len: u32,
+    ) -> Result<Option<u64>, ClientError> {
+        let replaced = match self.index.get(&name) {
+            Some(stored) if stored.version > version => {
+                return Err(refused(
+                    ErrorCode::Conflict,
+                    format!("version {} is stored, newer than {version}", stored.version),
+                ));
+            }
+            Some(stored) if stored.version == version => {
+                if stored.data == data {
+                    return Ok(Some(version));
+                }
+                return Err(refused(
+                    ErrorCode::Conflict,
+                    format!("other bytes are stored at version {version}"),
+                ));
+            }
+            Some(stored) => Some(stored.version),
+            None => None,
+        };
+        self.store(name, version, data, folder, summary_len);
+        Ok(replaced)
+    }
+}
+
+/// A fake node's feed id: fixed, as a node that is never wiped.
+pub const MEMORY_FEED: u64 = 0x6361_6972_6e00_0001;
 
 fn refused(code: ErrorCode, message: impl Into<String>) -> ClientError {
     ClientError::Node(ErrorBody::new(code, message))
@@ -150,7 +246,14 @@ impl MemoryTransport {
 
     /// Node `node`'s index entry `name`: its version and sealed bytes.
     pub fn index_entry(&self, node: usize, name: &IndexName) -> Option<(u64, Bytes)> {
-        self.node(node).index.get(name).cloned()
+        let state = self.node(node);
+        state.index.get(name).map(|e| (e.version, e.data.clone()))
+    }
+
+    /// Node `node`'s folder tag and summary length for entry `name`.
+    pub fn index_folder(&self, node: usize, name: &IndexName) -> Option<(FolderTag, u32)> {
+        let state = self.node(node);
+        state.index.get(name).map(|e| (e.folder, e.summary_len))
     }
 
     /// How many index entries node `node` holds (tombstones included).
@@ -158,15 +261,18 @@ impl MemoryTransport {
         self.node(node).index.len()
     }
 
-    /// Sets node `node`'s index entry `name`, whatever it held: to make a
-    /// stale or a diverging node.
+    /// Sets node `node`'s index entry `name`, whatever it held, as an
+    /// entry of a client before folders (in no folder, all summary): to
+    /// make a stale or a diverging node, or an old one.
     pub fn set_index_entry(&self, node: usize, name: IndexName, version: u64, data: Bytes) {
-        self.node(node).index.insert(name, (version, data));
+        let len = data.len() as u32;
+        self.node(node)
+            .store(name, version, data, LEGACY_FOLDER, len);
     }
 
     /// Forgets node `node`'s index entry `name`.
     pub fn remove_index_entry(&self, node: usize, name: &IndexName) {
-        self.node(node).index.remove(name);
+        self.node(node).remove(name);
     }
 }
 
@@ -294,27 +400,93 @@ impl Transport for MemoryTransport {
         data: Bytes,
     ) -> Result<Option<u64>, ClientError> {
         self.serve(node, Op::PutIndex, |state| {
-            let replaced = match state.index.get(&name) {
-                Some((stored, _)) if *stored > version => {
-                    return Err(refused(
-                        ErrorCode::Conflict,
-                        format!("version {stored} is stored, newer than {version}"),
-                    ));
-                }
-                Some((stored, bytes)) if *stored == version => {
-                    if *bytes == data {
-                        return Ok(Some(version));
+            let len = data.len() as u32;
+            state.put(name, version, data, LEGACY_FOLDER, len)
+        })
+        .await
+    }
+
+    async fn put_entry(
+        &self,
+        node: usize,
+        name: IndexName,
+        version: u64,
+        folder: FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> Result<Option<u64>, ClientError> {
+        self.serve(node, Op::PutEntry, |state| {
+            if summary_len as usize > data.len() {
+                return Err(refused(
+                    ErrorCode::BadRequest,
+                    "the summary is longer than the entry",
+                ));
+            }
+            state.put(name, version, data, folder, summary_len)
+        })
+        .await
+    }
+
+    async fn list_folder(
+        &self,
+        node: usize,
+        folder: FolderTag,
+        after: Option<IndexName>,
+        limit: u32,
+    ) -> Result<IndexPage, ClientError> {
+        self.serve(node, Op::ListFolder, |state| {
+            let mut following = state
+                .index
+                .iter()
+                .filter(|(name, e)| e.folder == folder && after.is_none_or(|a| **name > a));
+            let entries: Vec<IndexEntry> = following
+                .by_ref()
+                .take(limit as usize)
+                .map(|(name, e)| IndexEntry {
+                    name: *name,
+                    version: e.version,
+                    data: e.summary(),
+                })
+                .collect();
+            let more = following.next().is_some();
+            Ok(IndexPage { entries, more })
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        node: usize,
+        since: u64,
+        folder: Option<FolderTag>,
+        limit: u32,
+    ) -> Result<ChangePage, ClientError> {
+        self.serve(node, Op::Changes, |state| {
+            let mut entries = Vec::new();
+            let mut next = since;
+            let mut rows = state.changes.range(since.saturating_add(1)..);
+            for (&seq, name) in rows.by_ref() {
+                next = seq;
+                let e = &state.index[name];
+                if folder.is_none_or(|f| f == e.folder) {
+                    entries.push(Changed {
+                        name: *name,
+                        version: e.version,
+                        seq,
+                        summary: e.summary(),
+                    });
+                    if entries.len() >= limit as usize {
+                        break;
                     }
-                    return Err(refused(
-                        ErrorCode::Conflict,
-                        format!("other bytes are stored at version {version}"),
-                    ));
                 }
-                Some((stored, _)) => Some(*stored),
-                None => None,
-            };
-            state.index.insert(name, (version, data));
-            Ok(replaced)
+            }
+            let more = rows.next().is_some();
+            Ok(ChangePage {
+                feed: MEMORY_FEED,
+                entries,
+                next,
+                more,
+            })
         })
         .await
     }
@@ -326,10 +498,10 @@ impl Transport for MemoryTransport {
         _: Patience,
     ) -> Result<Option<IndexEntry>, ClientError> {
         self.serve(node, Op::GetIndex, |state| {
-            Ok(state.index.get(&name).map(|(version, data)| IndexEntry {
+            Ok(state.index.get(&name).map(|e| IndexEntry {
                 name,
-                version: *version,
-                data: data.clone(),
+                version: e.version,
+                data: e.data.clone(),
             }))
         })
         .await
@@ -349,10 +521,10 @@ impl Transport for MemoryTransport {
             let entries: Vec<IndexEntry> = following
                 .by_ref()
                 .take(limit as usize)
-                .map(|(name, (version, data))| IndexEntry {
+                .map(|(name, e)| IndexEntry {
                     name: *name,
-                    version: *version,
-                    data: data.clone(),
+                    version: e.version,
+                    data: e.data.clone(),
                 })
                 .collect();
             let more = following.next().is_some();
@@ -362,10 +534,8 @@ impl Transport for MemoryTransport {
     }
 
     async fn delete_index(&self, node: usize, name: IndexName) -> Result<Option<u64>, ClientError> {
-        self.serve(node, Op::DeleteIndex, |state| {
-            Ok(state.index.remove(&name).map(|(version, _)| version))
-        })
-        .await
+        self.serve(node, Op::DeleteIndex, |state| Ok(state.remove(&name)))
+            .await
     }
 
     async fn close(&self) {}

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_core::Id;
-use cairn_net::client::{ClientError, Has, IndexEntry, IndexPage};
-use cairn_net::protocol::{Dropped, ErrorCode, IndexName, NodeInfo};
+use cairn_net::client::{ChangePage, ClientError, Has, IndexEntry, IndexPage};
+use cairn_net::protocol::{Dropped, ErrorCode, FolderTag, IndexName, NodeInfo};
 use cairn_net::{NodeAddress, NodeId};
 
 pub use self::failure::{FailureTransport, Fault};
@@ -83,6 +83,12 @@ pub enum Op {
     ListIndex,
     /// [`Transport::delete_index`].
     DeleteIndex,
+    /// [`Transport::put_entry`].
+    PutEntry,
+    /// [`Transport::list_folder`].
+    ListFolder,
+    /// [`Transport::changes`].
+    Changes,
 }
 
 /// What [`Transport::put_shard_unless_held`] did.
@@ -196,6 +202,40 @@ pub trait Transport: Send + Sync + 'static {
         after: Option<IndexName>,
         limit: u32,
     ) -> impl Future<Output = Result<IndexPage, ClientError>> + Send;
+
+    /// Stores index entry `name` at `version` on node `node`, listed in
+    /// folder `folder` with the first `summary_len` bytes of `data` as its
+    /// summary; returns the version it replaced. Versions as
+    /// [`put_index`](Self::put_index).
+    fn put_entry(
+        &self,
+        node: usize,
+        name: IndexName,
+        version: u64,
+        folder: FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> impl Future<Output = Result<Option<u64>, ClientError>> + Send;
+
+    /// A page of at most `limit` of node `node`'s entries in folder
+    /// `folder`, in name order, after `after`: summaries only.
+    fn list_folder(
+        &self,
+        node: usize,
+        folder: FolderTag,
+        after: Option<IndexName>,
+        limit: u32,
+    ) -> impl Future<Output = Result<IndexPage, ClientError>> + Send;
+
+    /// Node `node`'s entries changed after its change number `since`
+    /// (optionally only in `folder`), oldest change first: summaries only.
+    fn changes(
+        &self,
+        node: usize,
+        since: u64,
+        folder: Option<FolderTag>,
+        limit: u32,
+    ) -> impl Future<Output = Result<ChangePage, ClientError>> + Send;
 
     /// Deletes index entry `name` on node `node` (the client removes files
     /// with tombstones; this is for tools); returns the version deleted.

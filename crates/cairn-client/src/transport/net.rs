@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use cairn_core::Id;
-use cairn_net::client::{ClientError, Connection, Has, IndexEntry, IndexPage};
-use cairn_net::protocol::{Dropped, IndexName, NodeInfo};
+use cairn_net::client::{ChangePage, ClientError, Connection, Has, IndexEntry, IndexPage};
+use cairn_net::protocol::{Dropped, FolderTag, IndexName, NodeInfo};
 use cairn_net::{NodeAddress, NodeId};
 
 use super::{NodeFailure, Patience, ShardPut, Transport};
@@ -164,6 +164,54 @@ impl Transport for NetTransport {
         self.cluster
             .on(node, |c| async move {
                 c.list_index(after.as_ref(), limit).await
+            })
+            .await
+    }
+
+    async fn put_entry(
+        &self,
+        node: usize,
+        name: IndexName,
+        version: u64,
+        folder: FolderTag,
+        summary_len: u32,
+        data: Bytes,
+    ) -> Result<Option<u64>, ClientError> {
+        self.cluster
+            .on(node, |c| {
+                let data = data.clone();
+                async move {
+                    c.put_entry(&name, version, &folder, summary_len, data)
+                        .await
+                }
+            })
+            .await
+    }
+
+    async fn list_folder(
+        &self,
+        node: usize,
+        folder: FolderTag,
+        after: Option<IndexName>,
+        limit: u32,
+    ) -> Result<IndexPage, ClientError> {
+        self.cluster
+            .on(node, |c| async move {
+                c.list_folder(&folder, after.as_ref(), limit).await
+            })
+            .await
+    }
+
+    async fn changes(
+        &self,
+        node: usize,
+        since: u64,
+        folder: Option<FolderTag>,
+        limit: u32,
+    ) -> Result<ChangePage, ClientError> {
+        self.cluster
+            .on(node, |c| async move {
+                c.changes(since, folder.as_ref(), limit).await
             })
             .await
     }
