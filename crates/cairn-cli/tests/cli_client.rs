@@ -529,7 +529,7 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
 
     // Everything verifies; then one shard of d.bin goes missing.
     let verified = alice.json(&["verify", "--json"]);
-    assert_eq!(verified["ok"], 5);
+    assert_eq!(verified["ok"], 8);
     let before = shard_ids(&nodes[0]);
     alice.write("d.bin", &cairn_testing::seeded_bytes(4, 200_000));
     alice.ok(&["put", "d.bin"]);
@@ -550,7 +550,7 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
         stdout(&out)
     );
     assert!(
-        stderr(&out).contains("1 of 6 files not ok: d.bin (degraded)"),
+        stderr(&out).contains("1 of 9 files not ok: d.bin (degraded)"),
         "{}",
         stderr(&out)
     );
@@ -574,7 +574,7 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
         stdout(&out)
     );
     assert!(
-        stdout(&out).contains("checked 6 files: 1 repaired, 0 not ok"),
+        stdout(&out).contains("checked 9 files: 1 repaired, 0 not ok"),
         "{}",
         stdout(&out)
     );
@@ -611,7 +611,7 @@ fn put_r_stores_a_tree_and_verify_names_a_file_missing_a_shard() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("e.bin"), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("1 of 7 files still not ok: e.bin"),
+        stderr(&out).contains("1 of 10 files still not ok: e.bin"),
         "{}",
         stderr(&out)
     );

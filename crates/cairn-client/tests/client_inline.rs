@@ -35,10 +35,11 @@ async fn a_small_file_lives_in_its_entry_and_is_read_while_one_node_is_up() {
     assert_eq!((stored.chunks, stored.shards_sent), (0, 0), "{stored:?}");
     assert_eq!(stored.fewest_nodes, 4, "{stored:?}");
     assert!(!stored.degraded, "{stored:?}");
-    // Nothing but the index entry: no chunk, no manifest shard anywhere.
+    // Nothing but index entries (the file's and its folder's): no chunk,
+    // no manifest shard anywhere.
     assert_eq!(shard_count(&cluster), 0);
     for node in 0..4 {
-        assert_eq!(cluster.index_entries(node, "alice").len(), 1);
+        assert_eq!(cluster.index_entries(node, "alice").len(), 2);
     }
 
     assert_eq!(fetch(&client, "notes/small.txt").await.unwrap(), bytes);
