@@ -153,6 +153,10 @@ pub(crate) struct FileCopies {
     pub checked: CheckedCopies,
 }
 
+/// How many folders a recursive [`walk`](Directory::walk) lists at once:
+/// the one it reached and the sibling folders after it.
+pub(crate) const WALK_AHEAD: usize = 8;
+
 /// The layers listing and inspecting use, borrowed from the client.
 pub(crate) struct Directory<'a, T> {
     /// Names.
@@ -318,10 +322,14 @@ impl<T: Transport> Directory<'_, T> {
 
     /// Hands `each` the items of folder `folder` (`None`: the root) as
     /// [`folder`](Self::folder) orders them, and with `recursive` the
-    /// items of each subfolder right after that subfolder, depth first; a
-    /// subfolder is listed when the walk reaches it, so memory holds the
-    /// folders on the current path, not the tree. Stops early when `each`
-    /// returns false. Returns false if `folder` is not a folder.
+    /// items of each subfolder right after that subfolder, depth first. A
+    /// subfolder is listed when the walk reaches it, together with up to
+    /// [`WALK_AHEAD`]` - 1` of the sibling folders after it (the walk needs
+    /// them next once the first subtree is done), so that a tree of many
+    /// folders costs a round trip per [`WALK_AHEAD`] folders, not per
+    /// folder; memory holds the folders on the current path and those
+    /// siblings, not the tree. Stops early when `each` returns false.
+    /// Returns false if `folder` is not a folder.
     ///
     /// # Errors
     /// [`DirectoryError::NoNode`] if no node answered.
@@ -337,6 +345,8 @@ impl<T: Transport> Directory<'_, T> {
         };
         // Folders still to list, each with the items after it.
         let mut stack: Vec<std::vec::IntoIter<ListItem>> = vec![items.into_iter()];
+        // Sibling folders listed ahead of the walk, until it reaches them.
+        let mut ahead: HashMap<RemotePath, Option<Vec<ListItem>>> = HashMap::new();
         while let Some(top) = stack.last_mut() {
             let Some(item) = top.next() else {
                 stack.pop();
@@ -349,9 +359,24 @@ impl<T: Transport> Directory<'_, T> {
             if !each(item) {
                 return Ok(true);
             }
-            if let Some(sub) = sub
-                && let Some(items) = self.folder(Some(&sub), health).await?
-            {
+            let Some(sub) = sub else { continue };
+            if !ahead.contains_key(&sub) {
+                let batch: Vec<RemotePath> = std::iter::once(sub.clone())
+                    .chain(top.as_slice().iter().filter_map(|next| match next {
+                        ListItem::Folder(path) => Some(path.clone()),
+                        ListItem::File(_) => None,
+                    }))
+                    .take(WALK_AHEAD)
+                    .collect();
+                let listed = futures::future::join_all(
+                    batch.iter().map(|folder| self.folder(Some(folder), health)),
+                )
+                .await;
+                for (folder, items) in batch.into_iter().zip(listed) {
+                    ahead.insert(folder, items?);
+                }
+            }
+            if let Some(items) = ahead.remove(&sub).flatten() {
                 stack.push(items.into_iter());
             }
         }

@@ -350,9 +350,10 @@ impl<T: Transport> Index<T> {
     /// version above any seen; succeeds on a majority of the configured
     /// nodes. Returns how many nodes stored it.
     ///
-    /// A node holding a newer entry refuses the write (`Conflict`: a node
-    /// the first read did not hear from, or another writer in between).
-    /// Any refusal sends the writer back to read the newest entry and write
+    /// The first attempt takes its version from the clock without reading
+    /// the entry first. A node holding a newer entry refuses the write
+    /// (`Conflict`: another writer whose clock is ahead, or who wrote in
+    /// between). Any refusal sends the writer back to read the newest entry and write
     /// above it, even when a majority accepted: readers take the newest
     /// entry any node holds, so a put that lands below one is lost to them.
     ///
@@ -402,15 +403,14 @@ impl<T: Transport> Index<T> {
         let name = self.name_of(remote, &kind);
         let total = self.nodes();
         let needed = self.write_quorum();
-        let first = if kind.is_folder() {
-            self.lookup_folder(remote).await
-        } else {
-            self.lookup(remote).await
-        };
-        let mut floor = match first {
-            Ok(Some(entry)) => entry.version,
-            _ => Version::ZERO,
-        };
+        // No read first: the clock's version is above any entry this
+        // client wrote, and above any other is the common case (a new
+        // name, or one written a while ago). When it is not, a node that
+        // holds the newer entry refuses, and one does among any majority
+        // that acknowledges (a majority stored the newer one too): the
+        // loop below then reads it and goes above it. A small file's put
+        // costs one round trip instead of two.
+        let mut floor = Version::ZERO;
         let mut failed = Vec::new();
         for _attempt in 0..4 {
             let version = self

@@ -228,7 +228,7 @@ async fn a_newer_entry_on_one_node_sends_the_writer_above_it() {
     let remote = path("a.txt");
     let name = index.name(&remote);
     // A writer whose clock runs an hour ahead reached node 3 only, which
-    // the writer's first read (a read quorum) may not hear from.
+    // a read quorum may not hear from.
     let ahead = Version::new(Clock::now_unix_ms() + 3_600_000, 0).0;
     nodes.set_index_entry(3, name, ahead, sealed(&remote, ahead, file(b"ahead")));
     nodes.stop(3);
