@@ -1,5 +1,5 @@
 //! Index entries: put, get, paging, delete, versions, limits and isolation;
-//! folders, summaries and the change feed (schema version 3).
+//! folders, summaries and the change feed (schema version 4).
 //!
 //! Guards against an old or replayed write rolling an entry back, against
 //! a retry after a lost reply failing (or two racing writers both

@@ -10,17 +10,17 @@ use cairn_store::{
     IndexEntry, IndexPut, LEGACY_FOLDER, MAX_INDEX_ENTRY_LEN, OpenError, QueryError, RecordError,
     Store, StoreOptions,
 };
-use common::{recorded_version, rewrite_as_schema_2, user_record};
+use common::{recorded_version, rewrite_as_schema_2, rewrite_as_schema_3, user_record};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const INDEX: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("index");
 
 #[test]
-fn a_new_store_records_schema_version_3() {
+fn a_new_store_records_schema_version_4() {
     let dir = tempfile::tempdir().unwrap();
     drop(common::open(dir.path()));
-    assert_eq!(recorded_version(dir.path()), Some(3));
+    assert_eq!(recorded_version(dir.path()), Some(4));
     // And opens again.
     drop(common::open(dir.path()));
 }
@@ -44,14 +44,14 @@ fn an_unknown_schema_version_is_refused() {
             err,
             OpenError::UnsupportedSchema {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err:?}"
     );
     let message = err.to_string();
     assert!(message.contains("schema version 99"), "{message}");
-    assert!(message.contains("supports 3"), "{message}");
+    assert!(message.contains("supports 4"), "{message}");
     assert!(message.contains("newer version"), "{message}");
     // Refused before anything was touched.
     assert_eq!(recorded_version(dir.path()), Some(99));
@@ -61,11 +61,11 @@ fn an_unknown_schema_version_is_refused() {
 }
 
 /// Version 1 (one file per shard, no segment tables, index entries
-/// without folders) is upgraded in place, straight to version 3: its data
-/// kept, the segment tables and the feed added, version 3 recorded; so a
+/// without folders) is upgraded in place, straight to version 4: its data
+/// kept, the segment tables and the feed added, version 4 recorded; so a
 /// cairn that knows only version 1 refuses it from then on.
 #[test]
-fn a_version_1_store_is_upgraded_to_version_3_keeping_its_data() {
+fn a_version_1_store_is_upgraded_to_version_4_keeping_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let (id, bytes) = common::shard(7, 100);
     let entry = IndexEntry {
@@ -112,12 +112,74 @@ fn a_version_1_store_is_upgraded_to_version_3_keeping_its_data() {
     assert_eq!(feed.entries.len(), 1);
     assert_eq!(feed.entries[0].summary, entry.data);
     drop(store);
-    assert_eq!(recorded_version(dir.path()), Some(3));
+    assert_eq!(recorded_version(dir.path()), Some(4));
     // The new tables work: a segment put is recorded.
     let store = Store::open(dir.path(), StoreOptions::default().with_segments(true)).unwrap();
     let (new, new_bytes) = common::shard(8, 100);
     store.put("ann", &new, &new_bytes, None).unwrap();
     assert!(store.shard_location(&new).unwrap().is_some());
+}
+
+/// Version 3 (folder rows without values) is upgraded in place: every
+/// entry is listed in its folder with its version and summary as before,
+/// the feed keeps its id and sequence numbers, and version 4 is recorded.
+#[test]
+fn a_version_3_store_is_upgraded_to_version_4_keeping_its_listings_and_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = [7; 32];
+    let entry = |name: u8, version: u64| IndexEntry {
+        name: [name; 32],
+        version,
+        data: vec![name; 300],
+    };
+    let (feed_before, listed_before) = {
+        let store = common::open(dir.path());
+        store.add_user("ann", &user_record(1, None)).unwrap();
+        for name in 1..=3 {
+            store
+                .put_entry("ann", &entry(name, 10), &folder, 100)
+                .unwrap();
+        }
+        store.put_entry("ann", &entry(9, 10), &[8; 32], 50).unwrap();
+        // A newer version of one: its row moves up the feed.
+        store.put_entry("ann", &entry(2, 11), &folder, 120).unwrap();
+        (
+            store.changes("ann", 0, None, 100, 4096).unwrap(),
+            store.list_folder("ann", &folder, None, 100).unwrap(),
+        )
+    };
+    assert_eq!(listed_before.len(), 3);
+    assert_eq!(listed_before[1].version, 11);
+    assert_eq!(listed_before[1].data, vec![2; 120]);
+    rewrite_as_schema_3(dir.path());
+    assert_eq!(recorded_version(dir.path()), Some(3));
+
+    let store = common::open(dir.path());
+    assert_eq!(
+        store.list_folder("ann", &folder, None, 100).unwrap(),
+        listed_before
+    );
+    assert_eq!(
+        store.list_folder("ann", &[8; 32], None, 100).unwrap(),
+        vec![IndexEntry {
+            data: vec![9; 50],
+            ..entry(9, 10)
+        }]
+    );
+    let feed = store.changes("ann", 0, None, 100, 4096).unwrap();
+    assert_eq!(feed, feed_before);
+    // Writes after the upgrade keep the rows right.
+    store.put_entry("ann", &entry(1, 12), &[8; 32], 10).unwrap();
+    assert_eq!(
+        store.list_folder("ann", &folder, None, 100).unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store.list_folder("ann", &[8; 32], None, 100).unwrap().len(),
+        2
+    );
+    drop(store);
+    assert_eq!(recorded_version(dir.path()), Some(4));
 }
 
 #[test]
@@ -164,10 +226,10 @@ fn a_second_store_on_the_same_directory_is_refused() {
 /// is listed in the legacy folder with all its data as its summary, and is
 /// in the feed once, with a sequence number of its own. The upgrade is one
 /// transaction (rewriting the entries, adding the rows and the feed,
-/// recording version 3), so a node killed during it finds the store at
-/// version 2 or 3, never between (`crash.rs` kills one mid-way).
+/// recording version 4), so a node killed during it finds the store at
+/// version 2 or 4, never between (`crash.rs` kills one mid-way).
 #[test]
-fn a_version_2_store_is_upgraded_to_version_3_keeping_every_entry() {
+fn a_version_2_store_is_upgraded_to_version_4_keeping_every_entry() {
     let dir = tempfile::tempdir().unwrap();
     let entry = |name: u8, version: u64, len: usize| IndexEntry {
         name: [name; 32],
@@ -259,7 +321,7 @@ fn a_version_2_store_is_upgraded_to_version_3_keeping_every_entry() {
         2
     );
     drop(store);
-    assert_eq!(recorded_version(dir.path()), Some(3));
+    assert_eq!(recorded_version(dir.path()), Some(4));
     assert_eq!(raw_format(dir.path(), "ann", &[3; 32]), 2);
 
     // Opening again upgrades nothing: same feed, same numbers.
@@ -320,7 +382,7 @@ fn the_upgrade_leaves_an_entry_it_cannot_read_as_it_was() {
     assert_eq!(feed.entries.len(), 1);
     assert_eq!(feed.entries[0].name, [1; 32]);
     drop(store);
-    assert_eq!(recorded_version(dir.path()), Some(3));
+    assert_eq!(recorded_version(dir.path()), Some(4));
     let db = Database::open(dir.path().join("meta.redb")).unwrap();
     let txn = db.begin_read().unwrap();
     let index = txn.open_table(INDEX).unwrap();

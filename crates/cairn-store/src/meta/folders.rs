@@ -3,8 +3,12 @@
 //! `meta` (see the crate's `index` module for what folders, summaries and
 //! the feed are to a client).
 //!
-//! - `folders`: `(user, folder tag, entry name)` → `()`: one row per
-//!   entry, so that one folder's entries are one range, in name order.
+//! - `folder_entries`: `(user, folder tag, entry name)` → the entry's
+//!   version (8 bytes big-endian) ‖ its summary: one row per entry, so
+//!   that one folder's listing is one range read, in name order, from
+//!   rows a few hundred bytes long, without touching the (larger) index
+//!   records. Schema version 3 had a `folders` table of the same keys
+//!   without values; the upgrade to 4 replaces it.
 //! - `changes`: `(user, sequence number)` → entry name: one row per
 //!   entry, at the sequence number of its latest stored put, so that what
 //!   changed since a number is one range, in the order it changed.
@@ -33,9 +37,35 @@ use super::{FIRST_KEY, LAST_KEY, Metadata};
 use crate::error::QueryError;
 use crate::index::{self, ChangePage, ChangedEntry, FolderTag, IndexEntry, IndexRecord};
 
-/// `(user, folder tag, entry name)` → `()`: the user's entries by folder.
-pub(super) const FOLDERS: TableDefinition<(&str, &[u8; 32], &[u8; 32]), ()> =
+/// `(user, folder tag, entry name)` → version ‖ summary: the user's
+/// entries by folder (see [`folder_row`]).
+pub(super) const FOLDERS: TableDefinition<(&str, &[u8; 32], &[u8; 32]), &[u8]> =
+    TableDefinition::new("folder_entries");
+
+/// Schema version 3's `folders` table, rows without values: deleted by
+/// the upgrade to version 4.
+const FOLDERS_V3: TableDefinition<(&str, &[u8; 32], &[u8; 32]), ()> =
     TableDefinition::new("folders");
+
+/// The value of a `folder_entries` row: `version` (8 bytes big-endian)
+/// then `summary`.
+fn folder_row(version: u64, summary: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(8 + summary.len());
+    row.extend_from_slice(&version.to_be_bytes());
+    row.extend_from_slice(summary);
+    row
+}
+
+/// The version and summary of a `folder_entries` row's value.
+fn read_folder_row(row: &[u8]) -> Result<(u64, &[u8]), redb::Error> {
+    match row.split_first_chunk::<8>() {
+        Some((version, summary)) => Ok((u64::from_be_bytes(*version), summary)),
+        None => Err(redb::Error::Corrupted(format!(
+            "a folder_entries row of {} bytes, shorter than its version",
+            row.len()
+        ))),
+    }
+}
 
 /// `(user, sequence number)` → entry name: the change feed, one row per
 /// entry at its latest change.
@@ -68,7 +98,6 @@ impl Metadata {
         self.run(|db| {
             let txn = db.begin_read()?;
             let folders = txn.open_table(FOLDERS)?;
-            let index_table = txn.open_table(INDEX)?;
             let lower = match &after {
                 Some(after) => Bound::Excluded((user, folder, after)),
                 None => Bound::Included((user, folder, &FIRST_KEY)),
@@ -76,18 +105,12 @@ impl Metadata {
             let upper = Bound::Included((user, folder, &LAST_KEY));
             let mut listed = Vec::new();
             for row in folders.range((lower, upper))?.take(limit) {
-                let (key, _) = row?;
-                let name = *key.value().2;
-                // Rows change only with their entries; one without would be
-                // a bug, and listing nothing for it is the safe answer.
-                let Some(value) = index_table.get((user, &name))? else {
-                    continue;
-                };
-                let record = index::decode(value.value(), user, &name)?;
+                let (key, value) = row?;
+                let (version, summary) = read_folder_row(value.value())?;
                 listed.push(IndexEntry {
-                    name,
-                    version: record.version,
-                    data: record.summary().to_vec(),
+                    name: *key.value().2,
+                    version,
+                    data: summary.to_vec(),
                 });
             }
             Ok(listed)
@@ -199,21 +222,24 @@ pub(super) fn take_seq_in(txn: &WriteTransaction) -> Result<u64, redb::Error> {
     Ok(seq)
 }
 
-/// Adds the `folders` and `changes` rows of `user`'s entry `name`, in
-/// folder `folder` with sequence number `seq`.
+/// Adds the `folder_entries` and `changes` rows of `user`'s entry `name`
+/// (stored at `record`'s version, in its folder, with its summary and
+/// sequence number).
 pub(super) fn link_entry_in(
     txn: &WriteTransaction,
     user: &str,
     name: &[u8; 32],
-    folder: &FolderTag,
-    seq: u64,
+    record: &IndexRecord<'_>,
 ) -> Result<(), redb::Error> {
-    txn.open_table(FOLDERS)?.insert((user, folder, name), ())?;
-    txn.open_table(CHANGES)?.insert((user, seq), name)?;
+    txn.open_table(FOLDERS)?.insert(
+        (user, &record.folder, name),
+        folder_row(record.version, record.summary()).as_slice(),
+    )?;
+    txn.open_table(CHANGES)?.insert((user, record.seq), name)?;
     Ok(())
 }
 
-/// Removes the `folders` and `changes` rows of `user`'s entry `name`, which
+/// Removes the `folder_entries` and `changes` rows of `user`'s entry `name`, which
 /// was in folder `folder` with sequence number `seq`.
 pub(super) fn unlink_entry_in(
     txn: &WriteTransaction,
@@ -235,7 +261,7 @@ pub(super) fn unlink_entry_in(
     Ok(())
 }
 
-/// Removes every `folders` and `changes` row of `user`.
+/// Removes every `folder_entries` and `changes` row of `user`.
 pub(super) fn remove_user_rows_in(txn: &WriteTransaction, user: &str) -> Result<(), redb::Error> {
     let mut folders = txn.open_table(FOLDERS)?;
     // Every key of these ranges is the user's: they are bounded by the
@@ -258,7 +284,7 @@ pub(super) fn remove_user_rows_in(txn: &WriteTransaction, user: &str) -> Result<
 /// decodes is rewritten in the current record format, keeping its folder
 /// ([`LEGACY_FOLDER`](crate::index::LEGACY_FOLDER) for one of format 1)
 /// and summary, with a sequence number of its own (in `(user, name)`
-/// order), and gets its `folders` and `changes` rows; the next sequence
+/// order), and gets its `folder_entries` and `changes` rows; the next sequence
 /// number and a random feed id are recorded. An entry that does not decode
 /// (written by a newer cairn, or damaged) is left as it is, without rows:
 /// reading it fails as before, and nothing is lost.
@@ -293,14 +319,17 @@ pub(super) fn start_feed_in(txn: &WriteTransaction) -> Result<(), redb::Error> {
                 };
                 let seq = next_seq;
                 next_seq += 1;
-                let value = index::encode(&IndexRecord { seq, ..record });
-                step.push((user.to_owned(), *name, record.folder, seq, value));
+                let record = IndexRecord { seq, ..record };
+                step.push((user.to_owned(), *name, index::encode(&record)));
             }
         }
         let mut index_table = txn.open_table(INDEX)?;
-        for (user, name, folder, seq, value) in &step {
+        for (user, name, value) in &step {
             index_table.insert((user.as_str(), name), value.as_slice())?;
-            link_entry_in(txn, user, name, folder, *seq)?;
+            // Encoded just above: it decodes.
+            let record = index::decode(value, user, name)
+                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            link_entry_in(txn, user, name, &record)?;
         }
         if seen < UPGRADE_STEP {
             break;
@@ -309,6 +338,29 @@ pub(super) fn start_feed_in(txn: &WriteTransaction) -> Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
     meta.insert(NEXT_SEQ_KEY, next_seq.to_be_bytes().as_slice())?;
     meta.insert(FEED_ID_KEY, random_feed_id().to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+/// The upgrade from schema version 3 to 4, in `txn`: version 3's
+/// `folders` rows (keys only) give way to `folder_entries` rows holding
+/// each entry's version and summary, read from its index record; records,
+/// sequence numbers and the feed stay as they are. An entry that does not
+/// decode is left without a row, as [`start_feed_in`] leaves it.
+pub(super) fn fill_folder_entries_in(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.delete_table(FOLDERS_V3)?;
+    let index_table = txn.open_table(INDEX)?;
+    let mut folders = txn.open_table(FOLDERS)?;
+    for row in index_table.iter()? {
+        let (key, value) = row?;
+        let (user, name) = key.value();
+        let Ok(record) = index::decode(value.value(), user, name) else {
+            continue;
+        };
+        folders.insert(
+            (user, &record.folder, name),
+            folder_row(record.version, record.summary()).as_slice(),
+        )?;
+    }
     Ok(())
 }
 

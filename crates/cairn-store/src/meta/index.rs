@@ -221,15 +221,15 @@ pub(super) fn put_index_in(
         unlink_entry_in(txn, user, &entry.name, folder, *seq)?;
     }
     let seq = take_seq_in(txn)?;
-    link_entry_in(txn, user, &entry.name, put.folder, seq)?;
-    let value = index::encode(&IndexRecord {
+    let record = IndexRecord {
         version: entry.version,
         folder: *put.folder,
         seq,
         summary_len: put.summary_len,
         data: &entry.data,
-    });
-    index_table.insert((user, &entry.name), value.as_slice())?;
+    };
+    link_entry_in(txn, user, &entry.name, &record)?;
+    index_table.insert((user, &entry.name), index::encode(&record).as_slice())?;
     Ok(Ok(IndexPut::Stored {
         replaced: previous.map(|(version, _, _)| version),
     }))

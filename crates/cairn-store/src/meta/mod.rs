@@ -2,11 +2,11 @@
 //! user holds, user accounts, index entries (with their folders and change
 //! feed) and the last scrub.
 //!
-//! # Schema (version 3)
+//! # Schema (version 4)
 //!
 //! One submodule per table family: `schema` (the `meta` table: the
 //! version and the last scrub), `refs` (`refs`, `holders`, `usage`),
-//! `users`, `index`, `folders` (`folders`, `changes` and the feed's keys
+//! `users`, `index`, `folders` (`folder_entries`, `changes` and the feed's keys
 //! in `meta`) and `locations` (`locations`, `segments`). This module holds
 //! what they share: the handle ([`Metadata`]), group commit, and recovery
 //! from I/O failures.
@@ -19,7 +19,7 @@
 //! | `usage` | `user` | `u64` | sum of the lengths of the user's references; absent when 0 |
 //! | `users` | `user` | `&[u8]` | a user record: the user exists |
 //! | `index` | `(user, name: [u8; 32])` | `&[u8]` | an index entry record |
-//! | `folders` | `(user, folder: [u8; 32], name: [u8; 32])` | `()` | the entry is in the folder (one row per entry) |
+//! | `folder_entries` | `(user, folder: [u8; 32], name: [u8; 32])` | `&[u8]` | the entry is in the folder, at this version (8 bytes big-endian), with this summary (one row per entry; a listing reads these rows only) |
 //! | `changes` | `(user, seq: u64)` | `[u8; 32]` | the entry of that name changed last at that sequence number (one row per entry) |
 //! | `locations` | shard id | 25 bytes | where the shard's record is in the segment layout (see `locations`) |
 //! | `segments` | segment number | `u64` | live bytes in the segment |
@@ -35,10 +35,11 @@
 //! takes any name (the node checks who its users are). `index` does: a put
 //! checks for the record in its own transaction. Removing a user removes,
 //! in one transaction, their record, references (and so usage and
-//! holders) and index entries (and so their `folders` and `changes` rows).
-//! `folders` and `changes` are derived from `index` (each record holds its
-//! folder and sequence number) and change with it, in the same
-//! transaction. Every key of `refs`, `usage`, `users`, `index`, `folders`
+//! holders) and index entries (and so their `folder_entries` and `changes`
+//! rows). `folder_entries` and `changes` are derived from `index` (each
+//! record holds its version, folder, summary and sequence number) and
+//! change with it, in the same transaction. Every key of `refs`, `usage`,
+//! `users`, `index`, `folder_entries`
 //! and `changes` starts with the user name, and every operation takes the
 //! name from its caller, so one user's data cannot be reached under
 //! another's.
@@ -71,8 +72,10 @@
 //! schema change bumps [`SCHEMA_VERSION`](schema::SCHEMA_VERSION) and adds a migration from each
 //! older version. Version 2 added `locations` and `segments`; version 3
 //! added `folders`, `changes` and the feed's keys, and index record format
-//! 2. An older database is upgraded in place at open (by a store or an
-//! admin), from version 1 or 2 straight to 3, in one transaction: a crash
+//! 2; version 4 replaced `folders` (keys only) with `folder_entries`
+//! (version and summary in the row). An older database is upgraded in
+//! place at open (by a store or an admin), from version 1, 2 or 3 straight
+//! to 4, in one transaction: a crash
 //! during the upgrade leaves it at its old version, to be upgraded at the
 //! next open, and never half-upgraded. After it, cairns that know only an
 //! older version refuse it. The `meta` table's types never change, so that

@@ -11,7 +11,7 @@ use redb::{
     WriteTransaction,
 };
 
-use super::folders::{CHANGES, FOLDERS, start_feed_in};
+use super::folders::{CHANGES, FOLDERS, fill_folder_entries_in, start_feed_in};
 use super::index::INDEX;
 use super::locations::{LOCATIONS, SEGMENTS};
 use super::refs::{HOLDERS, REFS, USAGE};
@@ -21,7 +21,7 @@ use crate::error::{OpenError, QueryError};
 use crate::scrub::ScrubRecord;
 
 /// The schema version this code reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 
 /// The oldest schema version this code upgrades at open, to
 /// [`SCHEMA_VERSION`], in one transaction:
@@ -36,8 +36,17 @@ pub(crate) const SCHEMA_VERSION: u64 = 3;
 ///   its whole data as its summary and a sequence number of its own, adds
 ///   its rows, and starts the feed (see the `folders` module). A cairn that
 ///   knows only version 2 refuses the store from then on, rather than
-///   write entries without their rows.
+///   write entries without their rows;
+/// - version 3 kept a folder's rows without values (a listing read every
+///   entry's index record for its summary); the upgrade replaces them with
+///   `folder_entries` rows holding each entry's version and summary.
+///   Versions 1 and 2 get those rows directly, as their entries are
+///   rewritten.
 const OLDEST_UPGRADABLE: u64 = 1;
+
+/// The first schema version with `folder_entries` rows: version 3 gets
+/// them at its upgrade.
+const FOLDER_ENTRIES_VERSION: u64 = 4;
 
 /// The first schema version with the change feed: older ones get it at
 /// their upgrade.
@@ -132,14 +141,15 @@ pub(super) fn check_schema(
     opening: Opening,
 ) -> Result<(), OpenError> {
     let txn = db.begin_write().map_err(redb::Error::from)?;
-    let starts_feed = match read_schema(&txn)? {
-        Schema::Version(SCHEMA_VERSION) => false,
-        // `create_schema` and `start_feed_in` below are the upgrade:
-        // missing tables, index records rewritten, new version; all in
-        // this one transaction.
-        Schema::Version(found) if (OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&found) => {
-            found < FEED_VERSION
-        }
+    let (starts_feed, fills_folders) = match read_schema(&txn)? {
+        Schema::Version(SCHEMA_VERSION) => (false, false),
+        // `create_schema`, `start_feed_in` and `fill_folder_entries_in`
+        // below are the upgrade: missing tables, index records rewritten,
+        // new version; all in this one transaction.
+        Schema::Version(found) if (OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&found) => (
+            found < FEED_VERSION,
+            (FEED_VERSION..FOLDER_ENTRIES_VERSION).contains(&found),
+        ),
         // Returning drops (aborts) the transaction: nothing is written.
         Schema::Version(found) => {
             return Err(OpenError::UnsupportedSchema {
@@ -163,12 +173,15 @@ pub(super) fn check_schema(
         // as a missing one.
         Schema::Empty => {
             refuse_if_shards_exist(dir, path)?;
-            true
+            (true, false)
         }
     };
     create_schema(&txn)?;
     if starts_feed {
         start_feed_in(&txn)?;
+    }
+    if fills_folders {
+        fill_folder_entries_in(&txn)?;
     }
     txn.commit().map_err(redb::Error::from)?;
     Ok(())

@@ -151,8 +151,8 @@ const INDEX: redb::TableDefinition<(&str, &[u8; 32]), &[u8]> = redb::TableDefini
 
 /// Turns the database of the closed store in `dir` back into what schema
 /// version 2 wrote: every index entry in record format 1 (its folder,
-/// summary length and sequence number dropped), no `folders` or `changes`
-/// table, no feed keys in `meta`, version 2 recorded. Then `extra` more
+/// summary length and sequence number dropped), no `folder_entries` or
+/// `changes` table, no feed keys in `meta`, version 2 recorded. Then `extra` more
 /// format 1 entries `(user, name, version, data)` are written straight into
 /// the index, in the same transaction: a quick way to a large old store.
 pub fn rewrite_as_schema_2(dir: &Path, extra: &[(&str, [u8; 32], u64, Vec<u8>)]) {
@@ -184,11 +184,9 @@ pub fn rewrite_as_schema_2(dir: &Path, extra: &[(&str, [u8; 32], u64, Vec<u8>)])
             let value = index_record_v1(*version, data);
             index.insert((*user, name), value.as_slice()).unwrap();
         }
-        let folders: redb::TableDefinition<(&str, &[u8; 32], &[u8; 32]), ()> =
-            redb::TableDefinition::new("folders");
+        assert!(txn.delete_table(FOLDER_ENTRIES).unwrap());
         let changes: redb::TableDefinition<(&str, u64), &[u8; 32]> =
             redb::TableDefinition::new("changes");
-        assert!(txn.delete_table(folders).unwrap());
         assert!(txn.delete_table(changes).unwrap());
         let mut meta = txn.open_table(META).unwrap();
         assert!(meta.remove("feed_id").unwrap().is_some());
@@ -196,6 +194,45 @@ pub fn rewrite_as_schema_2(dir: &Path, extra: &[(&str, [u8; 32], u64, Vec<u8>)])
         meta.insert("schema_version", 2u64.to_be_bytes().as_slice())
             .unwrap();
     }
+    txn.commit().unwrap();
+}
+
+/// Schema version 4's rows of a folder's entries.
+const FOLDER_ENTRIES: redb::TableDefinition<(&str, &[u8; 32], &[u8; 32]), &[u8]> =
+    redb::TableDefinition::new("folder_entries");
+
+/// Turns the database of the closed store in `dir` back into what schema
+/// version 3 wrote: a `folders` table of keys only in place of
+/// `folder_entries`, version 3 recorded; index records, the `changes`
+/// table and the feed as they are.
+pub fn rewrite_as_schema_3(dir: &Path) {
+    use redb::ReadableTable;
+    let folders: redb::TableDefinition<(&str, &[u8; 32], &[u8; 32]), ()> =
+        redb::TableDefinition::new("folders");
+    let db = redb::Database::create(dir.join("meta.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let keys: Vec<(String, [u8; 32], [u8; 32])> = txn
+            .open_table(FOLDER_ENTRIES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (key, _) = row.unwrap();
+                let (user, folder, name) = key.value();
+                (user.to_owned(), *folder, *name)
+            })
+            .collect();
+        let mut table = txn.open_table(folders).unwrap();
+        for (user, folder, name) in &keys {
+            table.insert((user.as_str(), folder, name), ()).unwrap();
+        }
+    }
+    assert!(txn.delete_table(FOLDER_ENTRIES).unwrap());
+    txn.open_table(META)
+        .unwrap()
+        .insert("schema_version", 3u64.to_be_bytes().as_slice())
+        .unwrap();
     txn.commit().unwrap();
 }
 
