@@ -969,7 +969,14 @@ impl<'a, T: Transport> FolderListing<'a, T> {
     ) -> Option<Listed> {
         let index = self.index;
         let mut newest: Option<(Entry, Bytes)> = None;
+        // Nodes that agree hold the same bytes: each distinct copy is
+        // opened once (the same bytes open to the same entry).
+        let mut opened: Vec<&Bytes> = Vec::with_capacity(held.len());
         for (node, stored) in &held {
+            if opened.contains(&&stored.data) {
+                continue;
+            }
+            opened.push(&stored.data);
             match index.open(&stored.data, &name) {
                 Ok(entry) => {
                     if newest.as_ref().is_none_or(|(best, _)| newer(&entry, best)) {
