@@ -39,8 +39,11 @@ use crate::index::{self, ChangePage, ChangedEntry, FolderTag, IndexEntry, IndexR
 
 /// `(user, folder tag, entry name)` → version ‖ summary: the user's
 /// entries by folder (see [`folder_row`]).
-pub(super) const FOLDERS: TableDefinition<(&str, &[u8; 32], &[u8; 32]), &[u8]> =
+pub(super) const FOLDERS: TableDefinition<FolderKey, &[u8]> =
     TableDefinition::new("folder_entries");
+
+/// A `folder_entries` key: `(user, folder tag, entry name)`.
+type FolderKey = (&'static str, &'static [u8; 32], &'static [u8; 32]);
 
 /// Schema version 3's `folders` table, rows without values: deleted by
 /// the upgrade to version 4.

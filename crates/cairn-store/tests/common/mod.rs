@@ -198,8 +198,11 @@ pub fn rewrite_as_schema_2(dir: &Path, extra: &[(&str, [u8; 32], u64, Vec<u8>)])
 }
 
 /// Schema version 4's rows of a folder's entries.
-const FOLDER_ENTRIES: redb::TableDefinition<(&str, &[u8; 32], &[u8; 32]), &[u8]> =
+const FOLDER_ENTRIES: redb::TableDefinition<FolderKey, &[u8]> =
     redb::TableDefinition::new("folder_entries");
+
+/// A folder row's key: `(user, folder tag, entry name)`.
+type FolderKey = (&'static str, &'static [u8; 32], &'static [u8; 32]);
 
 /// Turns the database of the closed store in `dir` back into what schema
 /// version 3 wrote: a `folders` table of keys only in place of
