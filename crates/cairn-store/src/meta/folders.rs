@@ -322,16 +322,20 @@ pub(super) fn start_feed_in(txn: &WriteTransaction) -> Result<(), redb::Error> {
                 };
                 let seq = next_seq;
                 next_seq += 1;
-                let record = IndexRecord { seq, ..record };
-                step.push((user.to_owned(), *name, index::encode(&record)));
+                let owned = (record.version, record.folder, record.summary_len);
+                step.push((user.to_owned(), *name, seq, owned, record.data.to_vec()));
             }
         }
         let mut index_table = txn.open_table(INDEX)?;
-        for (user, name, value) in &step {
-            index_table.insert((user.as_str(), name), value.as_slice())?;
-            // Encoded just above: it decodes.
-            let record = index::decode(value, user, name)
-                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+        for (user, name, seq, (version, folder, summary_len), data) in &step {
+            let record = IndexRecord {
+                version: *version,
+                folder: *folder,
+                seq: *seq,
+                summary_len: *summary_len,
+                data,
+            };
+            index_table.insert((user.as_str(), name), index::encode(&record).as_slice())?;
             link_entry_in(txn, user, name, &record)?;
         }
         if seen < UPGRADE_STEP {
